@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class PortalConfig(AppConfig):
+    name = "portal"
+    default = True
+    verbose_name = "Portal"
+
+
+class PortalAdminConfig(admin_apps.AdminConfig):
+    """Make the system administrator's site Django's default admin site."""
+
+    default = False
+    default_site = "portal.admin_sites.SystemAdminSite"

@@ -1,0 +1,36 @@
+"""URL map of the portal."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from portal import views as portal_views
+from portal.admin_sites import tenant_site
+from sms import views as sms_views
+from tenants import views as tenant_views
+from tenants.api import AdminTenantViewSet
+
+router = DefaultRouter()
+router.register("admin/tenants", AdminTenantViewSet, basename="admin-tenant")
+
+urlpatterns = [
+    path("", portal_views.home, name="home"),
+    path("healthz", portal_views.healthz, name="healthz"),
+    path("login/", tenant_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/api-tokens/", tenant_views.api_tokens, name="api_tokens"),
+    path("inbox/", sms_views.inbox, name="inbox"),
+    path("admin/", admin.site.urls),
+    path("tenant/", tenant_site.urls),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+if settings.VOIPMS_SANDBOX:
+    urlpatterns += []

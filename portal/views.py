@@ -1,0 +1,30 @@
+"""Portal-wide views: the role-based home redirect and the health check."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from portal.health import health_report
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Send each role to its own place: system site, tenant site, or inbox."""
+    user = request.user
+    if user.is_system_admin:
+        return redirect("tenant:index" if request.tenant else "admin:index")
+    if user.is_tenant_admin:
+        return redirect("tenant:index")
+    return redirect("inbox")
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Report database, broker and worker state; 503 names what is not fine."""
+    report = health_report()
+    return JsonResponse(report, status=200 if report["status"] == "ok" else 503)

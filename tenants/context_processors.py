@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+
+def tenant(request: HttpRequest) -> dict[str, Any]:
+    """Expose the acting tenant to templates."""
+    return {"acting_tenant": getattr(request, "tenant", None)}

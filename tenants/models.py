@@ -1,0 +1,193 @@
+"""Tenants, users and extensions: who acts, and in which isolated virtual PBX."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+
+def validate_timezone(value: str) -> None:
+    """Refuse a time zone name that the IANA database does not know."""
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a known time zone (e.g. America/New_York).")
+
+
+class TenantQuerySet(models.QuerySet):
+    """Queryset of a tenant-owned model; request code reads it only through for_tenant()."""
+
+    def for_tenant(self, tenant: Tenant | None) -> TenantQuerySet:
+        """Return the rows of this tenant, or none when there is no tenant."""
+        if tenant is None:
+            return self.none()
+        return self.filter(tenant=tenant)
+
+
+class TenantOwned(models.Model):
+    """Abstract base of every tenant-owned model: a non-null tenant and the scoped manager."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class Tenant(models.Model):
+    """An isolated virtual PBX: it never sees another tenant's data."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.CharField(
+        "SIP domain",
+        max_length=100,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$",
+                "Use lower-case letters, digits, dots and dashes, like a domain name.",
+            )
+        ],
+        help_text="Lower-case, like a domain name (e.g. acme.pbx.example.com). "
+        "API clients name the tenant with it in the X-Tenant header.",
+    )
+    enabled = models.BooleanField("status", default=True, help_text="A disabled tenant cannot log in.")
+    message_channels_enabled = models.BooleanField(
+        "Message Channels",
+        default=True,
+        help_text="When off, the tenant cannot send or receive SMS/MMS.",
+    )
+    allow_private_trunks = models.BooleanField(
+        default=False, help_text="Let the tenant's admins create trunks of their own."
+    )
+    country = models.CharField(max_length=2, default="US", help_text="ISO 3166 country code.")
+    timezone = models.CharField(
+        max_length=64, default="America/New_York", validators=[validate_timezone]
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """Return the tenant's time zone."""
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class PortalUserManager(UserManager.from_queryset(TenantQuerySet)):
+    """User manager with for_tenant(), like every tenant-owned model."""
+
+
+class Role(models.TextChoices):
+    SYSTEM_ADMIN = "system_admin", "System administrator"
+    TENANT_ADMIN = "tenant_admin", "Tenant administrator"
+    USER = "user", "Extension user"
+
+
+class User(AbstractUser):
+    """A person or program signing in: a system admin, or a member of exactly one tenant."""
+
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.USER)
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="users"
+    )
+
+    objects = PortalUserManager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(role=Role.SYSTEM_ADMIN) & Q(tenant__isnull=True))
+                | (~Q(role=Role.SYSTEM_ADMIN) & Q(tenant__isnull=False)),
+                name="user_tenant_matches_role",
+                violation_error_message="Only system administrators have no tenant.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def is_system_admin(self) -> bool:
+        """Return whether the user administers the whole system."""
+        return self.role == Role.SYSTEM_ADMIN
+
+    @property
+    def is_tenant_admin(self) -> bool:
+        """Return whether the user administers his tenant."""
+        return self.role == Role.TENANT_ADMIN
+
+
+class SmsPermission(models.TextChoices):
+    DISABLE = "disable", "Disable"
+    ALLOW = "allow", "Allow"
+    ALLOW_WITH_SENDER_ID = "allow_sender_id", "Allow with Sender ID"
+
+
+class Extension(TenantOwned):
+    """A PBX extension; its user reads and sends messages in the inbox."""
+
+    number = models.CharField(
+        max_length=20, validators=[RegexValidator(r"^\d{2,10}$", "Use 2 to 10 digits.")]
+    )
+    display_name = models.CharField(max_length=100, blank=True)
+    user = models.OneToOneField(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="extension"
+    )
+    email = models.EmailField(blank=True)
+    notify_by_email = models.BooleanField(
+        default=False, help_text="E-mail the extension when a message arrives."
+    )
+    sms_permission = models.CharField(
+        "SMS permission",
+        max_length=20,
+        choices=SmsPermission.choices,
+        default=SmsPermission.DISABLE,
+        help_text="Extensions may not send SMS unless allowed.",
+    )
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number"], name="extension_number_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.display_name}".strip()
+
+    def clean(self) -> None:
+        if self.user_id and self.tenant_id and self.user.tenant_id != self.tenant_id:
+            raise ValidationError({"user": "Choose a user of this tenant."})
+
+
+class AuditEvent(models.Model):
+    """Record who did what, where and when (Manage, configuration changes, verifications)."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor_name = models.CharField(max_length=150)
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events"
+    )
+    action = models.CharField(max_length=40)
+    object_type = models.CharField(max_length=60, blank=True)
+    object_id = models.CharField(max_length=40, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["tenant", "object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.object_repr}"
