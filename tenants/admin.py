@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import Group
 from django.contrib.auth.forms import UserCreationForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -177,3 +178,7 @@ class TenantUserAdmin(TenantScopedAdmin, UserAdmin):
     ) -> HttpResponse:
         get_object_or_404(self.get_queryset(request), pk=id)
         return super().user_change_password(request, id, form_url)
+
+
+# Roles replace Django's groups in this portal.
+admin.site.unregister(Group)

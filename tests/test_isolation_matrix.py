@@ -1,0 +1,211 @@
+"""Every URL pattern of the portal, visited as every role.
+
+Routes are enumerated with Django's URL resolver, so a route added later is covered without
+editing this file; a route whose parameters this file cannot fill, and that is not listed as
+public or explained below, fails the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.conf import settings
+from django.http import HttpResponse
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests.factories import World
+
+# Routes anyone may open.
+PUBLIC = {"login", "logout", "healthz", "admin:logout", "tenant:logout", "api-schema", "api-docs"}
+
+# Routes that take no tenant object and are checked elsewhere, with the reason.
+NOT_ENUMERABLE = {
+    "admin:view_on_site": "redirect helper of Django's admin, takes a content type",
+    "tenant:view_on_site": "redirect helper of Django's admin, takes a content type",
+    "admin:app_list": "enumerated separately per app label",
+    "tenant:app_list": "enumerated separately per app label",
+}
+
+# API routes with a {pk}: the model whose tenant-A row fills it (None: a system-admin route).
+API_MODELS: dict[str, Any] = {
+    "admin-tenant-detail": None,
+}
+
+
+@dataclass
+class Route:
+    name: str
+    params: tuple[str, ...]
+    unnamed: str = ""
+
+
+def _params(pattern: URLPattern | URLResolver) -> tuple[str, ...]:
+    return tuple(pattern.pattern.regex.groupindex)
+
+
+def iter_routes(
+    resolver: URLResolver | None = None, ns: str = "", inherited: tuple = ()
+) -> Iterator[Route]:
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        params = inherited + _params(entry)
+        if isinstance(entry, URLResolver):
+            child_ns = f"{ns}{entry.namespace}:" if entry.namespace else ns
+            yield from iter_routes(entry, child_ns, params)
+        elif entry.name:
+            yield Route(name=f"{ns}{entry.name}", params=params)
+        else:
+            yield Route(name="", params=params, unnamed=str(entry.pattern))
+
+
+def _admin_model(name: str) -> tuple[str, type | None, str]:
+    """Split `site:app_model_action` into the site, the model and the action."""
+    site, _, rest = name.partition(":")
+    if rest == "auth_user_password_change":  # named by Django's UserAdmin, not by the model
+        return site, apps.get_model(settings.AUTH_USER_MODEL), "password_change"
+    for model in apps.get_models():
+        prefix = f"{model._meta.app_label}_{model._meta.model_name}_"
+        if rest.startswith(prefix):
+            return site, model, rest[len(prefix) :]
+    return site, None, rest
+
+
+def urls_for(route: Route, world: World) -> list[tuple[str, str]]:
+    """Return (url, kind) pairs for a route; kind says which tenant's object the URL names."""
+    if route.name in NOT_ENUMERABLE:
+        return []
+    if not route.params or route.params == ("format",):
+        if "format" in route.params:
+            return [(reverse(route.name, kwargs={"format": "json"}), "none")]
+        return [(reverse(route.name), "none")]
+    site, model, _action = _admin_model(route.name)
+    if route.name.endswith("tenants_tenant_manage"):
+        return [(reverse(route.name, args=[world.tenant_a.pk]), "system")]
+    if site in {"admin", "tenant"} and model is not None:
+        kwargs: dict[str, Any] = {}
+        for param in route.params:
+            if param in {"object_id", "id"}:
+                obj = _object_of(model, world)
+                kwargs[param] = obj.pk
+        return [(reverse(route.name, kwargs=kwargs), "a" if site == "tenant" else "system")]
+    if route.name in API_MODELS:
+        model = API_MODELS[route.name]
+        kwargs = {}
+        if "format" in route.params:
+            kwargs["format"] = "json"
+        kwargs["pk"] = world.tenant_a.pk if model is None else world.objects_a[model].pk
+        return [(reverse(route.name, kwargs=kwargs), "system" if model is None else "a")]
+    raise AssertionError(
+        f"The isolation matrix cannot build a URL for {route.name or route.unnamed!r} "
+        f"with parameters {route.params}: teach tests/test_isolation_matrix.py how, or list it."
+    )
+
+
+def _object_of(model: type, world: World) -> Any:
+    if model in world.objects_a:
+        return world.objects_a[model]
+    if model._meta.label == "tenants.Tenant":
+        return world.tenant_a
+    row = model.objects.first()
+    if row is None:
+        # A system-site model without rows: the refusal checks need no real row.
+        return SimpleNamespace(pk=999999)
+    return row
+
+
+def _refused(response: HttpResponse) -> bool:
+    if response.status_code in (401, 403, 404, 405):
+        return True
+    return response.status_code == 302 and "login" in response["Location"]
+
+
+def _all_urls(world: World) -> list[tuple[Route, str, str]]:
+    urls = []
+    for route in iter_routes():
+        if not route.name:
+            if "(?P<url>" in route.unnamed or route.unnamed == "<path:object_id>/":
+                # The admin's catch-all (login redirect or 404) and its redirect from an
+                # object's bare URL to the named change view, which is checked.
+                continue
+            raise AssertionError(f"Unnamed route {route.unnamed!r}: name it")
+        if route.name in PUBLIC:
+            continue
+        for url, kind in urls_for(route, world):
+            urls.append((route, url, kind))
+    for site in ("admin", "tenant"):
+        for label in {m._meta.app_label for m in apps.get_models()}:
+            try:
+                urls.append(
+                    (
+                        Route(f"{site}:app_list", ("app_label",)),
+                        reverse(f"{site}:app_list", kwargs={"app_label": label}),
+                        "none",
+                    )
+                )
+            except Exception:  # noqa: S112 - an app without models on that site has no index
+                continue
+    return urls
+
+
+@pytest.mark.django_db
+def test_anonymous_is_sent_to_login_or_refused_everywhere(world: World, client_for: Any) -> None:
+    client = client_for(None)
+    for route, url, _kind in _all_urls(world):
+        response = client.get(url)
+        assert _refused(response), (
+            f"{route.name} {url} answered {response.status_code} to anonymous"
+        )
+
+
+@pytest.mark.django_db
+def test_tenant_b_admin_gets_404_for_every_tenant_a_object(world: World, client_for: Any) -> None:
+    owner, intruder = client_for(world.admin_a), client_for(world.admin_b)
+    checked = 0
+    for route, url, kind in _all_urls(world):
+        if kind != "a":
+            continue
+        assert owner.get(url).status_code in (200, 302), f"{url} does not work for its owner"
+        response = intruder.get(url)
+        assert response.status_code == 404, (
+            f"{route.name} {url}: {response.status_code} for tenant B"
+        )
+        checked += 1
+    assert checked >= 3
+
+
+@pytest.mark.django_db
+def test_tenant_admin_is_refused_every_system_route(world: World, client_for: Any) -> None:
+    client = client_for(world.admin_a)
+    for route, url, _kind in _all_urls(world):
+        if not (url.startswith("/admin/") or url.startswith("/api/v1/admin/")):
+            continue
+        response = client.get(url)
+        assert _refused(response), (
+            f"{route.name} {url} answered {response.status_code} to a tenant admin"
+        )
+
+
+@pytest.mark.django_db
+def test_extension_user_is_refused_the_tenant_site(world: World, client_for: Any) -> None:
+    client = client_for(world.user_a)
+    checked = 0
+    for route, url, _kind in _all_urls(world):
+        if url.startswith("/tenant/") or url.startswith("/admin/"):
+            response = client.get(url)
+            assert _refused(response), f"{route.name} {url}: {response.status_code} for a user"
+            checked += 1
+    assert checked > 10
+
+
+@pytest.mark.django_db
+def test_system_admin_opens_every_system_route(world: World, client_for: Any) -> None:
+    client = client_for(world.sysadmin)
+    for route, url, kind in _all_urls(world):
+        if kind == "system" and "manage" not in route.name:
+            response = client.get(url)
+            assert response.status_code in (200, 302), f"{route.name} {url}: {response.status_code}"
