@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -141,6 +142,12 @@ class TenantScopedAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         raise Http404(f"No {opts.verbose_name} with ID {object_id!r} in this tenant.")
 
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        # Django checks the permission before the object; another tenant's row must be a 404.
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404(f"No {self.opts.verbose_name} with ID {object_id!r} in this tenant.")
+        return super().delete_view(request, object_id, extra_context)
+
     def _allowed(self, request: HttpRequest) -> bool:
         return self.admin_site.has_permission(request)
 
@@ -186,4 +193,3 @@ class ReadOnlyScopedAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-

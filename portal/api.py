@@ -109,7 +109,9 @@ class IsTenantAdmin(permissions.BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and (user.is_system_admin or user.is_tenant_admin))
+        return bool(
+            user and user.is_authenticated and (user.is_system_admin or user.is_tenant_admin)
+        )
 
 
 class TenantScopedViewSet(viewsets.GenericViewSet):

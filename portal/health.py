@@ -69,7 +69,6 @@ def heartbeat_record(*, hostname: str) -> None:
     )
 
 
-
 @shared_task(name="portal.heartbeat", ignore_result=True)
 def heartbeat() -> None:
     """Record this worker's heartbeat (run by beat every 30 s)."""

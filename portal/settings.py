@@ -71,7 +71,9 @@ else:
 # Newest key first; older keys still decrypt until `manage.py reencrypt_fields` has run.
 FIELD_ENCRYPTION_KEYS = [key.strip() for key in _field_keys.split(",") if key.strip()]
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
+)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -92,6 +94,8 @@ INSTALLED_APPS = [
     "trunks",
     "sms",
 ]
+if env.bool("VOIPMS_SANDBOX", default=DEBUG):
+    INSTALLED_APPS.append("trunks.voipms.sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -232,6 +236,7 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.heartbeat", "schedule": 30.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+DID_POOL_MAX_RANGE_SIZE = env.int("DID_POOL_MAX_RANGE_SIZE", default=10000)
 HEALTH_WORKER_MAX_AGE = env.int("HEALTH_WORKER_MAX_AGE", default=90)
 
 VOIPMS_SANDBOX = env.bool("VOIPMS_SANDBOX", default=DEBUG)

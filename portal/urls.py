@@ -14,9 +14,17 @@ from portal.admin_sites import tenant_site
 from sms import views as sms_views
 from tenants import views as tenant_views
 from tenants.api import AdminTenantViewSet
+from trunks.api import AdminTrunkAssignmentViewSet, AdminTrunkViewSet, TenantTrunkViewSet
 
 router = DefaultRouter()
 router.register("admin/tenants", AdminTenantViewSet, basename="admin-tenant")
+router.register("admin/trunks", AdminTrunkViewSet, basename="admin-trunk")
+router.register(
+    r"admin/trunks/(?P<trunk_pk>\d+)/assignments",
+    AdminTrunkAssignmentViewSet,
+    basename="admin-trunk-assignment",
+)
+router.register("trunks", TenantTrunkViewSet, basename="trunk")
 
 urlpatterns = [
     path("", portal_views.home, name="home"),
@@ -33,4 +41,4 @@ urlpatterns = [
 ]
 
 if settings.VOIPMS_SANDBOX:
-    urlpatterns += []
+    urlpatterns += [path("sandbox/voipms/", include("trunks.voipms.sandbox.urls"))]

@@ -1,0 +1,214 @@
+"""Trunks in the system site (with tenant assignments) and, read-only, in the tenant site."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from portal.admin_sites import ReadOnlyScopedAdmin, tenant_site
+from portal.errors import ApplicationError
+from portal.forms import WriteOnlySecretsMixin
+from trunks.models import Trunk, TrunkAssignment
+from trunks.numbers import DidRange, format_did_pool
+from trunks.services import (
+    TRUNK_FIELDS,
+    did_pool_check,
+    trunk_assignment_check_delete,
+    trunk_assignment_delete,
+    trunk_assignment_save,
+    trunk_check_delete,
+    trunk_delete,
+    trunk_save,
+)
+
+
+class TrunkForm(WriteOnlySecretsMixin, forms.ModelForm):
+    secret_fields = ("sip_password",)
+
+    class Meta:
+        model = Trunk
+        fields = [*TRUNK_FIELDS, "sip_password"]
+
+
+class AssignmentFormSet(BaseInlineFormSet):
+    """Validate every pool with the service, and the pools of this form against each other."""
+
+    def clean(self) -> None:
+        super().clean()
+        seen: list[tuple[str, list[DidRange]]] = []
+        trunk = self.instance if self.instance.pk else None
+        for form in self.forms:
+            if not hasattr(form, "cleaned_data") or not form.cleaned_data:
+                continue
+            assignment = form.instance if form.instance.pk else None
+            if form.cleaned_data.get("DELETE"):
+                if assignment is not None:
+                    try:
+                        trunk_assignment_check_delete(assignment=assignment)
+                    except ApplicationError as error:
+                        form.add_error(None, error.message)
+                continue
+            tenant = form.cleaned_data.get("tenant")
+            if tenant is None:
+                continue
+            try:
+                ranges = did_pool_check(
+                    trunk=trunk,
+                    tenant=tenant,
+                    did_pool=form.cleaned_data.get("did_pool", ""),
+                    assignment=assignment,
+                )
+            except ApplicationError as error:
+                form.add_error("did_pool", error.message)
+                continue
+            for other_name, other_ranges in seen:
+                shared = [
+                    c for a in ranges for b in other_ranges if (c := a.intersection(b)) is not None
+                ]
+                if shared and other_name != tenant.name:
+                    form.add_error(
+                        "did_pool",
+                        f"The pool overlaps {other_name}'s pool: {format_did_pool(shared)}",
+                    )
+            seen.append((tenant.name, ranges))
+
+
+class TrunkAssignmentInline(admin.TabularInline):
+    model = TrunkAssignment
+    formset = AssignmentFormSet
+    fields = ["tenant", "did_pool", "max_concurrent_calls"]
+    extra = 1
+    autocomplete_fields = ["tenant"]
+    verbose_name = "tenant assignment"
+    verbose_name_plural = "tenants and their DID pools"
+    formfield_overrides = {
+        TrunkAssignment._meta.get_field("did_pool").__class__: {
+            "widget": forms.TextInput(attrs={"size": 60})
+        }
+    }
+
+
+@admin.register(Trunk)
+class TrunkAdmin(admin.ModelAdmin):
+    form = TrunkForm
+    inlines = [TrunkAssignmentInline]
+    list_display = ["name", "host", "enabled", "tenant_names", "owner"]
+    list_filter = ["enabled", "brand", "transport"]
+    search_fields = ["name", "host", "assignments__tenant__name"]
+    list_per_page = 15
+    fieldsets = (
+        (None, {"fields": ("name", "brand", "enabled")}),
+        (
+            "SIP",
+            {
+                "fields": (
+                    "host",
+                    "port",
+                    "transport",
+                    "sip_username",
+                    "sip_password",
+                    "reregister_interval",
+                    "max_concurrent_calls",
+                )
+            },
+        ),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("tenant")
+            .prefetch_related("assignments__tenant")
+        )
+
+    @admin.display(description="Tenants")
+    def tenant_names(self, obj: Trunk) -> str:
+        return ", ".join(a.tenant.name for a in obj.assignments.all()) or "—"
+
+    @admin.display(description="Private to")
+    def owner(self, obj: Trunk) -> str:
+        return obj.tenant.name if obj.tenant else "—"
+
+    def save_model(self, request: HttpRequest, obj: Trunk, form: Any, change: bool) -> None:
+        fields = {
+            name: form.cleaned_data[name] for name in TRUNK_FIELDS if name in form.cleaned_data
+        }
+        saved = trunk_save(
+            trunk=obj if change else None,
+            sip_password=form.secret_changes().get("sip_password"),
+            actor=request.user,
+            **fields,
+        )
+        obj.pk = saved.pk
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        for inline_form in formset.forms:
+            data = getattr(inline_form, "cleaned_data", None)
+            if not data:
+                continue
+            assignment = inline_form.instance if inline_form.instance.pk else None
+            if data.get("DELETE"):
+                if assignment is not None:
+                    trunk_assignment_delete(assignment=assignment, actor=request.user)
+                continue
+            if assignment is None and not inline_form.has_changed():
+                continue
+            trunk_assignment_save(
+                trunk=form.instance,
+                tenant=data["tenant"],
+                did_pool=data.get("did_pool", ""),
+                max_concurrent_calls=data.get("max_concurrent_calls") or 10,
+                assignment=assignment,
+                actor=request.user,
+            )
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        trunk = self.get_object(request, object_id)
+        if trunk is not None:
+            try:
+                trunk_check_delete(trunk=trunk)
+            except ApplicationError as error:
+                messages.error(request, error.message)
+                return redirect(reverse("admin:trunks_trunk_change", args=[trunk.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request: HttpRequest, obj: Trunk) -> None:
+        trunk_delete(trunk=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for trunk in queryset:
+            try:
+                trunk_delete(trunk=trunk, actor=request.user)
+            except ApplicationError as error:
+                messages.error(request, error.message)
+
+
+@admin.register(TrunkAssignment, site=tenant_site)
+class TenantTrunkAdmin(ReadOnlyScopedAdmin):
+    """The trunks shared with the tenant: host and the tenant's own pool, never credentials."""
+
+    list_display = ["trunk_name", "trunk_host", "did_pool", "max_concurrent_calls"]
+    list_select_related = ["trunk"]
+    fields = ["trunk_name", "trunk_host", "did_pool", "max_concurrent_calls"]
+    readonly_fields = fields
+    search_fields = ["trunk__name", "did_pool"]
+
+    @admin.display(description="Trunk name", ordering="trunk__name")
+    def trunk_name(self, obj: TrunkAssignment) -> str:
+        return obj.trunk.name
+
+    @admin.display(description="Hostname or IP address")
+    def trunk_host(self, obj: TrunkAssignment) -> str:
+        return obj.trunk.host
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request)

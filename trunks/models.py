@@ -1,0 +1,121 @@
+"""SIP trunks, their assignment to tenants, and each tenant's DID pool on a trunk."""
+
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from portal.crypto import EncryptedTextField
+from tenants.models import TenantOwned, TenantQuerySet
+from trunks.numbers import DidRange, format_did_pool
+
+
+class Brand(models.TextChoices):
+    VOIPMS = "voipms", "VoIP.ms"
+
+
+class Transport(models.TextChoices):
+    UDP = "udp", "UDP"
+    TCP = "tcp", "TCP"
+    TLS = "tls", "TLS"
+
+
+class TrunkQuerySet(models.QuerySet):
+    def available_to(self, tenant: object) -> TrunkQuerySet:
+        """Return the trunks assigned to a tenant (shared with it, or its own)."""
+        if tenant is None:
+            return self.none()
+        return self.filter(assignments__tenant=tenant).distinct()
+
+
+class Trunk(models.Model):
+    """A SIP trunk at a provider; system trunks are shared with tenants through assignments."""
+
+    name = models.CharField("trunk name", max_length=100, unique=True)
+    brand = models.CharField(max_length=20, choices=Brand.choices, default=Brand.VOIPMS)
+    host = models.CharField(
+        "hostname or IP address", max_length=255, help_text="e.g. sanjose2.voip.ms"
+    )
+    port = models.PositiveIntegerField(
+        default=5060, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    transport = models.CharField(max_length=3, choices=Transport.choices, default=Transport.UDP)
+    sip_username = models.CharField("SIP username", max_length=100, blank=True)
+    sip_password = EncryptedTextField("SIP password", blank=True)
+    reregister_interval = models.PositiveIntegerField(
+        "re-register interval (s)", default=600, validators=[MinValueValidator(30)]
+    )
+    max_concurrent_calls = models.PositiveIntegerField(default=10)
+    enabled = models.BooleanField(default=True)
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="private_trunks",
+        help_text="Set for a tenant's private trunk; empty for a system trunk.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TrunkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TrunkAssignment(TenantOwned):
+    """A trunk shared with a tenant, with the tenant's own DID pool on it."""
+
+    trunk = models.ForeignKey(Trunk, on_delete=models.CASCADE, related_name="assignments")
+    did_pool = models.TextField(
+        "DID pool",
+        blank=True,
+        help_text="Numbers and ranges separated by ';', e.g. "
+        "13322496213-13322496215;16468097069. No leading '+' or '0'.",
+    )
+    max_concurrent_calls = models.PositiveIntegerField(default=10)
+
+    class Meta:
+        ordering = ["trunk__name", "tenant__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["trunk", "tenant"], name="one_assignment_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trunk} → {self.tenant}"
+
+    @property
+    def ranges(self) -> list[DidRange]:
+        """Return the pool's ranges as stored."""
+        return [DidRange(r.start, r.end) for r in self.pool_ranges.all()]
+
+
+class PoolRange(TenantOwned):
+    """One range of a DID pool, expanded for indexed owner lookups and overlap checks."""
+
+    assignment = models.ForeignKey(
+        TrunkAssignment, on_delete=models.CASCADE, related_name="pool_ranges"
+    )
+    trunk = models.ForeignKey(Trunk, on_delete=models.CASCADE, related_name="+")
+    start = models.BigIntegerField(help_text="First number, as the 11-digit integer 1NXXNXXXXXX.")
+    end = models.BigIntegerField(help_text="Last number, inclusive.")
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["start"]
+        indexes = [
+            models.Index(fields=["trunk", "start"], name="poolrange_trunk_start"),
+            models.Index(fields=["tenant", "start"], name="poolrange_tenant_start"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(start__lte=models.F("end")), name="range_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return format_did_pool([DidRange(self.start, self.end)])
