@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import path, reverse
@@ -113,16 +113,25 @@ class TenantScopedAdmin(admin.ModelAdmin):
             exclude.append("tenant")
         return exclude
 
+    def tenant_choices(self, request: HttpRequest) -> dict[str, Any]:
+        """Return querysets for relation fields whose choices need more than the tenant filter."""
+        return {}
+
     def _scope_choices(self, db_field: Any, request: HttpRequest, kwargs: dict[str, Any]) -> None:
-        related = db_field.related_model
         if "queryset" in kwargs:
             return
-        if any(f.name == "tenant" for f in related._meta.get_fields()) and hasattr(
-            related.objects, "for_tenant"
-        ):
+        related = db_field.related_model
+        overrides = self.tenant_choices(request)
+        if db_field.name in overrides:
+            kwargs["queryset"] = overrides[db_field.name]
+        elif hasattr(related.objects, "for_tenant"):
             kwargs["queryset"] = related.objects.for_tenant(request.tenant)
-        elif related._meta.label == "tenants.User":
-            kwargs["queryset"] = related.objects.filter(tenant=request.tenant)
+        else:
+            # Fail closed: an unscoped relation would offer other tenants' rows.
+            raise ImproperlyConfigured(
+                f"{type(self).__name__}.{db_field.name}: choices of {related.__name__} are not "
+                "scoped to the tenant; return them from tenant_choices()."
+            )
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         self._scope_choices(db_field, request, kwargs)
@@ -169,6 +178,9 @@ class TenantScopedAdmin(admin.ModelAdmin):
 
 class TenantScopedInline(admin.TabularInline):
     """Inline on the tenant site: choices limited to the tenant, permissions from the site."""
+
+    def tenant_choices(self, request: HttpRequest) -> dict[str, Any]:
+        return {}
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         TenantScopedAdmin._scope_choices(self, db_field, request, kwargs)

@@ -228,12 +228,17 @@ CELERY_TASK_ROUTES = {
     "sms.process_webhook": {"queue": "inbound"},
     "sms.fetch_media": {"queue": "inbound"},
     "sms.poll_voipms_account": {"queue": "inbound"},
+    "sms.deliver_to_destination": {"queue": "default"},
     "sms.deliver_message": {"queue": "outbound"},
     "sms.reconcile_message": {"queue": "outbound"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.heartbeat", "schedule": 30.0},
+    "poll-voipms-accounts": {
+        "task": "sms.poll_voipms_accounts",
+        "schedule": env.float("SMS_POLL_INTERVAL_SECONDS", default=300.0),
+    },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DID_POOL_MAX_RANGE_SIZE = env.int("DID_POOL_MAX_RANGE_SIZE", default=10000)
@@ -292,3 +297,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }
+
+# Outbound delivery: transient VoIP.ms failures are retried with jittered exponential backoff,
+# every countdown far below the broker's visibility timeout.
+SMS_MAX_ATTEMPTS = env.int("SMS_MAX_ATTEMPTS", default=6)
+SMS_RETRY_BASE_SECONDS = env.float("SMS_RETRY_BASE_SECONDS", default=30.0)
+SMS_RETRY_MAX_SECONDS = env.float("SMS_RETRY_MAX_SECONDS", default=600.0)
+MEDIA_MAX_BYTES = env.int("MEDIA_MAX_BYTES", default=5 * 1024 * 1024)

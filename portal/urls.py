@@ -11,7 +11,8 @@ from rest_framework.routers import DefaultRouter
 
 from portal import views as portal_views
 from portal.admin_sites import tenant_site
-from sms import views as sms_views
+from sms.api import SmsConfigurationViewSet
+from sms.webhooks import voipms_webhook
 from tenants import views as tenant_views
 from tenants.api import AdminTenantViewSet
 from trunks.api import AdminTrunkAssignmentViewSet, AdminTrunkViewSet, TenantTrunkViewSet
@@ -25,6 +26,7 @@ router.register(
     basename="admin-trunk-assignment",
 )
 router.register("trunks", TenantTrunkViewSet, basename="trunk")
+router.register("sms-configurations", SmsConfigurationViewSet, basename="sms-configuration")
 
 urlpatterns = [
     path("", portal_views.home, name="home"),
@@ -32,7 +34,8 @@ urlpatterns = [
     path("login/", tenant_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/api-tokens/", tenant_views.api_tokens, name="api_tokens"),
-    path("inbox/", sms_views.inbox, name="inbox"),
+    path("inbox/", include("sms.urls")),
+    path("hooks/voipms/<str:token>/", voipms_webhook, name="voipms_webhook"),
     path("admin/", admin.site.urls),
     path("tenant/", tenant_site.urls),
     path("api/v1/", include(router.urls)),

@@ -55,7 +55,9 @@ class Tenant(models.Model):
         help_text="Lower-case, like a domain name (e.g. acme.pbx.example.com). "
         "API clients name the tenant with it in the X-Tenant header.",
     )
-    enabled = models.BooleanField("status", default=True, help_text="A disabled tenant cannot log in.")
+    enabled = models.BooleanField(
+        "status", default=True, help_text="A disabled tenant cannot log in."
+    )
     message_channels_enabled = models.BooleanField(
         "Message Channels",
         default=True,
@@ -191,3 +193,87 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.object_repr}"
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, "Monday"
+    TUESDAY = 1, "Tuesday"
+    WEDNESDAY = 2, "Wednesday"
+    THURSDAY = 3, "Thursday"
+    FRIDAY = 4, "Friday"
+    SATURDAY = 5, "Saturday"
+    SUNDAY = 6, "Sunday"
+
+
+class OfficeHours(TenantOwned):
+    """One weekly range of the tenant's office hours, in the tenant's time zone."""
+
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    start = models.TimeField()
+    end = models.TimeField()
+
+    class Meta:
+        verbose_name_plural = "office hours"
+        ordering = ["weekday", "start"]
+        constraints = [
+            models.CheckConstraint(condition=Q(start__lt=models.F("end")), name="office_hours_order")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.start:%H:%M}-{self.end:%H:%M}"
+
+
+class Holiday(TenantOwned):
+    """A day (or days) the tenant's holiday destinations apply."""
+
+    name = models.CharField(max_length=100)
+    start_date = models.DateField()
+    end_date = models.DateField(help_text="The last day of the holiday (the same day for one day).")
+    every_year = models.BooleanField(default=False, help_text="Repeat on the same dates every year.")
+
+    class Meta:
+        ordering = ["start_date"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(start_date__lte=models.F("end_date")), name="holiday_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RingGroup(TenantOwned):
+    """Extensions that share conversations; one member is assigned each new conversation."""
+
+    name = models.CharField(max_length=100)
+    number = models.CharField(max_length=20, blank=True)
+    members = models.ManyToManyField(Extension, through="RingGroupMember", related_name="ring_groups")
+    last_assigned = models.ForeignKey(
+        Extension, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="ring_group_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RingGroupMember(TenantOwned):
+    """An extension in a ring group."""
+
+    ring_group = models.ForeignKey(RingGroup, on_delete=models.CASCADE, related_name="memberships")
+    extension = models.ForeignKey(Extension, on_delete=models.CASCADE, related_name="+")
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["ring_group", "extension"], name="ring_group_member")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ring_group}: {self.extension}"

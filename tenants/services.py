@@ -129,7 +129,9 @@ def tenant_manage_stop(*, request: HttpRequest) -> None:
     request.session.pop(MANAGED_TENANT_SESSION_KEY, None)
     request.tenant = None
     if tenant is not None and request.user.is_system_admin:
-        audit_record(actor=request.user, action="switch_to_administrator", tenant=tenant, obj=tenant)
+        audit_record(
+            actor=request.user, action="switch_to_administrator", tenant=tenant, obj=tenant
+        )
 
 
 @transaction.atomic

@@ -34,6 +34,9 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "portal/api_tokens.html",
-        {"new_key": new_key, "has_token": new_key is not None or token is not None,
-         "created": token.created if token else None},
+        {
+            "new_key": new_key,
+            "has_token": new_key is not None or token is not None,
+            "created": token.created if token else None,
+        },
     )

@@ -22,6 +22,14 @@ class PoolUse:
 
     what: str
     number: int | None = None
+    end: int | None = None
+
+    def covered_by(self, ranges: list[DidRange]) -> bool:
+        """Return whether every number this use needs lies in the ranges."""
+        if self.number is None:
+            return bool(ranges)
+        last = self.end if self.end is not None else self.number
+        return any(r.start <= self.number and last <= r.end for r in ranges)
 
 
 PoolUser = Callable[[TrunkAssignment], Iterable[PoolUse]]
@@ -40,7 +48,14 @@ def pool_uses(*, assignment: TrunkAssignment) -> list[PoolUse]:
 
 
 def _describe(uses: Iterable[PoolUse]) -> str:
-    parts = sorted({use.what + (f" (+{use.number})" if use.number else "") for use in uses})
+    def label(use: PoolUse) -> str:
+        if use.number is None:
+            return use.what
+        if use.end is not None and use.end != use.number:
+            return f"{use.what} (+{use.number} to +{use.end})"
+        return f"{use.what} (+{use.number})"
+
+    parts = sorted({label(use) for use in uses})
     shown = "; ".join(parts[:10])
     return shown + (f"; and {len(parts) - 10} more" if len(parts) > 10 else "")
 
@@ -97,9 +112,7 @@ def _refuse_removing_used_numbers(
         blocking = uses
     else:
         blocking = [
-            use
-            for use in uses
-            if use.number is not None and not any(use.number in r for r in new_ranges)
+            use for use in uses if use.number is not None and not use.covered_by(new_ranges)
         ]
     if blocking:
         action = "removed from the trunk" if new_ranges is None else "shrunk"

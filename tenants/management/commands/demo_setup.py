@@ -28,7 +28,9 @@ class Command(BaseCommand):
             tenant = Tenant.objects.filter(slug=spec["slug"]).first() or tenant_create(
                 name=spec["name"], slug=spec["slug"]
             )
-            logins.append((f"{tenant.name} admin", self._user(spec["admin"], Role.TENANT_ADMIN, tenant)))
+            logins.append(
+                (f"{tenant.name} admin", self._user(spec["admin"], Role.TENANT_ADMIN, tenant))
+            )
             user = self._user(spec["user"], Role.USER, tenant)
             logins.append((f"{tenant.name} extension 101", user))
             if not Extension.objects.for_tenant(tenant).filter(number="101").exists():

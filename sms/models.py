@@ -1,0 +1,464 @@
+"""SMS/MMS configurations, webhook deliveries and messages."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from portal.crypto import EncryptedTextField
+from tenants.models import TenantOwned
+
+
+def webhook_token_digest(token: str) -> str:
+    """Return the SHA-256 digest under which a webhook token is looked up."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class NumberFormat(models.TextChoices):
+    NANPA = "nanpa", "NANPA (3322496213)"
+    E164 = "e164", "E.164 (+13322496213)"
+
+
+class Channel(models.TextChoices):
+    SMS = "sms", "SMS"
+    MMS = "mms", "SMS and MMS"
+
+
+class LongMessagePolicy(models.TextChoices):
+    SPLIT = "split", "Split into several SMS"
+    MMS = "mms", "Send as one MMS"
+
+
+class VerificationStatus(models.TextChoices):
+    NEVER = "", "Never verified"
+    RUNNING = "running", "Verifying…"
+    OK = "ok", "OK"
+    WARNING = "warning", "OK, with warnings"
+    FAILED = "failed", "Failed"
+
+
+class SmsConfiguration(TenantOwned):
+    """A tenant's VoIP.ms account on a trunk, with the webhook URL VoIP.ms posts messages to."""
+
+    name = models.CharField(max_length=100)
+    trunk = models.ForeignKey(
+        "trunks.Trunk", on_delete=models.PROTECT, related_name="sms_configurations"
+    )
+    username = models.EmailField(
+        "VoIP.ms username", help_text="The e-mail address you sign in to VoIP.ms with."
+    )
+    api_password = EncryptedTextField(
+        "VoIP.ms API password",
+        help_text="Set at VoIP.ms under Main Menu > SOAP and REST/JSON API (not the SIP password).",
+    )
+    number_format = models.CharField(
+        max_length=5,
+        choices=NumberFormat.choices,
+        default=NumberFormat.NANPA,
+        help_text="Choose the same format on each DID at VoIP.ms: NANPA 3322496213, "
+        "E.164 +13322496213.",
+    )
+    channel = models.CharField(
+        "SMS/MMS", max_length=3, choices=Channel.choices, default=Channel.SMS
+    )
+    long_message_policy = models.CharField(
+        "long messages",
+        max_length=5,
+        choices=LongMessagePolicy.choices,
+        default=LongMessagePolicy.SPLIT,
+        help_text="VoIP.ms takes at most 160 bytes per SMS.",
+    )
+    prepend_plus = models.BooleanField('prepend "+" to outbound recipient numbers', default=False)
+    daily_send_limit = models.PositiveIntegerField(
+        default=100,
+        validators=[MinValueValidator(1), MaxValueValidator(1_000_000)],
+        help_text="VoIP.ms allows 100 API sends a day unless its support raised the limit.",
+    )
+    enabled = models.BooleanField("enable", default=True)
+    poll_enabled = models.BooleanField(
+        "poll VoIP.ms for missed messages",
+        default=True,
+        help_text="Every few minutes, fetch received messages a webhook may have missed.",
+    )
+    webhook_token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    webhook_token = EncryptedTextField(editable=False)
+    last_webhook_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.CharField(max_length=500, blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    stop_reply = models.CharField(
+        "opt-out confirmation",
+        max_length=160,
+        blank=True,
+        default="You are unsubscribed and will get no more messages. Reply START to resubscribe.",
+        help_text="Sent once when a contact texts STOP; empty sends nothing.",
+    )
+    help_reply = models.CharField(
+        "HELP reply",
+        max_length=160,
+        blank=True,
+        default="Reply STOP to unsubscribe.",
+        help_text="Sent when a contact texts HELP; empty sends nothing.",
+    )
+    verification_status = models.CharField(
+        max_length=10, choices=VerificationStatus.choices, blank=True, editable=False
+    )
+    verification_result = models.JSONField(default=dict, blank=True, editable=False)
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "SMS/MMS configuration"
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="sms_configuration_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def webhook_url(self) -> str:
+        """Return the URL to paste into VoIP.ms for this configuration."""
+        return f"{settings.PUBLIC_BASE_URL}/hooks/voipms/{self.webhook_token}/"
+
+
+class DeliveryStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSED = "processed", "Processed"
+    DUPLICATE = "duplicate", "Duplicate"
+    IGNORED = "ignored", "Ignored"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(TenantOwned):
+    """One request that reached a configuration's webhook URL, stored before it is answered."""
+
+    configuration = models.ForeignKey(
+        SmsConfiguration, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    method = models.CharField(max_length=8)
+    body = models.BinaryField(blank=True)
+    query = models.TextField(blank=True)
+    content_type = models.CharField(max_length=200, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.RECEIVED
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-received_at"], name="delivery_tenant_time")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.received_at:%Y-%m-%d %H:%M:%S} {self.status}"
+
+    @property
+    def body_text(self) -> str:
+        """Return the body as text for display."""
+        return bytes(self.body).decode("utf-8", errors="replace")
+
+
+class Direction(models.TextChoices):
+    IN = "in", "Inbound"
+    OUT = "out", "Outbound"
+
+
+class Kind(models.TextChoices):
+    SMS = "sms", "SMS"
+    MMS = "mms", "MMS"
+
+
+class MessageStatus(models.TextChoices):
+    # outbound
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+    UNKNOWN = "unknown", "Unknown"
+    BLOCKED = "blocked", "Blocked"
+    # inbound
+    RECEIVED = "received", "Received"
+    ROUTED = "routed", "Routed"
+    UNROUTED = "unrouted", "Unrouted"
+    IGNORED = "ignored", "Ignored"
+
+
+class Source(models.TextChoices):
+    WEBHOOK = "webhook", "Webhook"
+    CALLBACK = "callback", "URL callback"
+    POLL = "poll", "Recovered by poll"
+    PORTAL = "portal", "Portal"
+    API = "api", "API"
+    SYSTEM = "system", "Automatic reply"
+
+
+class Conversation(TenantOwned):
+    """The messages between one of the tenant's DIDs and one outside number."""
+
+    configuration = models.ForeignKey(
+        SmsConfiguration, null=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
+    did = models.CharField(max_length=20)
+    remote = models.CharField(max_length=40)
+    extension = models.ForeignKey(
+        "tenants.Extension", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ring_group = models.ForeignKey(
+        "tenants.RingGroup", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_message_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_message_text = models.CharField(max_length=200, blank=True)
+    unread_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-last_message_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "did", "remote"], name="conversation_pair")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.remote} ↔ {self.did}"
+
+
+class Message(TenantOwned):
+    """One SMS or MMS, in or out; an outbound row is the outbox entry its delivery claims."""
+
+    configuration = models.ForeignKey(
+        SmsConfiguration, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    kind = models.CharField(max_length=3, choices=Kind.choices, default=Kind.SMS)
+    status = models.CharField(max_length=10, choices=MessageStatus.choices)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.WEBHOOK)
+    did = models.CharField(max_length=20)
+    remote = models.CharField(max_length=40)
+    body = models.TextField(blank=True)
+    media_urls = models.JSONField(default=list, blank=True)
+    segments = models.PositiveSmallIntegerField(default=1)
+    provider_account = models.CharField(max_length=254, blank=True)
+    provider_id = models.BigIntegerField(null=True, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    extension = models.ForeignKey(
+        "tenants.Extension", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rule_name = models.CharField(max_length=100, blank=True)
+    routed_to = models.CharField(max_length=200, blank=True)
+    delivery = models.ForeignKey(
+        WebhookDelivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    part_group = models.UUIDField(null=True, blank=True, help_text="Parts of one split text.")
+    part_index = models.PositiveSmallIntegerField(default=0)
+    attempt_count = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="message_tenant_time"),
+            models.Index(fields=["conversation", "created_at"], name="message_conversation"),
+            models.Index(fields=["status", "created_at"], name="message_status_time"),
+        ]
+        constraints = [
+            # VoIP.ms ids are unique per account and kind only (SMS and MMS counters differ).
+            models.UniqueConstraint(
+                fields=["provider_account", "kind", "provider_id"],
+                condition=models.Q(direction="in"),
+                name="inbound_message_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        arrow = "←" if self.direction == Direction.IN else "→"
+        return f"{self.did} {arrow} {self.remote}: {self.body[:30]}"
+
+
+class MediaStatus(models.TextChoices):
+    PENDING = "pending", "Fetching"
+    STORED = "stored", "Stored"
+    FAILED = "failed", "Failed"
+
+
+class MessageMedia(TenantOwned):
+    """A file of an MMS: the provider's URL, and our copy once fetched."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="media")
+    url = models.URLField(max_length=2000)
+    status = models.CharField(
+        max_length=10, choices=MediaStatus.choices, default=MediaStatus.PENDING
+    )
+    file = models.FileField(upload_to="mms/%Y/%m/", blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.PositiveIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name_plural = "message media"
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class OptOut(TenantOwned):
+    """A contact who texted STOP to one of the tenant's DIDs: nothing more is sent to him."""
+
+    did = models.CharField(max_length=20)
+    remote = models.CharField(max_length=40)
+    keyword = models.CharField(max_length=20)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "opt-out"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "did", "remote"], name="opt_out_pair")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.remote} → {self.did}"
+
+
+class Action(models.TextChoices):
+    EXTENSION = "extension", "Extension inbox"
+    RING_GROUP = "ring_group", "Ring group"
+    FORWARD = "forward", "Forward by SMS to a number"
+    EMAIL = "email", "E-mail"
+    HTTP = "http", "HTTP POST to a URL"
+    AUTO_REPLY = "auto_reply", "Auto-reply"
+    DROP = "drop", "Drop"
+
+
+def _destination(prefix: str, label: str) -> dict[str, models.Field]:
+    return {
+        f"{prefix}_action": models.CharField(
+            f"{label}: action", max_length=12, choices=Action.choices, default=Action.EXTENSION
+        ),
+        f"{prefix}_extension": models.ForeignKey(
+            "tenants.Extension",
+            null=True,
+            blank=True,
+            on_delete=models.PROTECT,
+            related_name="+",
+            verbose_name=f"{label}: extension",
+        ),
+        f"{prefix}_ring_group": models.ForeignKey(
+            "tenants.RingGroup",
+            null=True,
+            blank=True,
+            on_delete=models.PROTECT,
+            related_name="+",
+            verbose_name=f"{label}: ring group",
+        ),
+        f"{prefix}_target": models.CharField(
+            f"{label}: number, e-mail, URL or reply text",
+            max_length=500,
+            blank=True,
+        ),
+    }
+
+
+class InboundRule(TenantOwned):
+    """Where a received message goes, by DID, sender and time, as PortSIP routes calls."""
+
+    name = models.CharField(max_length=100)
+    trunk = models.ForeignKey("trunks.Trunk", on_delete=models.PROTECT, related_name="+")
+    did_range = models.CharField(
+        "DID or DID range",
+        max_length=40,
+        help_text="One number or a range a-b inside the tenant's pool on the trunk.",
+    )
+    did_start = models.BigIntegerField(editable=False)
+    did_end = models.BigIntegerField(editable=False)
+    caller_mask = models.CharField(
+        "caller number mask",
+        max_length=500,
+        blank=True,
+        help_text="Optional: numbers, ranges 100-200 or wildcards 0038****** joined with ';'.",
+    )
+    priority = models.PositiveIntegerField(default=100, help_text="Lower wins among equals.")
+    enabled = models.BooleanField(default=True)
+    use_custom_hours = models.BooleanField("use this rule's own office hours", default=False)
+    custom_hours = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Own weekly hours: [{"weekday": 0, "start": "09:00", "end": "17:00"}, …]; '
+        "Monday is 0.",
+    )
+    webhook_secret = EncryptedTextField(
+        blank=True, editable=False, help_text="Signs HTTP POST destinations (HMAC-SHA256)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    locals().update(_destination("office", "Office hours"))
+    locals().update(_destination("after_hours", "Outside office hours"))
+    locals().update(_destination("holiday", "Holidays"))
+
+    class Meta:
+        ordering = ["priority", "name"]
+        indexes = [models.Index(fields=["tenant", "trunk", "did_start"], name="rule_lookup")]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="inbound_rule_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DestinationAttempt(TenantOwned):
+    """One try to hand a received message to an e-mail address or an HTTP endpoint."""
+
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="destination_attempts"
+    )
+    action = models.CharField(max_length=12, choices=Action.choices)
+    target = models.CharField(max_length=500)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    ok = models.BooleanField(default=False)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target} #{self.attempt}"
+
+
+class DeliveryAttempt(TenantOwned):
+    """One call to VoIP.ms for an outbound message, with its outcome."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempts")
+    at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=20)
+    code = models.CharField(max_length=50, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    elapsed_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.outcome} {self.code}"

@@ -1,0 +1,29 @@
+"""Tell the trunk services what in the sms app uses a tenant's numbers on a trunk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sms.models import InboundRule, SmsConfiguration
+from trunks.models import TrunkAssignment
+from trunks.services import PoolUse, register_pool_user
+
+
+@register_pool_user
+def sms_configurations_on_trunk(assignment: TrunkAssignment) -> Iterator[PoolUse]:
+    """Yield the tenant's SMS/MMS configurations on the assignment's trunk."""
+    names = (
+        SmsConfiguration.objects.for_tenant(assignment.tenant)
+        .filter(trunk_id=assignment.trunk_id)
+        .values_list("name", flat=True)
+    )
+    for name in names:
+        yield PoolUse(what=f"SMS/MMS configuration {name!r}")
+
+
+@register_pool_user
+def inbound_rules_on_trunk(assignment: TrunkAssignment) -> Iterator[PoolUse]:
+    """Yield the DIDs the tenant's inbound rules on the trunk route."""
+    rules = InboundRule.objects.for_tenant(assignment.tenant).filter(trunk_id=assignment.trunk_id)
+    for name, start, end in rules.values_list("name", "did_start", "did_end"):
+        yield PoolUse(what=f"inbound rule {name!r}", number=start, end=end)

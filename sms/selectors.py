@@ -1,0 +1,97 @@
+"""Reads of the sms app; every selector takes the tenant (or an object that fixes it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from sms.models import Conversation, InboundRule, OptOut, SmsConfiguration
+from tenants.models import Holiday, OfficeHours, Tenant, User
+from trunks.numbers import CallerMaskError, InvalidNumber, number_to_int, parse_caller_mask
+
+
+def inbound_rule_matching(
+    *, configuration: SmsConfiguration, did: str, caller: str
+) -> InboundRule | None:
+    """Return the rule for a message to `did` from `caller`: single DID, mask, then priority."""
+    try:
+        number = number_to_int(did)
+    except InvalidNumber:
+        return None
+    candidates = InboundRule.objects.for_tenant(configuration.tenant).filter(
+        trunk_id=configuration.trunk_id, enabled=True, did_start__lte=number, did_end__gte=number
+    )
+    matching = []
+    for rule in candidates:
+        try:
+            mask = parse_caller_mask(rule.caller_mask)
+        except CallerMaskError:
+            continue
+        if mask.matches(caller):
+            matching.append(rule)
+    if not matching:
+        return None
+    return min(
+        matching,
+        key=lambda rule: (
+            rule.did_start != rule.did_end,  # a single DID beats a range
+            not rule.caller_mask.strip(),  # a mask beats none
+            rule.priority,
+            rule.pk,
+        ),
+    )
+
+
+def time_period(*, tenant: Tenant, at: datetime, rule: InboundRule | None = None) -> str:
+    """Return "holiday", "office" or "after_hours" for a moment in the tenant's time zone."""
+    local = at.astimezone(tenant.zone)
+    today = local.date()
+    holidays = Holiday.objects.for_tenant(tenant)
+    for holiday in holidays:
+        if holiday.every_year:
+            start = (holiday.start_date.month, holiday.start_date.day)
+            end = (holiday.end_date.month, holiday.end_date.day)
+            day = (today.month, today.day)
+            inside = start <= day <= end if start <= end else (day >= start or day <= end)
+        else:
+            inside = holiday.start_date <= today <= holiday.end_date
+        if inside:
+            return "holiday"
+    if rule is not None and rule.use_custom_hours:
+        ranges = [
+            (int(entry["weekday"]), entry["start"], entry["end"])
+            for entry in rule.custom_hours
+            if isinstance(entry, dict)
+        ]
+    else:
+        ranges = [
+            (hours.weekday, hours.start.strftime("%H:%M"), hours.end.strftime("%H:%M"))
+            for hours in OfficeHours.objects.for_tenant(tenant)
+        ]
+        if not ranges:
+            # A tenant without office hours is always open.
+            return "office"
+    now = local.strftime("%H:%M")
+    for weekday, start, end in ranges:
+        if weekday == local.weekday() and start <= now < end:
+            return "office"
+    return "after_hours"
+
+
+def is_opted_out(*, tenant: Tenant, did: str, remote: str) -> bool:
+    """Return whether the contact asked for no more messages from this DID."""
+    return OptOut.objects.for_tenant(tenant).filter(did=did, remote=remote).exists()
+
+
+def conversations_for_user(*, user: User, tenant: Tenant) -> QuerySet[Conversation]:
+    """Return the conversations a user may read: all for admins, else his and his groups'."""
+    conversations = Conversation.objects.for_tenant(tenant)
+    if user.is_system_admin or user.is_tenant_admin:
+        return conversations
+    extension = getattr(user, "extension", None)
+    if extension is None or extension.tenant_id != tenant.pk:
+        return conversations.none()
+    return conversations.filter(
+        Q(extension=extension) | Q(ring_group__memberships__extension=extension)
+    ).distinct()

@@ -1,0 +1,277 @@
+"""Outbound messages: queue them as outbox rows, then deliver each to VoIP.ms at most once."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from portal.errors import ApplicationError
+from sms.models import (
+    Conversation,
+    DeliveryAttempt,
+    Direction,
+    Kind,
+    LongMessagePolicy,
+    Message,
+    MessageStatus,
+    SmsConfiguration,
+    Source,
+)
+from sms.providers import voipms_client_for
+from sms.selectors import is_opted_out
+from sms.splitting import MMS_MAX_CHARS, split_sms, utf8_len
+from trunks.numbers import InvalidNumber, format_for_voipms, parse_nanp
+from trunks.voipms.errors import VoipmsError, VoipmsOutcomeUnknown
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What one delivery attempt decided."""
+
+    status: str
+    retry_in: float | None = None
+
+
+def _enqueue(messages: list[Message]) -> None:
+    from sms.tasks import deliver_message
+
+    ids = [m.pk for m in messages]
+    transaction.on_commit(lambda: [deliver_message.delay(pk) for pk in ids])
+
+
+def message_build_parts(
+    *, configuration: SmsConfiguration, body: str, media_urls: tuple[str, ...] = ()
+) -> list[tuple[str, str]]:
+    """Return (kind, text) for each message to send: one MMS, or SMS parts of ≤160 bytes."""
+    if media_urls or (
+        utf8_len(body) > 160 and configuration.long_message_policy == LongMessagePolicy.MMS
+    ):
+        if len(body) > MMS_MAX_CHARS:
+            raise ApplicationError(
+                f"An MMS holds at most {MMS_MAX_CHARS} characters.", code="too_long", field="body"
+            )
+        return [(Kind.MMS, body)]
+    if not body:
+        raise ApplicationError("Write a message.", code="message_empty", field="body")
+    return [(Kind.SMS, part) for part in split_sms(body)]
+
+
+@transaction.atomic
+def message_queue(
+    *,
+    configuration: SmsConfiguration,
+    conversation: Conversation | None,
+    did: str,
+    to: str,
+    body: str,
+    media_urls: tuple[str, ...] = (),
+    source: str,
+    extension: object | None = None,
+    ignore_opt_out: bool = False,
+) -> list[Message]:
+    """Create the outbox rows of a text (one per part) and enqueue them after commit."""
+    tenant = configuration.tenant
+    if not ignore_opt_out and is_opted_out(tenant=tenant, did=did, remote=to):
+        raise ApplicationError(
+            f"{to} opted out of messages from {did} (texted STOP).", code="opted_out", field="to"
+        )
+    parts = message_build_parts(configuration=configuration, body=body, media_urls=media_urls)
+    group = uuid.uuid4() if len(parts) > 1 else None
+    messages = [
+        Message.objects.create(
+            tenant=tenant,
+            configuration=configuration,
+            conversation=conversation,
+            direction=Direction.OUT,
+            kind=kind,
+            status=MessageStatus.QUEUED,
+            source=source,
+            did=did,
+            remote=to,
+            body=text,
+            media_urls=list(media_urls) if kind == Kind.MMS else [],
+            segments=len(parts),
+            part_group=group,
+            part_index=index,
+            extension=extension,
+        )
+        for index, (kind, text) in enumerate(parts)
+    ]
+    if conversation is not None:
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_message_at=timezone.now(), last_message_text=body[:200] or "[media]"
+        )
+    _enqueue(messages)
+    return messages
+
+
+def message_queue_automatic(
+    *,
+    conversation: Conversation,
+    body: str,
+    to: str | None = None,
+    ignore_opt_out: bool = False,
+) -> list[Message]:
+    """Queue an automatic reply (or a forward to `to`) from the conversation's DID."""
+    configuration = conversation.configuration
+    if configuration is None:
+        return []
+    try:
+        destination = parse_nanp(to) if to else conversation.remote
+    except InvalidNumber:
+        logger.warning("automatic message: %r is not a valid destination", to)
+        return []
+    target = conversation
+    if to:
+        target, _ = Conversation.objects.get_or_create(
+            tenant=conversation.tenant,
+            did=conversation.did,
+            remote=destination,
+            defaults={"configuration": configuration},
+        )
+    try:
+        return message_queue(
+            configuration=configuration,
+            conversation=target,
+            did=conversation.did,
+            to=destination,
+            body=body,
+            source=Source.SYSTEM,
+            ignore_opt_out=ignore_opt_out,
+        )
+    except ApplicationError as error:
+        logger.info("automatic message not queued: %s", error.code)
+        return []
+
+
+def _backoff(attempt: int) -> float:
+    base = settings.SMS_RETRY_BASE_SECONDS * (2 ** (attempt - 1))
+    capped = min(base, settings.SMS_RETRY_MAX_SECONDS)
+    return capped / 2 + random.uniform(0, capped / 2)  # noqa: S311 - jitter, not security
+
+
+def _claim(message_id: int) -> Message | None:
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update(skip_locked=True)
+            .filter(pk=message_id, direction=Direction.OUT, status=MessageStatus.QUEUED)
+            .first()
+        )
+        if message is None:
+            return None
+        now = timezone.now()
+        Message.objects.filter(pk=message.pk).update(
+            status=MessageStatus.SENDING,
+            attempt_count=F("attempt_count") + 1,
+            last_attempt_at=now,
+            next_attempt_at=None,
+        )
+        message.attempt_count += 1
+        return message
+
+
+def _record(
+    message: Message, outcome: str, code: str = "", detail: str = "", elapsed: float | None = None
+) -> None:
+    DeliveryAttempt.objects.create(
+        tenant_id=message.tenant_id,
+        message=message,
+        outcome=outcome,
+        code=code[:50],
+        detail=detail[:300],
+        elapsed_ms=int(elapsed * 1000) if elapsed is not None else None,
+    )
+
+
+def _finish(message: Message, status: str, **fields: object) -> None:
+    Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+        status=status, **fields
+    )
+
+
+def message_deliver(*, message_id: int) -> DeliveryOutcome | None:
+    """Claim a queued message and send it to VoIP.ms once; None when another worker has it."""
+    message = _claim(message_id)
+    if message is None:
+        return None
+    configuration = (
+        SmsConfiguration.objects.select_related("tenant")
+        .filter(pk=message.configuration_id)
+        .first()
+    )
+    refusal = None
+    if configuration is None:
+        refusal = ("no_configuration", "The SMS/MMS configuration was deleted.")
+    elif not configuration.tenant.enabled or not configuration.tenant.message_channels_enabled:
+        refusal = ("channels_off", "Message Channels are off for this tenant.")
+    elif not configuration.enabled:
+        refusal = ("configuration_disabled", "The SMS/MMS configuration is disabled.")
+    if refusal is not None:
+        _record(message, "failed", *refusal)
+        _finish(message, MessageStatus.FAILED, error_code=refusal[0], error_message=refusal[1])
+        return DeliveryOutcome(MessageStatus.FAILED)
+
+    did = format_for_voipms(message.did, configuration.number_format)
+    dst = format_for_voipms(message.remote, configuration.number_format)
+    if configuration.prepend_plus and not dst.startswith("+"):
+        dst = "+" + dst
+    started = time.monotonic()
+    # The HTTP call runs outside any transaction: no row lock is held for its 7-11 s.
+    try:
+        with voipms_client_for(configuration) as client:
+            if message.kind == Kind.MMS:
+                provider_id = client.send_mms(
+                    did=did, dst=dst, message=message.body, media=message.media_urls
+                )
+            else:
+                provider_id = client.send_sms(did=did, dst=dst, message=message.body)
+    except VoipmsOutcomeUnknown as error:
+        _record(message, "unknown", error.code, error.message, time.monotonic() - started)
+        _finish(
+            message,
+            MessageStatus.UNKNOWN,
+            error_code=error.code,
+            error_message="VoIP.ms did not answer in time; the message may have been sent. "
+            "It is checked against VoIP.ms before any resend.",
+        )
+        return DeliveryOutcome(MessageStatus.UNKNOWN)
+    except VoipmsError as error:
+        elapsed = time.monotonic() - started
+        if not error.permanent and message.attempt_count < settings.SMS_MAX_ATTEMPTS:
+            delay = max(_backoff(message.attempt_count), error.retry_after or 0)
+            _record(message, "retry", error.code, error.message, elapsed)
+            _finish(
+                message,
+                MessageStatus.QUEUED,
+                error_code=error.code,
+                error_message=error.message[:500],
+                next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            )
+            return DeliveryOutcome(MessageStatus.QUEUED, retry_in=delay)
+        _record(message, "failed", error.code, error.message, elapsed)
+        _finish(
+            message, MessageStatus.FAILED, error_code=error.code, error_message=error.message[:500]
+        )
+        return DeliveryOutcome(MessageStatus.FAILED)
+    _record(message, "sent", "", "", time.monotonic() - started)
+    _finish(
+        message,
+        MessageStatus.SENT,
+        provider_id=provider_id,
+        provider_account=configuration.username.lower(),
+        sent_at=timezone.now(),
+        error_code="",
+        error_message="",
+    )
+    return DeliveryOutcome(MessageStatus.SENT)

@@ -1,0 +1,86 @@
+"""Celery entry points of the sms app: thin wrappers that load a row and call one service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from sms.models import SmsConfiguration
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="sms.verify_configuration", ignore_result=True)
+def verify_configuration(configuration_id: int) -> None:
+    """Verify a configuration against VoIP.ms; credential errors are never retried."""
+    from sms.services.verification import sms_configuration_verify
+
+    configuration = (
+        SmsConfiguration.objects.select_related("tenant", "trunk")
+        .filter(pk=configuration_id)
+        .first()
+    )
+    if configuration is None or not configuration.tenant.enabled:
+        return
+    sms_configuration_verify(configuration=configuration)
+
+
+@shared_task(name="sms.process_webhook", ignore_result=True, acks_late=True)
+def process_webhook(delivery_id: int) -> None:
+    """Turn a stored webhook delivery into a message and route it (safe to run twice)."""
+    from sms.services.inbound import webhook_delivery_process
+
+    webhook_delivery_process(delivery_id=delivery_id)
+
+
+@shared_task(name="sms.deliver_message", bind=True, ignore_result=True, acks_late=True)
+def deliver_message(self: object, message_id: int) -> None:
+    """Send one queued outbound message; transient failures come back after a backoff."""
+    from sms.services.outbound import message_deliver
+
+    outcome = message_deliver(message_id=message_id)
+    if outcome is not None and outcome.retry_in is not None:
+        deliver_message.apply_async((message_id,), countdown=outcome.retry_in)
+
+
+@shared_task(name="sms.fetch_media", ignore_result=True, acks_late=True)
+def fetch_media(media_id: int) -> None:
+    """Download one MMS file and keep a copy; links that 404 for a while are tried again."""
+    from sms.services.media import media_fetch
+
+    retry_in = media_fetch(media_id=media_id)
+    if retry_in is not None:
+        fetch_media.apply_async((media_id,), countdown=retry_in)
+
+
+@shared_task(name="sms.deliver_to_destination", ignore_result=True, acks_late=True)
+def deliver_to_destination(
+    message_id: int, action: str, target: str, rule_id: int | None = None, attempt: int = 1
+) -> None:
+    """Hand a received message to an e-mail address or an HTTP endpoint, with retries."""
+    from sms.services.destinations import destination_deliver
+
+    retry_in = destination_deliver(
+        message_id=message_id, action=action, target=target, rule_id=rule_id, attempt=attempt
+    )
+    if retry_in is not None:
+        deliver_to_destination.apply_async(
+            (message_id, action, target, rule_id, attempt + 1), countdown=retry_in
+        )
+
+
+@shared_task(name="sms.poll_voipms_accounts", ignore_result=True)
+def poll_voipms_accounts() -> None:
+    """Enqueue one poll per VoIP.ms account among enabled configurations."""
+    from sms.services.polling import poll_accounts_enqueue
+
+    poll_accounts_enqueue()
+
+
+@shared_task(name="sms.poll_voipms_account", ignore_result=True, acks_late=True)
+def poll_voipms_account(configuration_id: int) -> None:
+    """Backfill received messages a webhook may have missed, for one configuration's account."""
+    from sms.services.polling import poll_account
+
+    poll_account(configuration_id=configuration_id)
