@@ -1,0 +1,118 @@
+"""Create the demo tenants, logins, trunk, SMS configurations and sandbox (idempotent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from sms.models import Action, InboundRule, SmsConfiguration
+from sms.services.configurations import sms_configuration_create
+from sms.services.rules import inbound_rule_save
+from tenants.models import Extension, Role, SmsPermission, Tenant, User
+from tenants.services import extension_create, tenant_create, user_create
+from trunks.models import Trunk, TrunkAssignment
+from trunks.numbers import parse_did_pool
+from trunks.services import trunk_assignment_save, trunk_save
+
+DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - printed to the person running the demo
+
+DEMO_API_PASSWORD = "sandbox-api-pass-2026"  # noqa: S105 - the sandbox's fake VoIP.ms account
+DEMO_TENANTS = [
+    {
+        "name": "Acme Dental",
+        "slug": "acme.demo",
+        "admin": "acme-admin",
+        "user": "acme-101",
+        "pool": "13322496213-13322496215",
+        "voipms": "acme@demo.example",
+    },
+    {
+        "name": "Birch Legal",
+        "slug": "birch.demo",
+        "admin": "birch-admin",
+        "user": "birch-101",
+        "pool": "16468097069",
+        "voipms": "birch@demo.example",
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo system administrator, two demo tenants and their logins."
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        logins = [("System administrator", self._user("sysadmin", Role.SYSTEM_ADMIN, None))]
+        for spec in DEMO_TENANTS:
+            tenant = Tenant.objects.filter(slug=spec["slug"]).first() or tenant_create(
+                name=spec["name"], slug=spec["slug"]
+            )
+            logins.append(
+                (f"{tenant.name} admin", self._user(spec["admin"], Role.TENANT_ADMIN, tenant))
+            )
+            user = self._user(spec["user"], Role.USER, tenant)
+            logins.append((f"{tenant.name} extension 101", user))
+            if not Extension.objects.for_tenant(tenant).filter(number="101").exists():
+                extension_create(
+                    tenant=tenant,
+                    number="101",
+                    display_name=f"{tenant.name} front desk",
+                    user=user,
+                    sms_permission=SmsPermission.ALLOW,
+                )
+        trunk = Trunk.objects.filter(name="VoIP.ms San Jose").first() or trunk_save(
+            name="VoIP.ms San Jose", host="sanjose2.voip.ms", sip_username="100000_demo"
+        )
+        for spec in DEMO_TENANTS:
+            self._messaging(spec, trunk)
+        for label, user in logins:
+            self.stdout.write(f"  {label:<34} {user.username} / {DEMO_PASSWORD}")
+
+    def _messaging(self, spec: dict[str, str], trunk: Trunk) -> None:
+        tenant = Tenant.objects.get(slug=spec["slug"])
+        admin = User.objects.get(username=spec["admin"])
+        if not TrunkAssignment.objects.filter(trunk=trunk, tenant=tenant).exists():
+            trunk_assignment_save(trunk=trunk, tenant=tenant, did_pool=spec["pool"], actor=admin)
+        configuration = SmsConfiguration.objects.for_tenant(tenant).first()
+        if configuration is None:
+            configuration = sms_configuration_create(
+                tenant=tenant,
+                actor=admin,
+                api_password=DEMO_API_PASSWORD,
+                name="Main numbers",
+                trunk=trunk,
+                username=spec["voipms"],
+            )
+        if not InboundRule.objects.for_tenant(tenant).exists():
+            extension = Extension.objects.for_tenant(tenant).get(number="101")
+            inbound_rule_save(
+                tenant=tenant,
+                actor=admin,
+                name="Front desk",
+                trunk=trunk,
+                did_range=spec["pool"].split(";")[0],
+                office_action=Action.EXTENSION,
+                office_extension=extension,
+                after_hours_action=Action.EXTENSION,
+                after_hours_extension=extension,
+                holiday_action=Action.EXTENSION,
+                holiday_extension=extension,
+            )
+        if settings.VOIPMS_SANDBOX:
+            from trunks.voipms.sandbox.services import sandbox_account_ensure, sandbox_did_configure
+
+            pool = parse_did_pool(spec["pool"])
+            dids = [str(n)[1:] for r in pool for n in range(r.start, r.end + 1)]
+            sandbox_account_ensure(
+                username=spec["voipms"], api_password=DEMO_API_PASSWORD, dids=dids
+            )
+            for did in dids:
+                sandbox_did_configure(did=did, webhook_url=configuration.webhook_url)
+
+    def _user(self, username: str, role: str, tenant: Tenant | None) -> User:
+        return User.objects.filter(username=username).first() or user_create(
+            username=username, password=DEMO_PASSWORD, role=role, tenant=tenant
+        )
