@@ -7,6 +7,8 @@ from typing import Any
 
 from django.db import models
 
+from sms.models import SmsConfiguration
+from sms.services.configurations import sms_configuration_create
 from tenants.models import Extension, Role, Tenant, User
 from tenants.services import extension_create, user_create
 from trunks.models import Trunk, TrunkAssignment
@@ -45,6 +47,14 @@ def make_tenant_objects(tenant: Tenant) -> dict[type[models.Model], Any]:
         User: member,
         TrunkAssignment: assignment,
         Trunk: own_trunk,
+        SmsConfiguration: sms_configuration_create(
+            tenant=tenant,
+            actor=None,
+            api_password="factory-api-password",
+            name="Factory configuration",
+            trunk=assignment.trunk,
+            username=f"factory@{tenant.slug}",
+        ),
     }
 
 
@@ -56,3 +66,105 @@ def shared_trunk() -> Trunk:
         sip_username="100000_pbx",
         sip_password="sip-Secret-Zebra-9431",
     )
+
+
+def make_messaging_objects(
+    tenant: Tenant, objects: dict[type[models.Model], Any]
+) -> dict[type[models.Model], Any]:
+    """Create one of each messaging model (rule, ring group, hours, messages…) in the tenant."""
+    # Kept apart from make_tenant_objects: office hours change the routing of every test that
+    # uses `world`, and messages change global counts; only the isolation matrix asks for them.
+    from datetime import date, time
+
+    from sms.models import (
+        Action,
+        Conversation,
+        DeliveryStatus,
+        InboundRule,
+        Message,
+        MessageMedia,
+        OptOut,
+        Source,
+        WebhookDelivery,
+    )
+    from sms.services.deliveries import webhook_delivery_store
+    from sms.services.inbound import inbound_message_ingest
+    from sms.services.rules import inbound_rule_save
+    from tenants.models import Holiday, OfficeHours, RingGroup, RingGroupMember
+    from tenants.services_groups import (
+        holiday_save,
+        office_hours_save,
+        ring_group_member_save,
+        ring_group_save,
+    )
+    from trunks.voipms.webhooks import InboundMessage
+
+    configuration = objects[SmsConfiguration]
+    did = POOLS[tenant.slug].split("-")[0]
+    caller = "13125550199"
+    group = ring_group_save(tenant=tenant, actor=None, name="Factory group", number="600")
+    member = ring_group_member_save(group=group, extension=objects[Extension])
+    destinations = {
+        f"{period}_{part}": value
+        for period in ("office", "after_hours", "holiday")
+        for part, value in (("action", Action.RING_GROUP), ("ring_group", group))
+    }
+    rule = inbound_rule_save(
+        tenant=tenant,
+        actor=None,
+        name="Factory rule",
+        trunk=configuration.trunk,
+        did_range=did,
+        caller_mask=caller,  # only the factory's caller: other tests' routing is unchanged
+        **destinations,
+    )
+
+    def ingest(provider_id: int, text: str, media: tuple[str, ...] = ()) -> Message:
+        inbound = InboundMessage(
+            kind="mms" if media else "sms",
+            provider_id=provider_id,
+            from_number="+" + caller,
+            to_number="+" + did,
+            text=text,
+            media_urls=media,
+            received_at=None,
+            received_at_raw="",
+            event_type="message.received",
+            source="webhook",
+        )
+        result = inbound_message_ingest(
+            configuration=configuration, inbound=inbound, source=Source.WEBHOOK
+        )
+        return result.message
+
+    message = ingest(9000001, "Factory hello", ("https://voip.ms/media/factory.jpg",))
+    ingest(9000002, "STOP")
+    return {
+        RingGroup: group,
+        RingGroupMember: member,
+        InboundRule: rule,
+        OfficeHours: office_hours_save(
+            tenant=tenant, actor=None, weekday=0, start=time(9), end=time(17)
+        ),
+        Holiday: holiday_save(
+            tenant=tenant,
+            actor=None,
+            name="Factory holiday",
+            start_date=date(2020, 1, 1),
+            end_date=date(2020, 1, 1),
+        ),
+        Conversation: Conversation.objects.get(pk=message.conversation_id),
+        Message: message,
+        MessageMedia: MessageMedia.objects.get(message=message),
+        OptOut: OptOut.objects.for_tenant(tenant).get(),
+        WebhookDelivery: webhook_delivery_store(
+            configuration=configuration,
+            method="POST",
+            body=b'{"data": {}}',
+            query="",
+            content_type="application/json",
+            remote_addr="127.0.0.1",
+            headers={},
+            status=DeliveryStatus.PROCESSED,
+        ),
+    }

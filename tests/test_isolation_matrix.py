@@ -18,11 +18,25 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from tests.factories import World
+from sms.models import Conversation, InboundRule, Message, MessageMedia, SmsConfiguration
+from tests.factories import World, make_messaging_objects
 from trunks.models import Trunk
 
 # Routes anyone may open.
-PUBLIC = {"login", "logout", "healthz", "admin:logout", "tenant:logout", "api-schema", "api-docs"}
+PUBLIC = {
+    "login",
+    "logout",
+    "healthz",
+    "admin:logout",
+    "tenant:logout",
+    "api-schema",
+    "api-docs",
+    # Reached by VoIP.ms (and the sandbox standing in for it); secured by the URL's token or the
+    # VoIP.ms credentials, and tested in tests/sms/test_webhook_receiver.py and the sandbox tests.
+    "voipms_webhook",
+    "sandbox_api",
+    "sandbox_media",
+}
 
 # Routes that take no tenant object and are checked elsewhere, with the reason.
 NOT_ENUMERABLE = {
@@ -39,6 +53,21 @@ API_MODELS: dict[str, Any] = {
     "admin-trunk-assignment-list": None,
     "admin-trunk-assignment-detail": None,
     "trunk-detail": Trunk,
+    "sms-configuration-detail": SmsConfiguration,
+    "sms-configuration-rotate-webhook": SmsConfiguration,
+    "sms-configuration-verify": SmsConfiguration,
+    "inbound-rule-detail": InboundRule,
+    "conversation-detail": Conversation,
+}
+
+# Other routes with an id: url name -> (parameter, model whose tenant-A row fills it).
+VIEW_OBJECTS: dict[str, tuple[str, type]] = {
+    "inbox_conversation": ("pk", Conversation),
+    "inbox_messages_json": ("pk", Conversation),
+    "inbox_reply": ("pk", Conversation),
+    "inbox_transfer": ("pk", Conversation),
+    "inbox_retry": ("pk", Message),
+    "inbox_media": ("pk", MessageMedia),
 }
 
 
@@ -94,10 +123,13 @@ def urls_for(route: Route, world: World) -> list[tuple[str, str]]:
     if site in {"admin", "tenant"} and model is not None:
         kwargs: dict[str, Any] = {}
         for param in route.params:
-            if param in {"object_id", "id"}:
+            if param in {"object_id", "id", "pk"}:
                 obj = _object_of(model, world)
                 kwargs[param] = obj.pk
         return [(reverse(route.name, kwargs=kwargs), "a" if site == "tenant" else "system")]
+    if route.name in VIEW_OBJECTS:
+        param, view_model = VIEW_OBJECTS[route.name]
+        return [(reverse(route.name, kwargs={param: world.objects_a[view_model].pk}), "a")]
     if route.name in API_MODELS:
         model = API_MODELS[route.name]
         kwargs = {}
@@ -129,6 +161,14 @@ def _object_of(model: type, world: World) -> Any:
         # A system-site model without rows: the refusal checks need no real row.
         return SimpleNamespace(pk=999999)
     return row
+
+
+@pytest.fixture
+def world(world: World) -> World:
+    """Return the shared world plus one object of every messaging model in each tenant."""
+    world.objects_a.update(make_messaging_objects(world.tenant_a, world.objects_a))
+    world.objects_b.update(make_messaging_objects(world.tenant_b, world.objects_b))
+    return world
 
 
 def _refused(response: HttpResponse) -> bool:
@@ -182,9 +222,12 @@ def test_tenant_b_admin_gets_404_for_every_tenant_a_object(world: World, client_
     for route, url, kind in _all_urls(world):
         if kind != "a":
             continue
-        # 403: a read-only page refuses the owner the delete view, but it exists for him.
-        assert owner.get(url).status_code in (200, 302, 403), f"{url} fails for its owner"
+        # 403: a read-only page refuses the owner the delete view, but it exists for him;
+        # 405: a POST-only action, which the intruder then tries with POST.
+        assert owner.get(url).status_code in (200, 302, 403, 405), f"{url} fails for its owner"
         response = intruder.get(url)
+        if response.status_code == 405:
+            response = intruder.post(url)
         assert response.status_code == 404, (
             f"{route.name} {url}: {response.status_code} for tenant B"
         )
