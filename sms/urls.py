@@ -8,4 +8,14 @@ from sms import views
 
 urlpatterns = [
     path("", views.inbox, name="inbox"),
+    path("c/<int:pk>/", views.conversation_detail, name="inbox_conversation"),
+    path(
+        "c/<int:pk>/messages.json",
+        views.conversation_messages_json,
+        name="inbox_messages_json",
+    ),
+    path("c/<int:pk>/reply/", views.conversation_reply_view, name="inbox_reply"),
+    path("c/<int:pk>/transfer/", views.conversation_transfer_view, name="inbox_transfer"),
+    path("m/<int:pk>/retry/", views.message_retry_view, name="inbox_retry"),
+    path("media/<int:pk>/", views.media_file, name="inbox_media"),
 ]

@@ -871,10 +871,7 @@ def test_did_configure_refuses_an_unknown_did_or_format(account: SandboxAccount)
 
 def _in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
     """Run work(i) in `count` threads at once and return the results or exceptions."""
-    if connection.vendor == "sqlite":
-        # The in-memory test database shares one cache and locks whole tables; the demo's file
-        # database (WAL, IMMEDIATE transactions) is not what this would measure.
-        pytest.skip("concurrency is checked on PostgreSQL")
+    assert connection.vendor == "postgresql", "the test suite runs on PostgreSQL (bin/test)"
     results: list[Any] = [None] * count
     barrier = threading.Barrier(count)
 
