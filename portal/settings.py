@@ -231,10 +231,13 @@ CELERY_TASK_ROUTES = {
     "sms.deliver_to_destination": {"queue": "default"},
     "sms.deliver_message": {"queue": "outbound"},
     "sms.reconcile_message": {"queue": "outbound"},
+    "sms.carrier_status": {"queue": "outbound"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.heartbeat", "schedule": 30.0},
+    "outbox-sweep": {"task": "sms.outbox_sweep", "schedule": 30.0},
+    "carrier-status": {"task": "sms.carrier_status", "schedule": 300.0},
     "poll-voipms-accounts": {
         "task": "sms.poll_voipms_accounts",
         "schedule": env.float("SMS_POLL_INTERVAL_SECONDS", default=300.0),
@@ -304,3 +307,10 @@ SMS_MAX_ATTEMPTS = env.int("SMS_MAX_ATTEMPTS", default=6)
 SMS_RETRY_BASE_SECONDS = env.float("SMS_RETRY_BASE_SECONDS", default=30.0)
 SMS_RETRY_MAX_SECONDS = env.float("SMS_RETRY_MAX_SECONDS", default=600.0)
 MEDIA_MAX_BYTES = env.int("MEDIA_MAX_BYTES", default=5 * 1024 * 1024)
+# Requests per second to one VoIP.ms account, shared by all workers (VoIP.ms's own per-minute
+# limit is not published: DOMAIN.md §2).
+VOIPMS_REQUESTS_PER_SECOND = env.float("VOIPMS_REQUESTS_PER_SECOND", default=1.0)
+# How long a message may stay "sending" before it is taken for lost and reconciled.
+SMS_SENDING_STUCK_SECONDS = env.int("SMS_SENDING_STUCK_SECONDS", default=900)
+# How long to wait for VoIP.ms's history before re-sending a message whose outcome is unknown.
+SMS_UNKNOWN_GRACE_SECONDS = env.int("SMS_UNKNOWN_GRACE_SECONDS", default=600)

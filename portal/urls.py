@@ -12,6 +12,7 @@ from rest_framework.routers import DefaultRouter
 from portal import views as portal_views
 from portal.admin_sites import tenant_site
 from sms.api import SmsConfigurationViewSet
+from sms.api_messages import MessageViewSet
 from sms.webhooks import voipms_webhook
 from tenants import views as tenant_views
 from tenants.api import AdminTenantViewSet
@@ -27,6 +28,7 @@ router.register(
 )
 router.register("trunks", TenantTrunkViewSet, basename="trunk")
 router.register("sms-configurations", SmsConfigurationViewSet, basename="sms-configuration")
+router.register("messages", MessageViewSet, basename="message")
 
 urlpatterns = [
     path("", portal_views.home, name="home"),

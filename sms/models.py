@@ -262,6 +262,14 @@ class Message(TenantOwned):
     delivery = models.ForeignKey(
         WebhookDelivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
+    route_plan = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The routes to try in order: configuration, sender DID and destination.",
+    )
+    route_index = models.PositiveSmallIntegerField(default=0)
+    resend_count = models.PositiveSmallIntegerField(default=0)
+    carrier_status = models.CharField(max_length=200, blank=True)
     part_group = models.UUIDField(null=True, blank=True, help_text="Parts of one split text.")
     part_index = models.PositiveSmallIntegerField(default=0)
     attempt_count = models.PositiveSmallIntegerField(default=0)
@@ -462,3 +470,113 @@ class DeliveryAttempt(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.at:%H:%M:%S} {self.outcome} {self.code}"
+
+
+class SmsCallerId(TenantOwned):
+    """A DID an extension may send SMS from."""
+
+    extension = models.ForeignKey(
+        "tenants.Extension", on_delete=models.CASCADE, related_name="sms_caller_ids"
+    )
+    trunk = models.ForeignKey("trunks.Trunk", on_delete=models.PROTECT, related_name="+")
+    did = models.CharField("DID", max_length=20, help_text="A number of the tenant's pool.")
+    description = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        verbose_name = "SMS caller ID"
+        ordering = ["extension__number", "did"]
+        constraints = [
+            models.UniqueConstraint(fields=["extension", "did"], name="sms_caller_id_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.extension.number}: {self.did}"
+
+
+class RoutingStrategy(models.TextChoices):
+    PRIORITIZED = "prioritized", "Prioritized"
+    RANDOM = "random", "Random"
+
+
+class HoursMode(models.TextChoices):
+    ALWAYS = "always", "Always"
+    OFFICE = "office", "During office hours"
+    AFTER_HOURS = "after_hours", "Outside office hours"
+
+
+class OutboundRule(TenantOwned):
+    """Which trunks send a message, by destination and sender, as PortSIP routes calls."""
+
+    name = models.CharField(max_length=100)
+    priority = models.PositiveIntegerField(default=100, help_text="Lower wins.")
+    strategy = models.CharField(
+        "routing strategy",
+        max_length=12,
+        choices=RoutingStrategy.choices,
+        default=RoutingStrategy.PRIORITIZED,
+    )
+    prefixes = models.CharField(
+        "destination prefixes", max_length=200, blank=True, help_text="e.g. 1;212 — empty: any."
+    )
+    lengths = models.CharField(
+        "destination lengths", max_length=100, blank=True, help_text="e.g. 10;11 — empty: any."
+    )
+    from_extensions = models.CharField(
+        "from extensions", max_length=200, blank=True, help_text="e.g. 100-200;300 — empty: any."
+    )
+    hours = models.CharField(max_length=12, choices=HoursMode.choices, default=HoursMode.ALWAYS)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["priority", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="outbound_rule_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OutboundRoute(TenantOwned):
+    """One of up to six trunks an outbound rule tries, in order."""
+
+    rule = models.ForeignKey(OutboundRule, on_delete=models.CASCADE, related_name="routes")
+    position = models.PositiveSmallIntegerField(default=1)
+    trunk = models.ForeignKey("trunks.Trunk", on_delete=models.PROTECT, related_name="+")
+    strip_digits = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(9)], help_text="Digits removed from the front."
+    )
+    prepend = models.CharField(max_length=10, blank=True, help_text="Digits added to the front.")
+    caller_id = models.CharField(
+        "outbound caller ID",
+        max_length=20,
+        blank=True,
+        help_text="A DID of this trunk's pool; empty sends from the sender's own DID.",
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.rule} #{self.position}: {self.trunk}"
+
+
+class IdempotencyRecord(TenantOwned):
+    """The answer given to an API request with an Idempotency-Key, kept for 24 hours."""
+
+    user = models.ForeignKey("tenants.User", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user", "key"], name="idempotency_key_once")
+        ]
+
+    def __str__(self) -> str:
+        return self.key

@@ -34,14 +34,16 @@ def process_webhook(delivery_id: int) -> None:
     webhook_delivery_process(delivery_id=delivery_id)
 
 
-@shared_task(name="sms.deliver_message", bind=True, ignore_result=True, acks_late=True)
-def deliver_message(self: object, message_id: int) -> None:
-    """Send one queued outbound message; transient failures come back after a backoff."""
+@shared_task(name="sms.deliver_message", ignore_result=True, acks_late=True)
+def deliver_message(message_id: int, slot_reserved: bool = False) -> None:
+    """Send one queued outbound message; waits and transient failures come back later."""
     from sms.services.outbound import message_deliver
 
-    outcome = message_deliver(message_id=message_id)
+    outcome = message_deliver(message_id=message_id, slot_reserved=slot_reserved)
     if outcome is not None and outcome.retry_in is not None:
-        deliver_message.apply_async((message_id,), countdown=outcome.retry_in)
+        deliver_message.apply_async(
+            (message_id,), {"slot_reserved": outcome.slot_reserved}, countdown=outcome.retry_in
+        )
 
 
 @shared_task(name="sms.fetch_media", ignore_result=True, acks_late=True)
@@ -84,3 +86,29 @@ def poll_voipms_account(configuration_id: int) -> None:
     from sms.services.polling import poll_account
 
     poll_account(configuration_id=configuration_id)
+
+
+@shared_task(name="sms.reconcile_message", ignore_result=True, acks_late=True)
+def reconcile_message(message_id: int) -> None:
+    """Settle a message whose send outcome is unknown, by VoIP.ms's history."""
+    from sms.services.outbox import message_reconcile
+
+    message_reconcile(message_id=message_id)
+
+
+@shared_task(name="sms.outbox_sweep", ignore_result=True)
+def outbox_sweep() -> None:
+    """Re-enqueue lost sends and take stuck ones for reconciliation (run by beat)."""
+    from sms.services.outbox import outbox_sweep as sweep
+    from sms.services.outbox import outbox_unstick
+
+    sweep()
+    outbox_unstick()
+
+
+@shared_task(name="sms.carrier_status", ignore_result=True)
+def carrier_status() -> None:
+    """Mark recent sends delivered from VoIP.ms's carrier status (run by beat)."""
+    from sms.services.outbox import carrier_status_update
+
+    carrier_status_update()

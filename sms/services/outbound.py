@@ -8,6 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -15,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from portal.errors import ApplicationError
+from portal.limits import limits
 from sms.models import (
     Conversation,
     DeliveryAttempt,
@@ -30,7 +32,9 @@ from sms.providers import voipms_client_for
 from sms.selectors import is_opted_out
 from sms.splitting import MMS_MAX_CHARS, split_sms, utf8_len
 from trunks.numbers import InvalidNumber, format_for_voipms, parse_nanp
-from trunks.voipms.errors import VoipmsError, VoipmsOutcomeUnknown
+from trunks.voipms.errors import VoipmsError, VoipmsOutcomeUnknown, VoipmsTransientError
+
+EASTERN = ZoneInfo("America/New_York")
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ class DeliveryOutcome:
 
     status: str
     retry_in: float | None = None
+    slot_reserved: bool = False
 
 
 def _enqueue(messages: list[Message]) -> None:
@@ -79,6 +84,7 @@ def message_queue(
     source: str,
     extension: object | None = None,
     ignore_opt_out: bool = False,
+    route_plan: list[dict[str, object]] | None = None,
 ) -> list[Message]:
     """Create the outbox rows of a text (one per part) and enqueue them after commit."""
     tenant = configuration.tenant
@@ -88,6 +94,7 @@ def message_queue(
         )
     parts = message_build_parts(configuration=configuration, body=body, media_urls=media_urls)
     group = uuid.uuid4() if len(parts) > 1 else None
+    plan = route_plan or [{"configuration_id": configuration.pk, "did": did, "dst": to}]
     messages = [
         Message.objects.create(
             tenant=tenant,
@@ -102,6 +109,7 @@ def message_queue(
             body=text,
             media_urls=list(media_urls) if kind == Kind.MMS else [],
             segments=len(parts),
+            route_plan=plan,
             part_group=group,
             part_index=index,
             extension=extension,
@@ -200,15 +208,58 @@ def _finish(message: Message, status: str, **fields: object) -> None:
     )
 
 
-def message_deliver(*, message_id: int) -> DeliveryOutcome | None:
+def _eastern_day() -> str:
+    return timezone.now().astimezone(EASTERN).strftime("%Y-%m-%d")
+
+
+def _route(message: Message) -> tuple[int | None, str, str]:
+    plan = message.route_plan or []
+    if message.route_index < len(plan):
+        step = plan[message.route_index]
+        return int(step["configuration_id"]), str(step["did"]), str(step["dst"])
+    return message.configuration_id, message.did, message.remote
+
+
+def _requeue(
+    message: Message, delay: float, *, rate_wait: bool, **fields: object
+) -> DeliveryOutcome:
+    if rate_wait:
+        fields["attempt_count"] = F("attempt_count") - 1
+    _finish(
+        message,
+        MessageStatus.QUEUED,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        **fields,
+    )
+    return DeliveryOutcome(MessageStatus.QUEUED, retry_in=delay, slot_reserved=rate_wait)
+
+
+def _next_route(message: Message, error: VoipmsError) -> DeliveryOutcome | None:
+    plan = message.route_plan or []
+    if not error.route_level or message.route_index + 1 >= len(plan):
+        return None
+    step = plan[message.route_index + 1]
+    _record(message, "next_route", error.code, error.message)
+    _finish(
+        message,
+        MessageStatus.QUEUED,
+        route_index=message.route_index + 1,
+        configuration_id=int(step["configuration_id"]),
+        did=str(step["did"]),
+        error_code=error.code,
+        error_message=f"Route {message.route_index + 1} failed ({error.message}); trying the next.",
+    )
+    return DeliveryOutcome(MessageStatus.QUEUED, retry_in=0.0)
+
+
+def message_deliver(*, message_id: int, slot_reserved: bool = False) -> DeliveryOutcome | None:
     """Claim a queued message and send it to VoIP.ms once; None when another worker has it."""
     message = _claim(message_id)
     if message is None:
         return None
+    configuration_id, did_e164, dst_e164 = _route(message)
     configuration = (
-        SmsConfiguration.objects.select_related("tenant")
-        .filter(pk=message.configuration_id)
-        .first()
+        SmsConfiguration.objects.select_related("tenant").filter(pk=configuration_id).first()
     )
     refusal = None
     if configuration is None:
@@ -222,8 +273,30 @@ def message_deliver(*, message_id: int) -> DeliveryOutcome | None:
         _finish(message, MessageStatus.FAILED, error_code=refusal[0], error_message=refusal[1])
         return DeliveryOutcome(MessageStatus.FAILED)
 
-    did = format_for_voipms(message.did, configuration.number_format)
-    dst = format_for_voipms(message.remote, configuration.number_format)
+    account = configuration.username.lower()
+    store = limits()
+    if not slot_reserved:
+        wait = store.reserve_request(account, settings.VOIPMS_REQUESTS_PER_SECOND)
+        if wait > 0.05:
+            # Wait in the broker, not in a worker thread: the slot is reserved for then.
+            return _requeue(message, wait, rate_wait=True)
+    day = _eastern_day()
+    if not store.count_send(account, day, configuration.daily_send_limit):
+        error = VoipmsError(
+            "limit_reached",
+            f"The daily limit of {configuration.daily_send_limit} sends for this VoIP.ms account "
+            "is reached; sending resumes tomorrow (US Eastern time).",
+            permanent=True,
+        )
+        outcome = _next_route(message, error)
+        if outcome is not None:
+            return outcome
+        _record(message, "failed", error.code, error.message)
+        _finish(message, MessageStatus.FAILED, error_code=error.code, error_message=error.message)
+        return DeliveryOutcome(MessageStatus.FAILED)
+
+    did = format_for_voipms(did_e164, configuration.number_format)
+    dst = format_for_voipms(dst_e164, configuration.number_format)
     if configuration.prepend_plus and not dst.startswith("+"):
         dst = "+" + dst
     started = time.monotonic()
@@ -248,17 +321,21 @@ def message_deliver(*, message_id: int) -> DeliveryOutcome | None:
         return DeliveryOutcome(MessageStatus.UNKNOWN)
     except VoipmsError as error:
         elapsed = time.monotonic() - started
+        if isinstance(error, VoipmsTransientError) and error.code == "connection_error":
+            store.uncount_send(account, day)  # refused before sending: nothing reached VoIP.ms
         if not error.permanent and message.attempt_count < settings.SMS_MAX_ATTEMPTS:
             delay = max(_backoff(message.attempt_count), error.retry_after or 0)
             _record(message, "retry", error.code, error.message, elapsed)
-            _finish(
+            return _requeue(
                 message,
-                MessageStatus.QUEUED,
+                delay,
+                rate_wait=False,
                 error_code=error.code,
                 error_message=error.message[:500],
-                next_attempt_at=timezone.now() + timedelta(seconds=delay),
             )
-            return DeliveryOutcome(MessageStatus.QUEUED, retry_in=delay)
+        outcome = _next_route(message, error)
+        if outcome is not None:
+            return outcome
         _record(message, "failed", error.code, error.message, elapsed)
         _finish(
             message, MessageStatus.FAILED, error_code=error.code, error_message=error.message[:500]
@@ -269,7 +346,8 @@ def message_deliver(*, message_id: int) -> DeliveryOutcome | None:
         message,
         MessageStatus.SENT,
         provider_id=provider_id,
-        provider_account=configuration.username.lower(),
+        provider_account=account,
+        configuration_id=configuration.pk,
         sent_at=timezone.now(),
         error_code="",
         error_message="",

@@ -1,0 +1,112 @@
+"""Limits shared by every worker: a daily send count and a request rate per VoIP.ms account.
+
+With REDIS_URL they live in Redis, so all worker processes on all hosts share them; the embedded
+demo (one worker process) keeps them in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import cache
+from typing import Protocol
+
+from django.conf import settings
+
+# Reserve the next free slot of an account's request rate; return how long to wait for it.
+_RATE_SCRIPT = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local free = tonumber(redis.call('GET', KEYS[1]) or '0')
+if free < now then free = now end
+local ttl = math.ceil((free - now + interval) * 1000) + 1000
+redis.call('SET', KEYS[1], tostring(free + interval), 'PX', ttl)
+return tostring(free - now)
+"""
+
+
+class Limits(Protocol):
+    def count_send(self, account: str, day: str, limit: int) -> bool: ...
+
+    def uncount_send(self, account: str, day: str) -> None: ...
+
+    def sends_today(self, account: str, day: str) -> int: ...
+
+    def reserve_request(self, account: str, per_second: float) -> float: ...
+
+
+class RedisLimits:
+    """Limits kept in Redis with atomic operations."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url)
+        self.rate = self.client.register_script(_RATE_SCRIPT)
+
+    def count_send(self, account: str, day: str, limit: int) -> bool:
+        """Count one send for the account's day; False (and nothing counted) past the limit."""
+        key = f"limits:daily:{account}:{day}"
+        count = self.client.incr(key)
+        if count == 1:
+            self.client.expire(key, 3 * 86400)
+        if count > limit:
+            self.client.decr(key)
+            return False
+        return True
+
+    def uncount_send(self, account: str, day: str) -> None:
+        """Give back a counted send that never reached VoIP.ms."""
+        self.client.decr(f"limits:daily:{account}:{day}")
+
+    def sends_today(self, account: str, day: str) -> int:
+        """Return how many sends the account's day has counted."""
+        return int(self.client.get(f"limits:daily:{account}:{day}") or 0)
+
+    def reserve_request(self, account: str, per_second: float) -> float:
+        """Reserve the account's next request slot; return the seconds to wait before using it."""
+        return float(
+            self.rate(keys=[f"limits:rate:{account}"], args=[time.time(), 1.0 / per_second])
+        )
+
+
+class LocalLimits:
+    """Limits kept in this process (the embedded demo runs one worker process)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.daily: dict[tuple[str, str], int] = {}
+        self.free: dict[str, float] = {}
+
+    def count_send(self, account: str, day: str, limit: int) -> bool:
+        with self.lock:
+            count = self.daily.get((account, day), 0)
+            if count >= limit:
+                return False
+            self.daily[(account, day)] = count + 1
+            return True
+
+    def uncount_send(self, account: str, day: str) -> None:
+        with self.lock:
+            self.daily[(account, day)] = max(0, self.daily.get((account, day), 0) - 1)
+
+    def sends_today(self, account: str, day: str) -> int:
+        with self.lock:
+            return self.daily.get((account, day), 0)
+
+    def reserve_request(self, account: str, per_second: float) -> float:
+        with self.lock:
+            now = time.time()
+            free = max(self.free.get(account, 0.0), now)
+            self.free[account] = free + 1.0 / per_second
+            return free - now
+
+
+@cache
+def _limits(redis_url: str) -> Limits:
+    return RedisLimits(redis_url) if redis_url else LocalLimits()
+
+
+def limits() -> Limits:
+    """Return the limits store of this deployment."""
+    return _limits(settings.REDIS_URL)

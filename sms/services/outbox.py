@@ -1,0 +1,185 @@
+"""Keeping the outbox honest: lost tasks, stuck sends, unknown outcomes, delivery status."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from sms.models import DeliveryAttempt, Direction, Kind, Message, MessageStatus, SmsConfiguration
+from sms.providers import voipms_client_for
+from trunks.numbers import InvalidNumber, normalize_number
+from trunks.voipms.errors import VoipmsError
+
+logger = logging.getLogger(__name__)
+RECONCILE_WINDOW = timedelta(minutes=15)
+EASTERN = ZoneInfo("America/New_York")
+
+
+def outbox_sweep() -> int:
+    """Re-enqueue queued messages whose task may be lost (older than a minute and due)."""
+    from sms.tasks import deliver_message
+
+    now = timezone.now()
+    minute_ago = now - timedelta(seconds=60)
+    due = Message.objects.filter(direction=Direction.OUT, status=MessageStatus.QUEUED).filter(
+        Q(next_attempt_at__isnull=True, created_at__lt=minute_ago)
+        | Q(next_attempt_at__lt=minute_ago)
+    )
+    ids = list(due.values_list("pk", flat=True)[:1000])
+    for pk in ids:
+        # Safe when the original task is alive after all: only one claim can win the row.
+        deliver_message.delay(pk)
+    return len(ids)
+
+
+def outbox_unstick() -> int:
+    """Take messages stuck in "sending" past the visibility window as unknown, to reconcile."""
+    from sms.tasks import reconcile_message
+
+    cutoff = timezone.now() - timedelta(seconds=settings.SMS_SENDING_STUCK_SECONDS)
+    stuck = list(
+        Message.objects.filter(
+            direction=Direction.OUT, status=MessageStatus.SENDING, last_attempt_at__lt=cutoff
+        ).values_list("pk", flat=True)[:1000]
+    )
+    moved = Message.objects.filter(pk__in=stuck, status=MessageStatus.SENDING).update(
+        status=MessageStatus.UNKNOWN,
+        error_code="outcome_unknown",
+        error_message="The worker sending it stopped; it is checked against VoIP.ms "
+        "before any resend.",
+    )
+    for pk in stuck:
+        reconcile_message.delay(pk)
+    unknown = Message.objects.filter(direction=Direction.OUT, status=MessageStatus.UNKNOWN)
+    for pk in unknown.exclude(pk__in=stuck).values_list("pk", flat=True)[:1000]:
+        reconcile_message.delay(pk)
+    return moved
+
+
+def message_reconcile(*, message_id: int) -> str:
+    """Look for an unknown message in VoIP.ms's history: sent, re-sent once, or still unknown."""
+    message = Message.objects.filter(pk=message_id, status=MessageStatus.UNKNOWN).first()
+    if message is None:
+        return "not unknown"
+    configuration = SmsConfiguration.objects.filter(pk=message.configuration_id).first()
+    if configuration is None:
+        return "no configuration"
+    sent_around = message.last_attempt_at or message.created_at
+    eastern = sent_around.astimezone(_eastern())
+    step = (message.route_plan or [{}])[
+        min(message.route_index, len(message.route_plan or [{}]) - 1)
+    ]
+    did = str(step.get("did", message.did))
+    dst = str(step.get("dst", message.remote))
+    try:
+        with voipms_client_for(configuration, read_timeout=30.0) as client:
+            reader = client.get_mms if message.kind == Kind.MMS else client.get_sms
+            rows = reader(
+                date_from=(eastern - timedelta(days=1)).date(),
+                date_to=(eastern + timedelta(days=1)).date(),
+                type=0,
+                did=_ten(did),
+                contact=_ten(dst),
+                limit=200,
+            )
+    except VoipmsError as error:
+        logger.warning("reconcile: VoIP.ms answered %s", error.code)
+        return "voipms error"
+    for row in rows:
+        if row.message == message.body and abs(row.date - sent_around) <= RECONCILE_WINDOW:
+            Message.objects.filter(pk=message.pk, status=MessageStatus.UNKNOWN).update(
+                status=MessageStatus.SENT,
+                provider_id=row.id,
+                provider_account=configuration.username.lower(),
+                sent_at=row.date,
+                error_code="",
+                error_message="",
+            )
+            DeliveryAttempt.objects.create(
+                tenant_id=message.tenant_id, message=message, outcome="reconciled", code="found"
+            )
+            return "sent"
+    if timezone.now() - sent_around < timedelta(seconds=settings.SMS_UNKNOWN_GRACE_SECONDS):
+        return "unknown"
+    if message.resend_count >= 1:
+        Message.objects.filter(pk=message.pk, status=MessageStatus.UNKNOWN).update(
+            status=MessageStatus.FAILED,
+            error_code="outcome_unknown",
+            error_message="VoIP.ms never confirmed this message, even after one resend.",
+        )
+        return "failed"
+    with transaction.atomic():
+        changed = Message.objects.filter(pk=message.pk, status=MessageStatus.UNKNOWN).update(
+            status=MessageStatus.QUEUED, resend_count=message.resend_count + 1, next_attempt_at=None
+        )
+        if changed:
+            DeliveryAttempt.objects.create(
+                tenant_id=message.tenant_id, message=message, outcome="resend", code="absent"
+            )
+            from sms.tasks import deliver_message
+
+            transaction.on_commit(lambda: deliver_message.delay(message.pk))
+    return "resent"
+
+
+def carrier_status_update() -> int:
+    """Mark sends of the last 48 hours delivered from VoIP.ms's carrier status, per account."""
+    since = timezone.now() - timedelta(hours=48)
+    recent = Message.objects.filter(
+        direction=Direction.OUT,
+        status=MessageStatus.SENT,
+        sent_at__gte=since,
+        provider_id__isnull=False,
+        kind=Kind.SMS,
+    ).values_list("pk", "provider_account", "provider_id", "configuration_id")
+    # One history call per VoIP.ms account, whatever the number of configurations using it.
+    by_account: dict[str, dict[int, int]] = defaultdict(dict)
+    configuration_of: dict[str, int] = {}
+    for pk, account, provider_id, configuration_id in recent:
+        by_account[account][provider_id] = pk
+        configuration_of.setdefault(account, configuration_id)
+    configurations = SmsConfiguration.objects.in_bulk(list(configuration_of.values()))
+    today = timezone.now().astimezone(_eastern()).date()
+    delivered = 0
+    for account, wanted in by_account.items():
+        configuration = configurations.get(configuration_of[account])
+        if configuration is None:
+            continue
+        try:
+            with voipms_client_for(configuration, read_timeout=30.0) as client:
+                rows = client.get_sms(
+                    date_from=today - timedelta(days=2), date_to=today, type=0, limit=1000
+                )
+        except VoipmsError as error:
+            logger.warning("carrier status: VoIP.ms answered %s", error.code)
+            continue
+        for row in rows:
+            pk = wanted.get(row.id)
+            if pk is None or not row.carrier_status:
+                continue
+            fields: dict[str, object] = {"carrier_status": row.carrier_status[:200]}
+            if "delivered" in row.carrier_status.lower():
+                fields.update(status=MessageStatus.DELIVERED, delivered_at=timezone.now())
+                delivered += 1
+            Message.objects.filter(pk=pk, status=MessageStatus.SENT).update(**fields)
+    return delivered
+
+
+def _ten(e164: str) -> str:
+    try:
+        return normalize_number(e164).removeprefix("+1")
+    except InvalidNumber:
+        return e164
+
+
+def _eastern():
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("America/New_York")
