@@ -13,6 +13,7 @@ from portal import views as portal_views
 from portal.admin_sites import tenant_site
 from sms.api import SmsConfigurationViewSet
 from sms.api_messages import MessageViewSet
+from sms.api_outbound import OutboundRuleViewSet
 from sms.webhooks import voipms_webhook
 from tenants import views as tenant_views
 from tenants.api import AdminTenantViewSet
@@ -29,6 +30,7 @@ router.register(
 router.register("trunks", TenantTrunkViewSet, basename="trunk")
 router.register("sms-configurations", SmsConfigurationViewSet, basename="sms-configuration")
 router.register("messages", MessageViewSet, basename="message")
+router.register("outbound-rules", OutboundRuleViewSet, basename="outbound-rule")
 
 urlpatterns = [
     path("", portal_views.home, name="home"),

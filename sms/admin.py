@@ -307,4 +307,4 @@ def configuration_status(configuration: SmsConfiguration) -> str:
 
 
 # The messaging pages (rules, logs, ring groups, hours) live in their own module.
-from sms import admin_messaging  # noqa: E402, F401
+from sms import admin_messaging, admin_outbound  # noqa: E402, F401

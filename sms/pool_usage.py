@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sms.models import InboundRule, SmsConfiguration
+from sms.models import InboundRule, OutboundRoute, SmsCallerId, SmsConfiguration
 from trunks.models import TrunkAssignment
+from trunks.numbers import number_to_int
 from trunks.services import PoolUse, register_pool_user
 
 
@@ -27,3 +28,20 @@ def inbound_rules_on_trunk(assignment: TrunkAssignment) -> Iterator[PoolUse]:
     rules = InboundRule.objects.for_tenant(assignment.tenant).filter(trunk_id=assignment.trunk_id)
     for name, start, end in rules.values_list("name", "did_start", "did_end"):
         yield PoolUse(what=f"inbound rule {name!r}", number=start, end=end)
+
+
+@register_pool_user
+def caller_ids_on_trunk(assignment: TrunkAssignment) -> Iterator[PoolUse]:
+    """Yield the DIDs extensions send from, and the caller IDs of outbound routes."""
+    caller_ids = SmsCallerId.objects.for_tenant(assignment.tenant).filter(
+        trunk_id=assignment.trunk_id
+    )
+    for extension, did in caller_ids.values_list("extension__number", "did"):
+        yield PoolUse(what=f"SMS caller ID of extension {extension}", number=number_to_int(did))
+    routes = (
+        OutboundRoute.objects.for_tenant(assignment.tenant)
+        .filter(trunk_id=assignment.trunk_id)
+        .exclude(caller_id="")
+    )
+    for rule, did in routes.values_list("rule__name", "caller_id"):
+        yield PoolUse(what=f"outbound rule {rule!r}", number=number_to_int(did))
