@@ -8,8 +8,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from sms.models import Action, InboundRule, SmsConfiguration
+from sms.models import Action, InboundRule, SmsCallerId, SmsConfiguration
 from sms.services.configurations import sms_configuration_create
+from sms.services.outbound_rules import sms_caller_id_save
 from sms.services.rules import inbound_rule_save
 from tenants.models import Extension, Role, SmsPermission, Tenant, User
 from tenants.services import extension_create, tenant_create, user_create
@@ -101,6 +102,10 @@ class Command(BaseCommand):
                 holiday_action=Action.EXTENSION,
                 holiday_extension=extension,
             )
+        extension = Extension.objects.for_tenant(tenant).get(number="101")
+        first_did = spec["pool"].split(";")[0].split("-")[0]
+        if not SmsCallerId.objects.for_tenant(tenant).filter(extension=extension).exists():
+            sms_caller_id_save(tenant=tenant, extension=extension, trunk=trunk, did=first_did)
         if settings.VOIPMS_SANDBOX:
             from trunks.voipms.sandbox.services import sandbox_account_ensure, sandbox_did_configure
 
