@@ -11,6 +11,7 @@ from django.test import Client
 from tenants.models import Role, SmsPermission, Tenant, User
 from tenants.services import extension_create, tenant_create, user_create
 from tests import factories
+from tests.browser import browser, page  # noqa: F401 - Playwright fixtures for every test module
 
 
 @pytest.fixture
