@@ -42,6 +42,14 @@ class SystemAdminSite(_PortalSite):
     site_title = "Seed SMS Portal"
     index_title = "System administration"
     portal_site = "system"
+    index_template = "admin/system_index.html"
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        from portal.health import health_report
+        from sms.dashboard import message_volume
+
+        dashboard = {"health": health_report(), "volume": message_volume(tenant=None)}
+        return super().index(request, {**(extra_context or {}), "dashboard": dashboard})
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
@@ -55,6 +63,19 @@ class TenantAdminSite(_PortalSite):
     site_title = "Seed SMS Portal"
     index_title = "Tenant administration"
     portal_site = "tenant"
+    index_template = "admin/tenant_index.html"
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        from sms.dashboard import configuration_health, message_volume
+
+        tenant = request.tenant
+        dashboard = None
+        if tenant is not None and tenant.message_channels_enabled:
+            dashboard = {
+                "volume": message_volume(tenant=tenant),
+                "health": configuration_health(tenant=tenant),
+            }
+        return super().index(request, {**(extra_context or {}), "dashboard": dashboard})
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user

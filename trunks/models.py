@@ -79,6 +79,8 @@ class TrunkAssignment(TenantOwned):
     max_concurrent_calls = models.PositiveIntegerField(default=10)
 
     class Meta:
+        verbose_name = "trunk"
+        verbose_name_plural = "trunks"
         ordering = ["trunk__name", "tenant__name"]
         constraints = [
             models.UniqueConstraint(fields=["trunk", "tenant"], name="one_assignment_per_tenant")
