@@ -35,6 +35,7 @@ router.register("outbound-rules", OutboundRuleViewSet, basename="outbound-rule")
 urlpatterns = [
     path("", portal_views.home, name="home"),
     path("healthz", portal_views.healthz, name="healthz"),
+    path("metrics", portal_views.metrics, name="metrics"),
     path("login/", tenant_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/api-tokens/", tenant_views.api_tokens, name="api_tokens"),

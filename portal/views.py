@@ -28,3 +28,18 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """Report database, broker and worker state; 503 names what is not fine."""
     report = health_report()
     return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Export counters in Prometheus text format to system administrators and allowed IPs."""
+    from django.conf import settings
+
+    from portal.metrics import prometheus_text
+
+    allowed_ip = request.META.get("REMOTE_ADDR") in settings.METRICS_ALLOWED_IPS
+    user = request.user
+    if not allowed_ip and not (user.is_authenticated and user.is_system_admin):
+        return HttpResponse("forbidden", status=403, content_type="text/plain")
+    return HttpResponse(prometheus_text(), content_type="text/plain; version=0.0.4")
