@@ -58,17 +58,31 @@ def fetch_media(media_id: int) -> None:
 
 @shared_task(name="sms.deliver_to_destination", ignore_result=True, acks_late=True)
 def deliver_to_destination(
-    message_id: int, action: str, target: str, rule_id: int | None = None, attempt: int = 1
+    message_id: int,
+    action: str,
+    rule_id: int | None = None,
+    period: str | None = None,
+    extension_id: int | None = None,
+    attempt: int = 1,
 ) -> None:
-    """Hand a received message to an e-mail address or an HTTP endpoint, with retries."""
-    from sms.services.destinations import destination_deliver
+    """Hand a received message to an e-mail address or an HTTP endpoint, with retries.
 
+    The address is read from the rule or extension, so no URL (which may hold a token)
+    travels in task arguments.
+    """
+    from sms.services.destinations import destination_deliver, destination_target
+
+    target = destination_target(
+        message_id=message_id, rule_id=rule_id, period=period, extension_id=extension_id
+    )
+    if not target:
+        return
     retry_in = destination_deliver(
         message_id=message_id, action=action, target=target, rule_id=rule_id, attempt=attempt
     )
     if retry_in is not None:
         deliver_to_destination.apply_async(
-            (message_id, action, target, rule_id, attempt + 1), countdown=retry_in
+            (message_id, action, rule_id, period, extension_id, attempt + 1), countdown=retry_in
         )
 
 

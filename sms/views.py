@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mimetypes
 from datetime import tzinfo
 from typing import Any
 
@@ -33,12 +32,11 @@ from sms.services.conversations import (
     conversation_transfer,
     message_retry,
 )
+from sms.services.media import DEFAULT_CONTENT_TYPE, MediaUnavailable, media_open
 from tenants.models import RingGroupMember
 
 PAGE_SIZE = 50
 SHOWN_MESSAGES = 200
-# Types a browser shows inline without running anything; everything else is a download.
-INLINE_IMAGES = {"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp"}
 PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNKNOWN)
 
 
@@ -71,7 +69,9 @@ def _media_json(media: MessageMedia) -> dict[str, Any]:
         "url": reverse("inbox_media", args=[media.pk]),
         "content_type": media.content_type,
         "name": media.url.rsplit("/", 1)[-1][:80],
-        "image": media.content_type in INLINE_IMAGES and media.status == MediaStatus.STORED,
+        "image": media.status == MediaStatus.STORED
+        and media.content_type.startswith("image/")
+        and media.content_type != "image/svg+xml",
         "status": media.status,
     }
 
@@ -206,19 +206,17 @@ def media_file(request: HttpRequest, pk: int) -> HttpResponse:
             raise Http404("No such file.")
     elif not _visible(request).filter(pk=conversation_id).exists():
         raise Http404("No such file.")
-    if media.status != MediaStatus.STORED or not media.file:
+    try:
+        handle, content_type = media_open(media=media)
+    except MediaUnavailable:
         if media.url.startswith(("http://", "https://")):
-            # Not fetched yet (or fetching failed): the provider's link may still work.
+            # Not downloaded (yet): the provider's link may still work.
             return HttpResponseRedirect(media.url)
-        raise Http404("The file is not stored.")
-    content_type = media.content_type or (
-        mimetypes.guess_type(media.file.name)[0] or "application/octet-stream"
-    )
-    inline = content_type in INLINE_IMAGES
+        raise Http404("The file is not stored.") from None
     response = FileResponse(
-        media.file.open("rb"),
+        handle,
         content_type=content_type,
-        as_attachment=not inline,
+        as_attachment=content_type == DEFAULT_CONTENT_TYPE,
         filename=media.file.name.rsplit("/", 1)[-1],
     )
     # A file from an outside sender must never run as a page of the portal.

@@ -19,6 +19,7 @@ from django.core.validators import validate_email
 
 from portal.http import HttpError, backoff_delay, post_json
 from sms.models import Action, DestinationAttempt, InboundRule, Message
+from tenants.models import Extension
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,22 @@ class _Outcome:
 
 def _setting(name: str, default: float) -> float:
     return getattr(settings, name, default)
+
+
+def destination_target(
+    *, message_id: int, rule_id: int | None, period: str | None, extension_id: int | None
+) -> str | None:
+    """Return the address a task delivers to, read from the database (never a task argument)."""
+    message = Message.objects.filter(pk=message_id).only("tenant_id").first()
+    if message is None:
+        return None
+    if extension_id is not None:
+        extension = Extension.objects.filter(pk=extension_id, tenant_id=message.tenant_id).first()
+        return extension.email if extension is not None else None
+    if rule_id is not None and period in ("office", "after_hours", "holiday"):
+        rule = InboundRule.objects.filter(pk=rule_id, tenant_id=message.tenant_id).first()
+        return getattr(rule, f"{period}_target") if rule is not None else None
+    return None
 
 
 def destination_deliver(

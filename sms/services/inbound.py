@@ -18,7 +18,6 @@ from sms.models import (
     Direction,
     InboundRule,
     Kind,
-    MediaStatus,
     Message,
     MessageMedia,
     MessageStatus,
@@ -240,7 +239,7 @@ def _deliver(
                 extension=extension, ring_group=None
             )
             if extension.notify_by_email and extension.email:
-                _enqueue_destination(message.pk, Action.EMAIL, extension.email)
+                _enqueue_destination(message.pk, Action.EMAIL, extension_id=extension.pk)
     elif action == Action.RING_GROUP:
         group = getattr(rule, f"{period}_ring_group")
         extension = _ring_group_handler(group, conversation) if group else None
@@ -249,7 +248,7 @@ def _deliver(
         else:
             routed_to = f"ring group {group.name}" + (f" → {extension.number}" if extension else "")
             if extension is not None and extension.notify_by_email and extension.email:
-                _enqueue_destination(message.pk, Action.EMAIL, extension.email)
+                _enqueue_destination(message.pk, Action.EMAIL, extension_id=extension.pk)
     elif action == Action.FORWARD:
         routed_to = f"forwarded to {target}"
         message_queue_automatic(
@@ -257,7 +256,7 @@ def _deliver(
         )
     elif action in (Action.EMAIL, Action.HTTP):
         routed_to = f"{action} {target}"
-        _enqueue_destination(message.pk, action, target, rule_id=rule.pk)
+        _enqueue_destination(message.pk, action, rule_id=rule.pk, period=period)
     elif action == Action.AUTO_REPLY:
         routed_to = "auto-reply"
         if target:
@@ -297,16 +296,17 @@ def _ring_group_handler(group: RingGroup, conversation: Conversation) -> Extensi
 
 
 def _enqueue_destination(
-    message_id: int, action: str, target: str, rule_id: int | None = None
+    message_id: int,
+    action: str,
+    *,
+    rule_id: int | None = None,
+    period: str | None = None,
+    extension_id: int | None = None,
 ) -> None:
     from sms.tasks import deliver_to_destination
 
-    transaction.on_commit(lambda: deliver_to_destination.delay(message_id, action, target, rule_id))
-
-
-def media_mark(*, media: MessageMedia, status: str, error: str = "") -> None:
-    """Record the outcome of fetching a media file."""
-    MessageMedia.objects.filter(pk=media.pk).update(status=status, error=error[:300])
-
-
-__all__ = ["MediaStatus", "inbound_message_ingest", "media_mark", "webhook_delivery_process"]
+    transaction.on_commit(
+        lambda: deliver_to_destination.delay(
+            message_id, action, rule_id=rule_id, period=period, extension_id=extension_id
+        )
+    )

@@ -318,6 +318,10 @@ def test_deliver_to_destination_task_schedules_the_next_attempt(
     )
     mocked.post(HOOK_URL, status=500)
 
-    tasks.deliver_to_destination(message.pk, Action.HTTP, HOOK_URL, rule.pk, 1)
+    tasks.deliver_to_destination(message.pk, Action.HTTP, rule_id=rule.pk, period="office")
 
-    assert [args for args, _ in scheduled] == [(message.pk, Action.HTTP, HOOK_URL, rule.pk, 2)]
+    # The URL is read from the rule: it never travels in the task's arguments.
+    assert [args for args, _ in scheduled] == [
+        (message.pk, Action.HTTP, rule.pk, "office", None, 2)
+    ]
+    assert mocked.calls[0].request.url == HOOK_URL
