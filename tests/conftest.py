@@ -95,5 +95,7 @@ def world(
 
 @pytest.fixture(autouse=True)
 def _portal_settings(settings: object) -> None:
+    # A fast hasher: the suite creates many users and never tests hash strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
     settings.PUBLIC_BASE_URL = "http://127.0.0.1:8000"
