@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -69,7 +69,8 @@ def heartbeat_record(*, hostname: str) -> None:
     )
 
 
-@shared_task(name="portal.heartbeat", ignore_result=True)
-def heartbeat() -> None:
+@shared_task(name="portal.heartbeat", bind=True, ignore_result=True)
+def heartbeat(self: Task) -> None:
     """Record this worker's heartbeat (run by beat every 30 s)."""
-    heartbeat_record(hostname=socket.gethostname())
+    # The Celery node name, so several workers on one host each keep their own row.
+    heartbeat_record(hostname=self.request.hostname or socket.gethostname())

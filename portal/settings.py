@@ -70,6 +70,15 @@ else:
 
 # Newest key first; older keys still decrypt until `manage.py reencrypt_fields` has run.
 FIELD_ENCRYPTION_KEYS = [key.strip() for key in _field_keys.split(",") if key.strip()]
+try:
+    if not FIELD_ENCRYPTION_KEYS:
+        raise ValueError("no key")
+    for _key in FIELD_ENCRYPTION_KEYS:
+        Fernet(_key)
+except ValueError as _error:
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_KEYS must hold Fernet keys separated by commas, newest first"
+    ) from _error
 
 ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []

@@ -13,5 +13,5 @@ __all__ = ["heartbeat"]
 
 
 @worker_ready.connect
-def _record_heartbeat_on_start(**kwargs: Any) -> None:
-    heartbeat_record(hostname=socket.gethostname())
+def _record_heartbeat_on_start(sender: Any = None, **kwargs: Any) -> None:
+    heartbeat_record(hostname=getattr(sender, "hostname", None) or socket.gethostname())

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -42,6 +43,7 @@ class AssignmentFormSet(BaseInlineFormSet):
     def clean(self) -> None:
         super().clean()
         seen: list[tuple[str, list[DidRange]]] = []
+        refusals: list[str] = []
         trunk = self.instance if self.instance.pk else None
         for form in self.forms:
             if not hasattr(form, "cleaned_data") or not form.cleaned_data:
@@ -52,10 +54,17 @@ class AssignmentFormSet(BaseInlineFormSet):
                     try:
                         trunk_assignment_check_delete(assignment=assignment)
                     except ApplicationError as error:
-                        form.add_error(None, error.message)
+                        # Django drops errors of rows marked for deletion: raise them here.
+                        refusals.append(error.message)
                 continue
             tenant = form.cleaned_data.get("tenant")
             if tenant is None:
+                continue
+            if assignment is not None and "tenant" in form.changed_data:
+                form.add_error(
+                    "tenant",
+                    "An assignment cannot move to another tenant: remove it and add a new one.",
+                )
                 continue
             try:
                 ranges = did_pool_check(
@@ -77,6 +86,8 @@ class AssignmentFormSet(BaseInlineFormSet):
                         f"The pool overlaps {other_name}'s pool: {format_did_pool(shared)}",
                     )
             seen.append((tenant.name, ranges))
+        if refusals:
+            raise ValidationError(refusals)
 
 
 class TrunkAssignmentInline(admin.TabularInline):
@@ -149,6 +160,8 @@ class TrunkAdmin(admin.ModelAdmin):
         obj.pk = saved.pk
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        # Saved through the services; the admin's history message reads these lists.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for inline_form in formset.forms:
             data = getattr(inline_form, "cleaned_data", None)
             if not data:
@@ -157,10 +170,11 @@ class TrunkAdmin(admin.ModelAdmin):
             if data.get("DELETE"):
                 if assignment is not None:
                     trunk_assignment_delete(assignment=assignment, actor=request.user)
+                    formset.deleted_objects.append(assignment)
                 continue
             if assignment is None and not inline_form.has_changed():
                 continue
-            trunk_assignment_save(
+            saved = trunk_assignment_save(
                 trunk=form.instance,
                 tenant=data["tenant"],
                 did_pool=data.get("did_pool", ""),
@@ -168,6 +182,10 @@ class TrunkAdmin(admin.ModelAdmin):
                 assignment=assignment,
                 actor=request.user,
             )
+            if assignment is None:
+                formset.new_objects.append(saved)
+            else:
+                formset.changed_objects.append((saved, inline_form.changed_data))
 
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: Any = None

@@ -111,9 +111,7 @@ def _refuse_removing_used_numbers(
     if new_ranges is None:
         blocking = uses
     else:
-        blocking = [
-            use for use in uses if use.number is not None and not use.covered_by(new_ranges)
-        ]
+        blocking = [use for use in uses if not use.covered_by(new_ranges)]
     if blocking:
         action = "removed from the trunk" if new_ranges is None else "shrunk"
         raise Conflict(
@@ -153,8 +151,12 @@ def trunk_assignment_save(
     Trunk.objects.select_for_update().filter(pk=trunk.pk).first()
     if assignment is None:
         assignment = TrunkAssignment.objects.filter(trunk=trunk, tenant=tenant).first()
-    if assignment is not None and assignment.tenant_id != tenant.pk:
-        raise ApplicationError("An assignment cannot move to another tenant.", field="tenant")
+    if assignment is not None:
+        # Compare with the stored row: a form may have written the new tenant onto the object.
+        stored = TrunkAssignment.objects.select_related("tenant").get(pk=assignment.pk)
+        if stored.tenant_id != tenant.pk:
+            raise ApplicationError("An assignment cannot move to another tenant.", field="tenant")
+        assignment = stored
     ranges = did_pool_check(trunk=trunk, tenant=tenant, did_pool=did_pool, assignment=assignment)
     created = assignment is None
     if created:

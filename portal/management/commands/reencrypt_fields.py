@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from cryptography.fernet import InvalidToken
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
 from portal.crypto import encrypted_fields, rotate
@@ -27,7 +28,15 @@ class Command(BaseCommand):
                 # Raw SQL: stored tokens are rotated without decrypting them into models.
                 cursor.execute(select)
                 for row_pk, token in cursor.fetchall():
-                    cursor.execute(update, [rotate(token), row_pk])
+                    try:
+                        rotated = rotate(token)
+                    except InvalidToken as error:
+                        raise CommandError(
+                            f"{model._meta.label}.{field.name} of row {row_pk} cannot be decrypted "
+                            "with FIELD_ENCRYPTION_KEYS: was a key removed before re-encrypting? "
+                            "Nothing of this field was changed."
+                        ) from error
+                    cursor.execute(update, [rotated, row_pk])
                     count += 1
             total += count
             self.stdout.write(f"{model._meta.label}.{field.name}: {count} re-encrypted")
