@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.api import TENANT_HEADER, IsSystemAdmin, TenantScopedViewSet
+from portal.errors import ApplicationError
 from tenants.models import Tenant
 from trunks.models import Trunk, TrunkAssignment
 from trunks.services import (
@@ -130,8 +131,15 @@ class AdminTrunkAssignmentViewSet(viewsets.ModelViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        trunk = self._trunk()
+        if TrunkAssignment.objects.filter(trunk=trunk, tenant=data["tenant"]).exists():
+            raise ApplicationError(
+                f"{data['tenant'].name} is on {trunk.name} already; change that assignment.",
+                code="already_assigned",
+                field="tenant",
+            )
         assignment = trunk_assignment_save(
-            trunk=self._trunk(),
+            trunk=trunk,
             tenant=data["tenant"],
             did_pool=data.get("did_pool", ""),
             max_concurrent_calls=data.get("max_concurrent_calls", 10),

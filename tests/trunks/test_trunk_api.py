@@ -570,3 +570,16 @@ def test_anonymous_requests_are_refused(world: World, client_for: ClientFor) -> 
         assert response.status_code in (401, 403), url
         assert response.json()["code"] == "not_authenticated"
         assert POOLS["a.example"] not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_assigning_a_tenant_twice_to_one_trunk_is_refused(world: World, client_for: Any) -> None:
+    trunk = world.objects_a[Trunk]
+    response = client_for(world.sysadmin).post(
+        f"/api/v1/admin/trunks/{trunk.pk}/assignments/",
+        {"tenant": world.tenant_a.slug, "did_pool": "16465550100"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "already_assigned"
+    assert trunk.assignments.get().did_pool == "16465550100-16465550104"
