@@ -14,6 +14,7 @@ from portal.admin_sites import tenant_site
 from sms.api import SmsConfigurationViewSet
 from sms.api_messages import MessageViewSet
 from sms.api_outbound import OutboundRuleViewSet
+from sms.api_rules import ConversationViewSet, InboundRuleViewSet
 from sms.webhooks import voipms_webhook
 from tenants import views as tenant_views
 from tenants.api import AdminTenantViewSet
@@ -31,6 +32,8 @@ router.register("trunks", TenantTrunkViewSet, basename="trunk")
 router.register("sms-configurations", SmsConfigurationViewSet, basename="sms-configuration")
 router.register("messages", MessageViewSet, basename="message")
 router.register("outbound-rules", OutboundRuleViewSet, basename="outbound-rule")
+router.register("inbound-rules", InboundRuleViewSet, basename="inbound-rule")
+router.register("conversations", ConversationViewSet, basename="conversation")
 
 urlpatterns = [
     path("", portal_views.home, name="home"),

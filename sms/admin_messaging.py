@@ -209,6 +209,13 @@ class InboundRuleAdmin(ChannelsRequiredMixin, ServiceSavedAdmin):
     def tenant_choices(self, request: HttpRequest) -> dict[str, Any]:
         return {"trunk": Trunk.objects.available_to(request.tenant)}
 
+    def _fields(self, form: Any) -> dict[str, Any]:
+        fields = super()._fields(form)
+        if fields.get("custom_hours") is None:
+            # An emptied box means no own hours, not a malformed schedule.
+            fields["custom_hours"] = []
+        return fields
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         zone = request.tenant.timezone if request.tenant else "UTC"
         return (
@@ -217,7 +224,7 @@ class InboundRuleAdmin(ChannelsRequiredMixin, ServiceSavedAdmin):
                 {"fields": ("name", "trunk", "did_range", "caller_mask", "priority", "enabled")},
             ),
             (
-                "Office hours",
+                "Schedule",
                 {
                     "fields": ("use_custom_hours", "custom_hours"),
                     "description": f"Times are in the tenant's time zone, {zone}. Without own "

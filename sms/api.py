@@ -139,7 +139,7 @@ class SmsConfigurationViewSet(
         responses=inline_serializer("RotatedWebhook", {"webhook_url": serializers.CharField()}),
     )
     @action(detail=True, methods=["post"], url_path="rotate-webhook")
-    def rotate_webhook(self, request: Request, pk: str | None = None) -> Response:
+    def rotate_webhook(self, request: Request, pk: str | None = None, **kwargs: Any) -> Response:
         """Give the configuration a new webhook URL; the old one stops working at once."""
         url = sms_configuration_rotate_webhook(configuration=self.get_object(), actor=request.user)
         return Response({"webhook_url": url})
@@ -152,7 +152,7 @@ class SmsConfigurationViewSet(
         },
     )
     @action(detail=True, methods=["post"])
-    def verify(self, request: Request, pk: str | None = None) -> Response:
+    def verify(self, request: Request, pk: str | None = None, **kwargs: Any) -> Response:
         """Start checking credentials, the IP allow-list and DIDs at VoIP.ms; poll the object."""
         sms_configuration_verify_start(configuration=self.get_object(), actor=request.user)
         return Response({"status": "running"}, status=status.HTTP_202_ACCEPTED)

@@ -37,7 +37,6 @@ from tenants.models import RingGroupMember
 
 PAGE_SIZE = 50
 SHOWN_MESSAGES = 200
-PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNKNOWN)
 
 
 def _visible(request: HttpRequest) -> QuerySet[Conversation]:
@@ -250,15 +249,14 @@ def message_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue a failed outbound message again; a GET goes back to its conversation."""
     message = (
         Message.objects.for_tenant(request.tenant)
+        .select_related("tenant")
         .filter(pk=pk, conversation__isnull=False)
-        .only("pk", "conversation_id")
         .first()
     )
     if message is None:
         raise Http404("No such message.")
     conversation = _conversation(request, message.conversation_id)
     if request.method == "POST":
-        message = Message.objects.for_tenant(request.tenant).select_related("tenant").get(pk=pk)
         try:
             message_retry(message=message, actor=request.user)
         except ApplicationError as error:

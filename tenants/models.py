@@ -216,7 +216,9 @@ class OfficeHours(TenantOwned):
         verbose_name_plural = "office hours"
         ordering = ["weekday", "start"]
         constraints = [
-            models.CheckConstraint(condition=Q(start__lt=models.F("end")), name="office_hours_order")
+            models.CheckConstraint(
+                condition=Q(start__lt=models.F("end")), name="office_hours_order"
+            )
         ]
 
     def __str__(self) -> str:
@@ -229,7 +231,9 @@ class Holiday(TenantOwned):
     name = models.CharField(max_length=100)
     start_date = models.DateField()
     end_date = models.DateField(help_text="The last day of the holiday (the same day for one day).")
-    every_year = models.BooleanField(default=False, help_text="Repeat on the same dates every year.")
+    every_year = models.BooleanField(
+        default=False, help_text="Repeat on the same dates every year."
+    )
 
     class Meta:
         ordering = ["start_date"]
@@ -248,9 +252,16 @@ class RingGroup(TenantOwned):
 
     name = models.CharField(max_length=100)
     number = models.CharField(max_length=20, blank=True)
-    members = models.ManyToManyField(Extension, through="RingGroupMember", related_name="ring_groups")
+    members = models.ManyToManyField(
+        Extension, through="RingGroupMember", related_name="ring_groups"
+    )
     last_assigned = models.ForeignKey(
-        Extension, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+        Extension,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
     )
 
     class Meta:

@@ -139,7 +139,22 @@ def make_messaging_objects(
 
     message = ingest(9000001, "Factory hello", ("https://voip.ms/media/factory.jpg",))
     ingest(9000002, "STOP")
+    from sms.models import OutboundRoute, OutboundRule, SmsCallerId
+    from sms.services.outbound_rules import outbound_rule_save, sms_caller_id_save
+
+    outbound = outbound_rule_save(
+        tenant=tenant,
+        actor=None,
+        name="Factory outbound",
+        prefixes="9",  # dialled numbers starting with 9 only: other tests' sends are unchanged
+        routes=[{"trunk": configuration.trunk, "caller_id": did}],
+    )
     return {
+        OutboundRule: outbound,
+        OutboundRoute: outbound.routes.get(),
+        SmsCallerId: sms_caller_id_save(
+            tenant=tenant, extension=objects[Extension], trunk=configuration.trunk, did=did
+        ),
         RingGroup: group,
         RingGroupMember: member,
         InboundRule: rule,

@@ -18,7 +18,14 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from sms.models import Conversation, InboundRule, Message, MessageMedia, SmsConfiguration
+from sms.models import (
+    Conversation,
+    InboundRule,
+    Message,
+    MessageMedia,
+    OutboundRule,
+    SmsConfiguration,
+)
 from tests.factories import World, make_messaging_objects
 from trunks.models import Trunk
 
@@ -58,6 +65,8 @@ API_MODELS: dict[str, Any] = {
     "sms-configuration-verify": SmsConfiguration,
     "inbound-rule-detail": InboundRule,
     "conversation-detail": Conversation,
+    "message-detail": Message,
+    "outbound-rule-detail": OutboundRule,
 }
 
 # Other routes with an id: url name -> (parameter, model whose tenant-A row fills it).
@@ -129,7 +138,7 @@ def urls_for(route: Route, world: World) -> list[tuple[str, str]]:
         return [(reverse(route.name, kwargs=kwargs), "a" if site == "tenant" else "system")]
     if route.name in VIEW_OBJECTS:
         param, view_model = VIEW_OBJECTS[route.name]
-        return [(reverse(route.name, kwargs={param: world.objects_a[view_model].pk}), "a")]
+        return [(reverse(route.name, kwargs={param: _object_of(view_model, world).pk}), "a")]
     if route.name in API_MODELS:
         model = API_MODELS[route.name]
         kwargs = {}
@@ -140,6 +149,8 @@ def urls_for(route: Route, world: World) -> list[tuple[str, str]]:
         if "pk" in route.params:
             if route.name == "admin-trunk-assignment-detail":
                 kwargs["pk"] = world.objects_a[Trunk].assignments.get().pk
+            elif route.name == "admin-trunk-detail":
+                kwargs["pk"] = world.objects_a[Trunk].pk
             elif model is None:
                 kwargs["pk"] = world.tenant_a.pk
             else:
