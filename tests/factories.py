@@ -149,7 +149,14 @@ def make_messaging_objects(
         prefixes="9",  # dialled numbers starting with 9 only: other tests' sends are unchanged
         routes=[{"trunk": configuration.trunk, "caller_id": did}],
     )
+    from trunks.models import PrivateTrunk
+
+    type(tenant).objects.filter(pk=tenant.pk).update(allow_private_trunks=True)
+    private = trunk_save(
+        name=f"Private trunk of {tenant.slug}", host="atlanta1.voip.ms", owner=tenant
+    )
     return {
+        PrivateTrunk: PrivateTrunk.objects.get(pk=private.pk),
         OutboundRule: outbound,
         OutboundRoute: outbound.routes.get(),
         SmsCallerId: sms_caller_id_save(

@@ -7,19 +7,21 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from portal.admin_sites import ReadOnlyScopedAdmin, tenant_site
+from portal.admin_sites import ReadOnlyScopedAdmin, TenantScopedAdmin, tenant_site
 from portal.errors import ApplicationError
 from portal.forms import WriteOnlySecretsMixin
-from trunks.models import Trunk, TrunkAssignment
+from trunks.models import PrivateTrunk, Trunk, TrunkAssignment
 from trunks.numbers import DidRange, format_did_pool
 from trunks.services import (
     TRUNK_FIELDS,
     did_pool_check,
+    did_pool_parse,
     trunk_assignment_check_delete,
     trunk_assignment_delete,
     trunk_assignment_save,
@@ -230,3 +232,95 @@ class TenantTrunkAdmin(ReadOnlyScopedAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._allowed(request)
+
+
+class PrivateTrunkForm(TrunkForm):
+    did_pool = forms.CharField(
+        label="DID pool",
+        required=False,
+        widget=forms.TextInput(attrs={"size": 60}),
+        help_text="This tenant's numbers on the trunk, e.g. 13322496213-13322496215;16468097069.",
+    )
+
+    class Meta(TrunkForm.Meta):
+        model = PrivateTrunk
+        fields = [f for f in TrunkForm.Meta.fields if f != "brand"]
+
+    def clean_did_pool(self) -> str:
+        try:
+            did_pool_parse(did_pool=self.cleaned_data["did_pool"])
+        except ApplicationError as error:
+            raise forms.ValidationError(error.message) from error
+        return self.cleaned_data["did_pool"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            assignment = self.instance.assignments.first()
+            self.initial["did_pool"] = assignment.did_pool if assignment else ""
+
+
+@admin.register(PrivateTrunk, site=tenant_site)
+class PrivateTrunkAdmin(TenantScopedAdmin):
+    """The tenant's own trunks, where the system administrator allows them."""
+
+    form = PrivateTrunkForm
+    list_display = ["name", "host", "enabled"]
+    search_fields = ["name", "host"]
+    fieldsets = (
+        (None, {"fields": ("name", "enabled", "did_pool")}),
+        (
+            "SIP",
+            {
+                "fields": (
+                    "host",
+                    "port",
+                    "transport",
+                    "sip_username",
+                    "sip_password",
+                    "reregister_interval",
+                    "max_concurrent_calls",
+                )
+            },
+        ),
+    )
+
+    def _allowed(self, request: HttpRequest) -> bool:
+        tenant = getattr(request, "tenant", None)
+        return super()._allowed(request) and tenant is not None and tenant.allow_private_trunks
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        fields = {n: form.cleaned_data[n] for n in TRUNK_FIELDS if n in form.cleaned_data}
+        with transaction.atomic():
+            trunk = trunk_save(
+                trunk=obj if change else None,
+                sip_password=form.secret_changes().get("sip_password"),
+                actor=request.user,
+                owner=request.tenant,
+                **fields,
+            )
+            trunk_assignment_save(
+                trunk=trunk,
+                tenant=request.tenant,
+                did_pool=form.cleaned_data.get("did_pool", ""),
+                max_concurrent_calls=trunk.max_concurrent_calls,
+                actor=request.user,
+            )
+        obj.pk = trunk.pk
+
+    def _changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._changeform_view(request, *args, **kwargs)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        trunk_delete(trunk=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for trunk in queryset:
+            try:
+                trunk_delete(trunk=trunk, actor=request.user)
+            except ApplicationError as error:
+                messages.error(request, error.message)

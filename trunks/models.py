@@ -121,3 +121,21 @@ class PoolRange(TenantOwned):
 
     def __str__(self) -> str:
         return format_did_pool([DidRange(self.start, self.end)])
+
+
+class PrivateTrunkQuerySet(TrunkQuerySet):
+    def for_tenant(self, tenant: object) -> PrivateTrunkQuerySet:
+        """Return the tenant's own trunks."""
+        if tenant is None:
+            return self.none()
+        return self.filter(tenant=tenant)
+
+
+class PrivateTrunk(Trunk):
+    """A trunk a tenant created for itself (where the system administrator allows it)."""
+
+    objects = PrivateTrunkQuerySet.as_manager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "private trunk"
