@@ -145,6 +145,11 @@ class TenantScopedAdmin(admin.ModelAdmin):
         overrides = self.tenant_choices(request)
         if db_field.name in overrides:
             kwargs["queryset"] = overrides[db_field.name]
+        elif db_field.name == "tenant":
+            # Never shown (see get_exclude), but Django builds list-editable forms from every
+            # field: offer only the acting tenant.
+            tenant = getattr(request, "tenant", None)
+            kwargs["queryset"] = related.objects.filter(pk=tenant.pk if tenant else None)
         elif hasattr(related.objects, "for_tenant"):
             kwargs["queryset"] = related.objects.for_tenant(request.tenant)
         else:

@@ -41,7 +41,10 @@ class RedisLimits:
     def __init__(self, url: str) -> None:
         import redis
 
-        self.client = redis.Redis.from_url(url)
+        # A blocking pool: an outbound worker runs hundreds of threads, and a plain pool refuses
+        # a connection at once when all are busy instead of waiting for one.
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=200, timeout=20)
+        self.client = redis.Redis(connection_pool=pool)
         self.rate = self.client.register_script(_RATE_SCRIPT)
 
     def count_send(self, account: str, day: str, limit: int) -> bool:

@@ -286,6 +286,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"DestinationActionEnum": "sms.models.Action"},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 

@@ -102,7 +102,9 @@ class MessageViewSet(
         user = self.request.user
         if not (user.is_system_admin or user.is_tenant_admin):
             visible = conversations_for_user(user=user, tenant=self.tenant).values("pk")
-            messages = messages.filter(conversation__in=visible)
+            extension = getattr(user, "extension", None)
+            mine = Q(extension=extension) if extension is not None else Q(pk__in=[])
+            messages = messages.filter(Q(conversation__in=visible) | mine)
         params = self.request.query_params
         for name in ("direction", "status", "did", "remote"):
             if params.get(name):

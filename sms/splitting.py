@@ -33,6 +33,10 @@ def split_sms(text: str, limit: int = SMS_MAX_BYTES) -> list[str]:
                 current = []
             size = sum(utf8_len(g) for g in current)
             last_space = -1
+            if size + width > limit and current:
+                # The word carried over and this grapheme still do not fit: cut the word here.
+                parts.append("".join(current))
+                current, size = [], 0
         current.append(grapheme)
         size += width
         if grapheme.isspace():

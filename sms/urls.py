@@ -8,6 +8,7 @@ from sms import views
 
 urlpatterns = [
     path("", views.inbox, name="inbox"),
+    path("compose/", views.compose, name="inbox_compose"),
     path("c/<int:pk>/", views.conversation_detail, name="inbox_conversation"),
     path(
         "c/<int:pk>/messages.json",

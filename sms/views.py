@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
@@ -24,7 +25,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from portal.errors import ApplicationError
-from sms.models import Conversation, Direction, MediaStatus, Message, MessageMedia, MessageStatus
+from sms.models import (
+    Conversation,
+    Direction,
+    MediaStatus,
+    Message,
+    MessageMedia,
+    MessageStatus,
+    SmsConfiguration,
+    Source,
+)
 from sms.selectors import conversations_for_user, is_opted_out
 from sms.services.conversations import (
     conversation_mark_read,
@@ -33,10 +43,16 @@ from sms.services.conversations import (
     message_retry,
 )
 from sms.services.media import DEFAULT_CONTENT_TYPE, MediaUnavailable, media_open
-from tenants.models import RingGroupMember
+from sms.services.sending import message_send, sender_dids_for_user
+from sms.splitting import MMS_MAX_CHARS, SMS_MAX_BYTES
+from tenants.models import RingGroupMember, Tenant
+from trunks.models import PoolRange
+from trunks.numbers import InvalidNumber, number_to_int
 
 PAGE_SIZE = 50
 SHOWN_MESSAGES = 200
+MEDIA_FIELDS = 3
+COMPOSE_FIELDS = ("from", "to", "body", "media_urls")
 
 
 def _visible(request: HttpRequest) -> QuerySet[Conversation]:
@@ -153,6 +169,7 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         "channels_on": request.tenant.message_channels_enabled,
         "members": members,
+        "limits": {"sms_bytes": SMS_MAX_BYTES, "mms_chars": MMS_MAX_CHARS},
     }
     return render(request, "sms/conversation.html", context)
 
@@ -235,7 +252,7 @@ def conversation_reply_view(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = _conversation(request, pk)
     if request.method != "POST":
         return _back(conversation)
-    body = request.POST.get("body", "")
+    body = _text(request.POST.get("body", ""))
     try:
         conversation_reply(conversation=conversation, user=request.user, body=body)
     except ApplicationError as error:
@@ -294,3 +311,107 @@ def conversation_transfer_view(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, f"Handed over to {member.extension}.")
     return _back(conversation)
+
+
+def _text(raw: str) -> str:
+    # Browsers submit a textarea's line breaks as CRLF; the live counter (inbox.js) counts the
+    # LF the user sees, so store LF and bill what was shown.
+    return raw.replace("\r\n", "\n")
+
+
+@dataclass(frozen=True)
+class SenderOption:
+    """A DID the user may send from, with what its configuration does with long texts and media."""
+
+    did: str
+    channel: str
+    long_message_policy: str
+
+
+def _sender_options(*, tenant: Tenant, dids: list[str]) -> list[SenderOption]:
+    """Return each DID with the configuration message_send would pick, in two queries."""
+    # Like routes_for_message without outbound rules: the tenant's enabled configurations in
+    # their default order (name), the first whose trunk's pool holds the DID. An outbound rule
+    # may route elsewhere when sending; this only sets the counter and the attachment fields.
+    configurations: dict[int, SmsConfiguration] = {}
+    for configuration in SmsConfiguration.objects.for_tenant(tenant).filter(enabled=True):
+        configurations.setdefault(configuration.trunk_id, configuration)
+    ranges = list(
+        PoolRange.objects.for_tenant(tenant)
+        .filter(trunk_id__in=list(configurations))
+        .values_list("trunk_id", "start", "end")
+    )
+    order = list(configurations)
+    options = []
+    for did in dids:
+        try:
+            number = number_to_int(did)
+        except InvalidNumber:
+            number = -1
+        trunks = {trunk_id for trunk_id, start, end in ranges if start <= number <= end}
+        found = next((configurations[t] for t in order if t in trunks), None)
+        options.append(
+            SenderOption(
+                did=did,
+                channel=found.channel if found else "",
+                long_message_policy=found.long_message_policy if found else "",
+            )
+        )
+    return options
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def compose(request: HttpRequest) -> HttpResponse:
+    """Write a new message from one of the user's DIDs to any number, and queue it."""
+    tenant = request.tenant
+    senders = (
+        _sender_options(tenant=tenant, dids=sender_dids_for_user(user=request.user, tenant=tenant))
+        if tenant is not None
+        else []
+    )
+    typed = {"from": senders[0].did if len(senders) == 1 else "", "to": "", "body": ""}
+    media_urls = [""] * MEDIA_FIELDS
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST" and tenant is not None:
+        typed = {
+            "from": request.POST.get("from", "").strip(),
+            "to": request.POST.get("to", "").strip(),
+            "body": _text(request.POST.get("body", "")),
+        }
+        posted = [url.strip() for url in request.POST.getlist("media_urls")[:MEDIA_FIELDS]]
+        media_urls = (posted + media_urls)[:MEDIA_FIELDS]
+        try:
+            sent = message_send(
+                user=request.user,
+                tenant=tenant,
+                to=typed["to"],
+                body=typed["body"],
+                did=typed["from"] or None,
+                media_urls=tuple(url for url in media_urls if url),
+                source=Source.PORTAL,
+            )
+        except ApplicationError as error:
+            errors[error.field if error.field in COMPOSE_FIELDS else "form"] = error.message
+            status = 400
+        else:
+            first = sent[0]
+            parts = f" as {len(sent)} SMS parts" if len(sent) > 1 else ""
+            messages.success(request, f"Message to {first.remote} queued{parts}.")
+            if _visible(request).filter(pk=first.conversation_id).exists():
+                return redirect("inbox_conversation", pk=first.conversation_id)
+            # The conversation with this contact is handled by another extension.
+            return redirect("inbox")
+    chosen = next((option for option in senders if option.did == typed["from"]), None)
+    context = {
+        "tenant": tenant,
+        "senders": senders,
+        "typed": typed,
+        "media_urls": media_urls,
+        "errors": errors,
+        "show_media": any(option.channel == "mms" for option in senders),
+        "media_on": chosen is not None and chosen.channel == "mms",
+        "limits": {"sms_bytes": SMS_MAX_BYTES, "mms_chars": MMS_MAX_CHARS},
+    }
+    return render(request, "sms/compose.html", context, status=status)

@@ -154,7 +154,7 @@ def urls_for(route: Route, world: World) -> list[tuple[str, str]]:
             elif model is None:
                 kwargs["pk"] = world.tenant_a.pk
             else:
-                kwargs["pk"] = world.objects_a[model].pk
+                kwargs["pk"] = _object_of(model, world).pk
         return [(reverse(route.name, kwargs=kwargs), "system" if model is None else "a")]
     raise AssertionError(
         f"The isolation matrix cannot build a URL for {route.name or route.unnamed!r} "
@@ -277,3 +277,18 @@ def test_system_admin_opens_every_system_route(world: World, client_for: Any) ->
         if kind == "system" and "manage" not in route.name:
             response = client.get(url)
             assert response.status_code in (200, 302), f"{route.name} {url}: {response.status_code}"
+
+
+@pytest.mark.django_db
+def test_a_tenant_admin_opens_every_tenant_page_without_an_error(
+    world: World, client_for: Any
+) -> None:
+    client = client_for(world.admin_a)
+    checked = 0
+    for route, url, _kind in _all_urls(world):
+        if not url.startswith(("/tenant/", "/inbox/", "/api/v1/")) or "/admin/" in url:
+            continue
+        response = client.get(url)
+        assert response.status_code < 500, f"{route.name} {url}: {response.status_code}"
+        checked += 1
+    assert checked > 50

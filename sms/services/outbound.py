@@ -35,6 +35,7 @@ from trunks.numbers import InvalidNumber, format_for_voipms, parse_nanp
 from trunks.voipms.errors import VoipmsError, VoipmsOutcomeUnknown, VoipmsTransientError
 
 EASTERN = ZoneInfo("America/New_York")
+LIMITS_RETRY_SECONDS = 5.0
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,9 @@ class DeliveryOutcome:
 def _enqueue(messages: list[Message]) -> None:
     from sms.tasks import deliver_message
 
-    ids = [m.pk for m in messages]
+    # Parts of a split text go in order: each later part is enqueued when the one before it
+    # is sent (see message_deliver).
+    ids = [m.pk for m in messages if m.part_index == 0]
     transaction.on_commit(lambda: [deliver_message.delay(pk) for pk in ids])
 
 
@@ -67,9 +70,11 @@ def message_build_parts(
                 f"An MMS holds at most {MMS_MAX_CHARS} characters.", code="too_long", field="body"
             )
         return [(Kind.MMS, body)]
-    if not body:
+    if not body.strip():
         raise ApplicationError("Write a message.", code="message_empty", field="body")
-    return [(Kind.SMS, part) for part in split_sms(body)]
+    # A part of only white space would be refused by VoIP.ms (message_empty) and leave the
+    # text half sent: leave it out.
+    return [(Kind.SMS, part) for part in split_sms(body) if part.strip()]
 
 
 @transaction.atomic
@@ -178,6 +183,19 @@ def _claim(message_id: int) -> Message | None:
         )
         if message is None:
             return None
+        if message.part_index > 0:
+            previous = (
+                Message.objects.filter(
+                    part_group=message.part_group, part_index=message.part_index - 1
+                )
+                .values_list("status", flat=True)
+                .first()
+            )
+            if previous in (MessageStatus.FAILED, MessageStatus.BLOCKED):
+                _fail_later_parts(message, include_self=True)
+                return None
+            if previous not in (MessageStatus.SENT, MessageStatus.DELIVERED):
+                return None  # its turn comes when the part before it is sent
         now = timezone.now()
         Message.objects.filter(pk=message.pk).update(
             status=MessageStatus.SENDING,
@@ -205,6 +223,32 @@ def _record(
 def _finish(message: Message, status: str, **fields: object) -> None:
     Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
         status=status, **fields
+    )
+    if message.part_group is None:
+        return
+    if status == MessageStatus.FAILED:
+        _fail_later_parts(message, include_self=False)
+    elif status == MessageStatus.SENT:
+        from sms.tasks import deliver_message
+
+        following = Message.objects.filter(
+            part_group=message.part_group,
+            part_index=message.part_index + 1,
+            status=MessageStatus.QUEUED,
+        ).values_list("pk", flat=True)
+        for pk in following:
+            deliver_message.delay(pk)
+
+
+def _fail_later_parts(message: Message, *, include_self: bool) -> None:
+    later = Message.objects.filter(part_group=message.part_group, status=MessageStatus.QUEUED)
+    later = later.filter(
+        part_index__gte=message.part_index if include_self else message.part_index + 1
+    )
+    later.update(
+        status=MessageStatus.FAILED,
+        error_code="earlier_part_failed",
+        error_message="An earlier part of this text was not sent, so this part was not either.",
     )
 
 
@@ -275,13 +319,24 @@ def message_deliver(*, message_id: int, slot_reserved: bool = False) -> Delivery
 
     account = configuration.username.lower()
     store = limits()
-    if not slot_reserved:
-        wait = store.reserve_request(account, settings.VOIPMS_REQUESTS_PER_SECOND)
-        if wait > 0.05:
-            # Wait in the broker, not in a worker thread: the slot is reserved for then.
-            return _requeue(message, wait, rate_wait=True)
     day = _eastern_day()
-    if not store.count_send(account, day, configuration.daily_send_limit):
+    try:
+        if not slot_reserved:
+            wait = store.reserve_request(account, settings.VOIPMS_REQUESTS_PER_SECOND)
+            if wait > 0.05:
+                # Wait in the broker, not in a worker thread: the slot is reserved for then.
+                return _requeue(message, wait, rate_wait=True)
+        within_limit = store.count_send(account, day, configuration.daily_send_limit)
+    except Exception as error:
+        # The limits store (Redis) failed before anything reached VoIP.ms: try again soon.
+        logger.warning(
+            "limits unavailable (%s); message %s back in the queue",
+            type(error).__name__,
+            message.pk,
+        )
+        _record(message, "retry", "limits_unavailable", type(error).__name__)
+        return _requeue(message, LIMITS_RETRY_SECONDS, rate_wait=True)
+    if not within_limit:
         error = VoipmsError(
             "limit_reached",
             f"The daily limit of {configuration.daily_send_limit} sends for this VoIP.ms account "

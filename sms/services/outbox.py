@@ -92,7 +92,18 @@ def message_reconcile(*, message_id: int) -> str:
     except VoipmsError as error:
         logger.warning("reconcile: VoIP.ms answered %s", error.code)
         return "voipms error"
-    for row in rows:
+    taken = set(
+        Message.objects.filter(
+            provider_account=configuration.username.lower(),
+            kind=message.kind,
+            direction=Direction.OUT,
+            provider_id__in=[row.id for row in rows],
+        ).values_list("provider_id", flat=True)
+    )
+    # Nearest in time first; a row another message already holds is an earlier identical text.
+    for row in sorted(rows, key=lambda row: abs(row.date - sent_around)):
+        if row.id in taken:
+            continue
         if row.message == message.body and abs(row.date - sent_around) <= RECONCILE_WINDOW:
             Message.objects.filter(pk=message.pk, status=MessageStatus.UNKNOWN).update(
                 status=MessageStatus.SENT,

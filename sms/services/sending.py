@@ -103,7 +103,8 @@ def _sender_did(*, user: User, tenant: Tenant, did: str | None) -> str:
         raise ApplicationError(
             f"{did} is not one of this tenant's numbers.", code="did_not_in_pool", field="from"
         )
-    if did not in allowed:
+    # Administrators may send from any pooled DID (the list above is only the first ones).
+    if not (user.is_system_admin or user.is_tenant_admin) and did not in allowed:
         raise NotAllowed(f"You may not send from {did}.", code="from_not_allowed")
     return did
 
@@ -234,8 +235,18 @@ def message_send(
             field="media_urls",
         )
     conversation, _ = Conversation.objects.get_or_create(
-        tenant=tenant, did=sender, remote=destination, defaults={"configuration": first}
+        tenant=tenant,
+        did=sender,
+        remote=destination,
+        defaults={"configuration": first, "extension": extension},
     )
+    if (
+        extension is not None
+        and conversation.extension_id is None
+        and not conversation.ring_group_id
+    ):
+        # The extension that starts a conversation sees its replies in its inbox.
+        Conversation.objects.filter(pk=conversation.pk).update(extension=extension)
     messages = message_queue(
         configuration=first,
         conversation=conversation,

@@ -1,5 +1,6 @@
 "use strict";
 // Conversation page: poll for new messages every 3 s and refresh the status of pending ones.
+// Reply and compose boxes: count UTF-8 bytes and SMS parts as the text is typed.
 (function () {
   const POLL_MS = 3000;
   const PENDING = new Set(["queued", "sending", "unknown"]);
@@ -141,6 +142,131 @@
     window.setInterval(poll, POLL_MS);
   }
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  // --- live counter: the same parts as sms/splitting.py split_sms ---------------------------
+
+  const encoder = new TextEncoder();
+  // Python's str.isspace(), which split_sms uses to find a word break (JS's \s differs).
+  const SPACE = /^[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/;
+  const segmenter =
+    typeof Intl !== "undefined" && Intl.Segmenter ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
+
+  function utf8Length(text) {
+    return encoder.encode(text).length;
+  }
+
+  function graphemes(text, limit) {
+    const all = segmenter ? Array.from(segmenter.segment(text), (s) => s.segment) : Array.from(text);
+    // A grapheme longer than a whole part is cut between code points, as split_sms does.
+    return all.flatMap((g) => (utf8Length(g) <= limit ? [g] : Array.from(g)));
+  }
+
+  function splitSms(text, limit) {
+    if (utf8Length(text) <= limit) return [text];
+    const parts = [];
+    let current = [];
+    let size = 0;
+    let lastSpace = -1; // index in `current` just after the last whitespace grapheme
+    graphemes(text, limit).forEach((g) => {
+      const width = utf8Length(g);
+      if (size + width > limit && current.length) {
+        if (lastSpace > 0 && lastSpace < current.length) {
+          parts.push(current.slice(0, lastSpace).join(""));
+          current = current.slice(lastSpace);
+        } else {
+          parts.push(current.join(""));
+          current = [];
+        }
+        size = current.reduce((sum, c) => sum + utf8Length(c), 0);
+        lastSpace = -1;
+        if (size + width > limit && current.length) {
+          // The word carried over and this grapheme still do not fit: cut the word here.
+          parts.push(current.join(""));
+          current = [];
+          size = 0;
+        }
+      }
+      current.push(g);
+      size += width;
+      if (SPACE.test(g)) lastSpace = current.length;
+    });
+    if (current.length) parts.push(current.join(""));
+    return parts;
+  }
+
+  // What the chosen DID's configuration does with long texts, and whether media are attached.
+  function senderSettings(textarea) {
+    const select = textarea.dataset.sender ? document.getElementById(textarea.dataset.sender) : null;
+    const source = select ? select.selectedOptions[0] : textarea;
+    const media = textarea.dataset.media ? document.getElementById(textarea.dataset.media) : null;
+    const attached =
+      media && !media.disabled && Array.from(media.querySelectorAll("input")).some((i) => i.value.trim());
+    return { policy: (source && source.dataset.longMessagePolicy) || "split", attached: Boolean(attached) };
+  }
+
+  function describe(text, settings, limits) {
+    const bytes = utf8Length(text);
+    const characters = Array.from(text).length;
+    const mms = settings.attached || (bytes > limits.smsBytes && settings.policy === "mms");
+    let summary;
+    if (mms) {
+      summary = `${bytes} bytes · sent as 1 MMS`;
+    } else {
+      // As message_build_parts: a part of only white space is left out.
+      const parts = splitSms(text, limits.smsBytes).filter((part) => part && !SPACE.test(part)).length;
+      summary = `${bytes} bytes · ${parts} SMS part${parts === 1 ? "" : "s"}`;
+    }
+    let warning = "";
+    if (characters > limits.mmsChars) {
+      warning = mms
+        ? `${characters} characters: an MMS holds at most ${limits.mmsChars}`
+        : `${characters} characters: over ${limits.mmsChars}`;
+    }
+    return { summary, warning };
+  }
+
+  function attachCounter(textarea) {
+    const counter = document.getElementById(textarea.dataset.counter);
+    if (!counter) return;
+    const limits = {
+      smsBytes: Number(counter.dataset.smsBytes || 160),
+      mmsChars: Number(counter.dataset.mmsChars || 2048),
+    };
+    function update() {
+      const { summary, warning } = describe(textarea.value, senderSettings(textarea), limits);
+      counter.textContent = warning ? `${summary} · ${warning}` : summary;
+      counter.classList.toggle("warning", Boolean(warning));
+    }
+    textarea.addEventListener("input", update);
+    const form = textarea.form;
+    if (form) {
+      form.addEventListener("change", update);
+      form.addEventListener("input", (event) => {
+        if (event.target !== textarea) update();
+      });
+    }
+    update();
+  }
+
+  // Compose page: the attachment fields only for a DID whose configuration sends MMS.
+  function attachMediaToggle(select) {
+    const media = document.getElementById(select.dataset.media);
+    if (!media) return;
+    function update() {
+      const option = select.selectedOptions[0];
+      const on = Boolean(option && option.dataset.channel === "mms");
+      media.hidden = !on;
+      media.disabled = !on;
+    }
+    select.addEventListener("change", update);
+    update();
+  }
+
+  function startAll() {
+    start();
+    document.querySelectorAll("select[data-media]").forEach(attachMediaToggle);
+    document.querySelectorAll("textarea[data-counter]").forEach(attachCounter);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", startAll);
+  else startAll();
 })();
