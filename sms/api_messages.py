@@ -148,13 +148,11 @@ class MessageViewSet(
         IdempotencyRecord.objects.for_tenant(self.tenant).filter(
             user=request.user, key=key, created_at__lt=timezone.now() - IDEMPOTENCY_TTL
         ).delete()
-        with transaction.atomic():
-            existing = records.select_for_update().first()
-            if existing is not None:
-                return self._replay(existing, digest)
-            response = self._send(data)
-            try:
-                with transaction.atomic():
+        try:
+            with transaction.atomic():
+                existing = records.select_for_update().first()
+                if existing is None:
+                    response = self._send(data)
                     IdempotencyRecord.objects.create(
                         tenant=self.tenant,
                         user=request.user,
@@ -163,11 +161,12 @@ class MessageViewSet(
                         response_status=response.status_code,
                         response_body=response.data,
                     )
-            except IntegrityError:
-                # Another request with the key won the race: undo ours and answer as it did.
-                transaction.set_rollback(True)
-                return self._replay(records.get(), digest)
-        return response
+                    return response
+        except IntegrityError:
+            # Another request with this key won the race: ours was rolled back whole (its
+            # message too); answer as the winner did.
+            existing = records.get()
+        return self._replay(existing, digest)
 
     def _replay(self, record: IdempotencyRecord, digest: str) -> Response:
         if record.request_hash != digest:

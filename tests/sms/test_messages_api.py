@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import redis
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -225,6 +228,46 @@ def test_a_refused_send_stores_no_answer_under_its_key(
     assert refused.json()["code"] == "opted_out"
     assert accepted.status_code == 202
     assert IdempotencyRecord.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_requests_with_one_key_send_once_and_get_the_same_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client that times out retries with the same key while the first request still runs.
+    from sms import api_messages, tasks
+
+    monkeypatch.setattr(tasks.deliver_message, "delay", lambda *args, **kwargs: None)
+    both_checked = threading.Barrier(2, timeout=10)
+    real_send = api_messages.message_send
+
+    def send_after_both_checked_the_key(**kwargs: Any) -> Any:
+        both_checked.wait()
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(api_messages, "message_send", send_after_both_checked_the_key)
+
+    def request(_: int) -> tuple[int, Any]:
+        client = Client(HTTP_HOST="127.0.0.1", raise_request_exception=False)
+        client.force_login(world.admin_a)
+        try:
+            response = client.post(
+                URL,
+                send_body(),
+                content_type="application/json",
+                headers={"Idempotency-Key": "order-1234"},
+            )
+        finally:
+            connection.close()
+        is_json = response.get("Content-Type", "").startswith("application/json")
+        return response.status_code, response.json() if is_json else None
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(request, range(2)))
+
+    assert [status for status, _ in answers] == [202, 202], answers
+    assert answers[0][1] == answers[1][1]
+    assert Message.objects.count() == 1
 
 
 # Tenants apart ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -818,6 +819,48 @@ def test_the_request_rate_queues_the_second_delivery_again_without_calling_voipm
     assert deliver(second, slot_reserved=True).status == MessageStatus.SENT
     assert second.attempt_count == 1
     assert len(voipms.calls) == 2
+
+
+@pytest.mark.django_db
+def test_a_limits_failure_before_the_call_puts_the_message_back_in_the_queue(
+    send: Callable[..., list[Message]], voipms: FakeVoipms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing reached VoIP.ms: the message must not wait in "sending" for the unstick sweep
+    # (SMS_SENDING_STUCK_SECONDS, 15 minutes) and a reconciliation before it is sent.
+    class BrokenLimits:
+        def reserve_request(self, account: str, per_second: float) -> float:
+            raise redis.exceptions.MaxConnectionsError("Too many connections")
+
+    (message,) = send()
+    monkeypatch.setattr("sms.services.outbound.limits", BrokenLimits)
+
+    try:
+        deliver(message)
+    except redis.exceptions.RedisError:
+        message.refresh_from_db()
+
+    assert message.status == MessageStatus.QUEUED
+    assert voipms.calls == []
+
+
+@pytest.mark.django_db
+def test_the_limits_store_waits_for_a_redis_connection_when_a_hundred_threads_use_it(
+    settings: Any,
+) -> None:
+    # An outbound worker runs hundreds of threads (ARCHITECTURE.md); redis-py 8's pool refuses
+    # the 101st connection at once instead of waiting for one to come back.
+    store = portal_limits.RedisLimits(settings.REDIS_URL)
+    pool = store.client.connection_pool
+    busy = [pool.get_connection() for _ in range(100)]
+    returned = threading.Timer(0.3, pool.release, args=[busy.pop()])
+    returned.start()
+    try:
+        assert store.reserve_request("bench@voipms.example", 1000) >= 0
+    finally:
+        returned.join()
+        for connection in busy:
+            pool.release(connection)
+        store.client.close()
 
 
 # Reconciling unknown outcomes with getSMS -----------------------------------------------------

@@ -180,4 +180,3 @@ def test_a_worker_killed_mid_batch_loses_no_message_and_sends_none_twice(
         )
     )
     assert sum(settled.values()) == at_kill[MessageStatus.SENDING], settled
-    print(f"at the kill: {dict(at_kill)}; settled: {dict(settled)}")
