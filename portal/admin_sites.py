@@ -8,10 +8,12 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
+
+from portal.errors import ApplicationError
 
 
 class _PortalSite(admin.AdminSite):
@@ -231,3 +233,27 @@ class ReadOnlyScopedAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ServiceWritesMixin:
+    """Deletes go through `service_delete`; a service's refusal becomes an admin message."""
+
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
+        raise NotImplementedError
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self.service_delete(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            try:
+                self.service_delete(request, obj)
+            except ApplicationError as error:
+                messages.error(request, error.message)
+
+    def _changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._changeform_view(request, *args, **kwargs)
+        except ApplicationError as error:
+            messages.error(request, error.message)
+            return HttpResponseRedirect(request.get_full_path())

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -14,8 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
-from portal.admin_sites import TenantScopedAdmin, tenant_site
-from portal.errors import ApplicationError
+from portal.admin_sites import ServiceWritesMixin, TenantScopedAdmin, tenant_site
 from portal.forms import WriteOnlySecretsMixin
 from sms.models import SmsConfiguration, WebhookDelivery
 from sms.services.configurations import (
@@ -73,7 +72,7 @@ class SmsConfigurationForm(WriteOnlySecretsMixin, forms.ModelForm):
 
 
 @admin.register(SmsConfiguration, site=tenant_site)
-class SmsConfigurationAdmin(ChannelsRequiredMixin, TenantScopedAdmin):
+class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantScopedAdmin):
     form = SmsConfigurationForm
     list_display = ["name_link", "trunk_name", "trunk_host", "enable_toggle", "status"]
     list_display_links = None
@@ -157,13 +156,6 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, TenantScopedAdmin):
         obj.pk = saved.pk
         obj.webhook_token = saved.webhook_token
 
-    def _changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super()._changeform_view(request, *args, **kwargs)
-        except ApplicationError as error:
-            messages.error(request, error.message)
-            return HttpResponseRedirect(request.get_full_path())
-
     def response_add(
         self, request: HttpRequest, obj: Any, post_url_continue: Any = None
     ) -> HttpResponse:
@@ -180,12 +172,8 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, TenantScopedAdmin):
         )
         return redirect(reverse("tenant:sms_smsconfiguration_changelist"))
 
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
         sms_configuration_delete(configuration=obj, actor=request.user)
-
-    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
-        for configuration in queryset:
-            sms_configuration_delete(configuration=configuration, actor=request.user)
 
     # --- custom pages -------------------------------------------------------------------
 

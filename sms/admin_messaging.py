@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 
 from portal.admin_sites import (
     ReadOnlyScopedAdmin,
+    ServiceWritesMixin,
     TenantScopedAdmin,
     TenantScopedInline,
     tenant_site,
@@ -83,7 +84,7 @@ class TenantTimeMixin:
         return self._in_tenant_time(request, super().change_view, object_id, *args, **kwargs)
 
 
-class ServiceSavedAdmin(TenantScopedAdmin):
+class ServiceSavedAdmin(ServiceWritesMixin, TenantScopedAdmin):
     """Save and delete through services; a refused save shows its message on the form's field.
 
     The form asks the service in a savepoint that is rolled back, so every business rule the
@@ -146,21 +147,6 @@ class ServiceSavedAdmin(TenantScopedAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         saved = self.service_save(request, obj if change else None, self._fields(form))
         obj.pk, obj.tenant_id = saved.pk, saved.tenant_id
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        self.service_delete(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
-        for obj in queryset:
-            self.service_delete(request, obj)
-
-    def _changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super()._changeform_view(request, *args, **kwargs)
-        except ApplicationError as error:
-            # Only a race lands here: the form asked the service a moment before.
-            messages.error(request, error.message)
-            return HttpResponseRedirect(request.get_full_path())
 
 
 # --- inbound rules -----------------------------------------------------------------------------

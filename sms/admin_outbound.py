@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest
 
-from portal.admin_sites import TenantScopedAdmin, TenantScopedInline, tenant_site
+from portal.admin_sites import (
+    ServiceWritesMixin,
+    TenantScopedAdmin,
+    TenantScopedInline,
+    tenant_site,
+)
 from portal.errors import ApplicationError
 from sms.admin import ChannelsRequiredMixin
 from sms.models import OutboundRoute, OutboundRule
@@ -58,7 +63,7 @@ class OutboundRouteInline(TenantScopedInline):
 
 
 @admin.register(OutboundRule, site=tenant_site)
-class OutboundRuleAdmin(ChannelsRequiredMixin, TenantScopedAdmin):
+class OutboundRuleAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantScopedAdmin):
     inlines = [OutboundRouteInline]
     list_display = [
         "name",
@@ -106,16 +111,5 @@ class OutboundRuleAdmin(ChannelsRequiredMixin, TenantScopedAdmin):
                 routes=[{k: row[k] for k in ROUTE_FIELDS if k in row} for row in rows],
             )
 
-    def _changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super()._changeform_view(request, *args, **kwargs)
-        except ApplicationError as error:
-            messages.error(request, error.message)
-            return HttpResponseRedirect(request.get_full_path())
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
         outbound_rule_delete(rule=obj, actor=request.user)
-
-    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
-        for rule in queryset:
-            outbound_rule_delete(rule=rule, actor=request.user)

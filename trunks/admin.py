@@ -9,11 +9,16 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from portal.admin_sites import ReadOnlyScopedAdmin, TenantScopedAdmin, tenant_site
+from portal.admin_sites import (
+    ReadOnlyScopedAdmin,
+    ServiceWritesMixin,
+    TenantScopedAdmin,
+    tenant_site,
+)
 from portal.errors import ApplicationError
 from portal.forms import WriteOnlySecretsMixin
 from trunks.models import PrivateTrunk, Trunk, TrunkAssignment
@@ -108,7 +113,7 @@ class TrunkAssignmentInline(admin.TabularInline):
 
 
 @admin.register(Trunk)
-class TrunkAdmin(admin.ModelAdmin):
+class TrunkAdmin(ServiceWritesMixin, admin.ModelAdmin):
     form = TrunkForm
     inlines = [TrunkAssignmentInline]
     list_display = ["name", "host", "enabled", "tenant_names", "owner"]
@@ -201,15 +206,8 @@ class TrunkAdmin(admin.ModelAdmin):
                 return redirect(reverse("admin:trunks_trunk_change", args=[trunk.pk]))
         return super().delete_view(request, object_id, extra_context)
 
-    def delete_model(self, request: HttpRequest, obj: Trunk) -> None:
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
         trunk_delete(trunk=obj, actor=request.user)
-
-    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
-        for trunk in queryset:
-            try:
-                trunk_delete(trunk=trunk, actor=request.user)
-            except ApplicationError as error:
-                messages.error(request, error.message)
 
 
 @admin.register(TrunkAssignment, site=tenant_site)
@@ -261,7 +259,7 @@ class PrivateTrunkForm(TrunkForm):
 
 
 @admin.register(PrivateTrunk, site=tenant_site)
-class PrivateTrunkAdmin(TenantScopedAdmin):
+class PrivateTrunkAdmin(ServiceWritesMixin, TenantScopedAdmin):
     """The tenant's own trunks, where the system administrator allows them."""
 
     form = PrivateTrunkForm
@@ -308,19 +306,5 @@ class PrivateTrunkAdmin(TenantScopedAdmin):
             )
         obj.pk = trunk.pk
 
-    def _changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super()._changeform_view(request, *args, **kwargs)
-        except ApplicationError as error:
-            messages.error(request, error.message)
-            return HttpResponseRedirect(request.get_full_path())
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
         trunk_delete(trunk=obj, actor=request.user)
-
-    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
-        for trunk in queryset:
-            try:
-                trunk_delete(trunk=trunk, actor=request.user)
-            except ApplicationError as error:
-                messages.error(request, error.message)
