@@ -72,6 +72,7 @@ def encrypted_fields() -> list[tuple[type[models.Model], EncryptedTextField]]:
     return [
         (model, field)
         for model in apps.get_models()
+        if not model._meta.proxy  # a proxy shares its table with the concrete model
         for field in model._meta.concrete_fields
         if isinstance(field, EncryptedTextField)
     ]
