@@ -254,6 +254,8 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup otherwise opens a new database connection for every task.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 DID_POOL_MAX_RANGE_SIZE = env.int("DID_POOL_MAX_RANGE_SIZE", default=10000)
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 HEALTH_WORKER_MAX_AGE = env.int("HEALTH_WORKER_MAX_AGE", default=90)

@@ -113,11 +113,12 @@ def reconcile_message(message_id: int) -> None:
 @shared_task(name="sms.outbox_sweep", ignore_result=True)
 def outbox_sweep() -> None:
     """Re-enqueue lost sends and take stuck ones for reconciliation (run by beat)."""
+    from sms.services.outbox import deliveries_sweep, outbox_unstick
     from sms.services.outbox import outbox_sweep as sweep
-    from sms.services.outbox import outbox_unstick
 
     sweep()
     outbox_unstick()
+    deliveries_sweep()
 
 
 @shared_task(name="sms.carrier_status", ignore_result=True)

@@ -45,12 +45,22 @@ def voipms_inbound(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
             response["Allow"] = "GET, POST"
             return response
         try:
+            # Only the columns the view needs: it runs for every webhook.
             configuration = (
                 SmsConfiguration.objects.select_related("tenant")
+                .only(
+                    "id",
+                    "tenant_id",
+                    "enabled",
+                    "last_webhook_at",
+                    "tenant__id",
+                    "tenant__message_channels_enabled",
+                )
                 .filter(webhook_token_digest=webhook_token_digest(token))
-                .first()
             )
-            if configuration is None:
+            try:
+                configuration = configuration.get()
+            except SmsConfiguration.DoesNotExist:
                 metrics.incr("webhooks_unknown_token")
                 return _text("not found", 404)
             return view(request, configuration)

@@ -30,3 +30,21 @@ def test_an_allowed_address_reads_metrics_without_signing_in(
 ) -> None:
     settings.METRICS_ALLOWED_IPS = ["127.0.0.1"]
     assert client_for(None).get("/metrics").status_code == 200
+
+
+@pytest.mark.django_db
+def test_webhooks_are_counted_once_each(world: World, client_for: Any) -> None:
+    from portal.metrics import read_all
+    from tests.sms.helpers import make_configuration
+
+    configuration = make_configuration(world.tenant_a)
+    before = read_all()
+    client = client_for(None)
+    for _ in range(2):
+        client.post(
+            f"/hooks/voipms/{configuration.webhook_token}/", b"{}", content_type="application/json"
+        )
+    client.post("/hooks/voipms/unknown/", b"{}", content_type="application/json")
+    after = read_all()
+    assert after["webhooks_rejected"] - before["webhooks_rejected"] == 2
+    assert after["webhooks_unknown_token"] - before["webhooks_unknown_token"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -9,8 +10,11 @@ from django.utils import timezone
 
 from sms.models import DeliveryStatus, SmsConfiguration, WebhookDelivery
 
+# The configuration's "last webhook" time is written at most this often: one UPDATE per webhook
+# would lock the configuration row on every request and serialise concurrent webhooks.
+LAST_WEBHOOK_RESOLUTION = timedelta(seconds=60)
 
-@transaction.atomic
+
 def webhook_delivery_store(
     *,
     configuration: SmsConfiguration,
@@ -23,7 +27,10 @@ def webhook_delivery_store(
     status: str,
     reason: str = "",
 ) -> WebhookDelivery:
-    """Store a request that reached a configuration's webhook URL and note its arrival."""
+    """Store a request that reached a configuration's webhook URL and note its arrival.
+
+    One INSERT, committed on its own: the request is safe before it is acknowledged.
+    """
     now = timezone.now()
     delivery = WebhookDelivery.objects.create(
         tenant_id=configuration.tenant_id,
@@ -38,7 +45,9 @@ def webhook_delivery_store(
         reason=reason[:500],
         processed_at=None if status == DeliveryStatus.RECEIVED else now,
     )
-    SmsConfiguration.objects.filter(pk=configuration.pk).update(last_webhook_at=now)
+    last = configuration.last_webhook_at
+    if last is None or now - last >= LAST_WEBHOOK_RESOLUTION:
+        SmsConfiguration.objects.filter(pk=configuration.pk).update(last_webhook_at=now)
     if status == DeliveryStatus.RECEIVED:
         from sms.tasks import process_webhook
 

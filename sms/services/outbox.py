@@ -194,3 +194,19 @@ def _eastern():
     from zoneinfo import ZoneInfo
 
     return ZoneInfo("America/New_York")
+
+
+def deliveries_sweep() -> int:
+    """Re-enqueue webhook deliveries still waiting after a minute (their task was lost)."""
+    from sms.models import DeliveryStatus, WebhookDelivery
+    from sms.tasks import process_webhook
+
+    minute_ago = timezone.now() - timedelta(seconds=60)
+    waiting = WebhookDelivery.objects.filter(
+        status=DeliveryStatus.RECEIVED, received_at__lt=minute_ago
+    ).values_list("pk", flat=True)[:1000]
+    ids = list(waiting)
+    for pk in ids:
+        # Safe to repeat: processing a delivery twice makes one message.
+        process_webhook.delay(pk)
+    return len(ids)

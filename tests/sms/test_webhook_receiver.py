@@ -222,3 +222,28 @@ def test_a_did_outside_the_pool_is_unrouted_and_shown_in_health(
     assert message.tenant_id == setup.tenant_id
     setup.refresh_from_db()
     assert "DID not in pool" in setup.last_error
+
+
+@pytest.mark.django_db
+def test_a_delivery_whose_task_was_lost_is_picked_up_by_the_sweeper(
+    setup: Any, client_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sms.services.outbox import deliveries_sweep
+
+    _post(client_for(None), setup, _body("sms.json"))
+    delivery = WebhookDelivery.objects.get()
+    sent: list[int] = []
+    monkeypatch.setattr("sms.tasks.process_webhook.delay", sent.append)
+    assert deliveries_sweep() == 0  # too recent: its own task may still come
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        received_at=timezone.now() - timedelta(minutes=5)
+    )
+    assert deliveries_sweep() == 1
+    assert sent == [delivery.pk]
+    process_webhook(delivery.pk)
+    assert deliveries_sweep() == 0  # processed now: nothing left to pick up
+    assert Message.objects.count() == 1
