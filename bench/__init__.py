@@ -1,0 +1,1 @@
+"""Benchmark scripts; a package only so gunicorn can import bench.bench_settings."""
