@@ -39,13 +39,15 @@ import traceback
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from processes import Processes, free_port, wait_for  # bench/processes.py: runs as a script
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -85,72 +87,6 @@ def _parse_args() -> argparse.Namespace:
 
 
 # Processes --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Started:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    log: TextIO
-
-
-@dataclass
-class Stack:
-    """Every process the bench started, to stop them all at the end."""
-
-    workdir: Path
-    started: list[Started] = field(default_factory=list)
-
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> Started:
-        log_path = self.workdir / f"{name}.log"
-        log = log_path.open("w")
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        entry = Started(name, process, log_path, log)
-        self.started.append(entry)
-        return entry
-
-    def check_alive(self) -> None:
-        for entry in self.started:
-            if entry.process.poll() is not None:
-                tail = entry.log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{entry.name} exited with {entry.process.returncode}:\n{tail}")
-
-    def stop_all(self) -> None:
-        for entry in reversed(self.started):
-            if entry.process.poll() is None:
-                # gunicorn and celery stop at once on SIGQUIT/SIGTERM without waiting for
-                # requests sleeping in the sandbox; pgbouncer on SIGINT.
-                entry.process.send_signal(
-                    signal.SIGQUIT if entry.name == "gunicorn" else signal.SIGTERM
-                )
-        for entry in reversed(self.started):
-            try:
-                entry.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                entry.process.kill()
-                entry.process.wait(timeout=5)
-            entry.log.close()
-        self.started.clear()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait(what: str, ready: Callable[[], bool], stack: Stack, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        stack.check_alive()
-        with suppress(Exception):
-            if ready():
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"{what} was not ready after {timeout:g} s")
 
 
 def _http_answers(url: str) -> bool:
@@ -261,12 +197,12 @@ def _server_connections(url: str) -> int:
     return int(row[0])
 
 
-def _start_pgbouncer(stack: Stack, url: str, pool_size: int) -> str:
+def _start_pgbouncer(stack: Processes, url: str, pool_size: int) -> str:
     """Start a PgBouncer in transaction mode in front of the database; return its URL."""
     parts = urlsplit(url)
     directory = stack.workdir / "pgbouncer"
     directory.mkdir()
-    port = _free_port()
+    port = free_port()
     name = _database_name(url)
     user = parts.username or "postgres"
     (directory / "userlist.txt").write_text(f'"{user}" ""\n')
@@ -305,7 +241,7 @@ pidfile = {directory}/pgbouncer.pid
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
 
-    _wait("PgBouncer", accepts, stack, timeout=20)
+    wait_for("PgBouncer", accepts, stack, timeout=20)
     return urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{port}"))
 
 
@@ -332,7 +268,7 @@ class PhaseResult:
 @dataclass
 class Bench:
     args: argparse.Namespace
-    stack: Stack
+    stack: Processes
     worker_pids: list[int]
     web_pid: int
     pgbouncer_pid: int | None
@@ -646,7 +582,7 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_outbound_"))
     workdir.chmod(0o755)
-    stack = Stack(workdir)
+    stack = Processes(workdir, stop_signals={"gunicorn": signal.SIGQUIT})
     results: list[PhaseResult] = []
     settings_line = ""
 
@@ -659,7 +595,7 @@ def main() -> int:
         print(f"database {_database_name(admin_url)} on {urlsplit(admin_url).hostname}, {pool}")
         _create_database(admin_url)
         database_ready = True
-        port = _free_port()
+        port = free_port()
         env = _environment(workdir, admin_url, port)
         migrate = subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
@@ -741,9 +677,9 @@ def main() -> int:
         from portal.celery import app
 
         redis.Redis.from_url(REDIS_URL).flushdb()
-        _wait("gunicorn", lambda: _http_answers(env["VOIPMS_API_URL"]), stack)
+        wait_for("gunicorn", lambda: _http_answers(env["VOIPMS_API_URL"]), stack)
         for nodename in nodenames:
-            _wait(
+            wait_for(
                 "a Celery worker", lambda n=nodename: bool(app.control.ping([n], timeout=1)), stack
             )
         database = (

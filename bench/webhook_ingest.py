@@ -38,7 +38,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,8 +51,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from processes import Processes, free_port, wait_for  # bench/processes.py: runs as a script
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -105,95 +106,6 @@ def _raise_aborted(signum: int, _frame: object) -> None:
 
 
 # Processes ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Started:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    log: TextIO
-
-
-@dataclass
-class Processes:
-    """Every process the bench started, each in a session of its own, to stop them at the end."""
-
-    workdir: Path
-    started: list[Started] = field(default_factory=list)
-
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> Started:
-        log_path = self.workdir / f"{name}.log"
-        log = log_path.open("w")
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the bench only; the bench stops them
-        )
-        entry = Started(name, process, log_path, log)
-        self.started.append(entry)
-        return entry
-
-    def pid(self, name: str) -> int | None:
-        for entry in self.started:
-            if entry.name == name and entry.process.poll() is None:
-                return entry.process.pid
-        return None
-
-    def check_alive(self) -> None:
-        for entry in self.started:
-            if entry.process.poll() is not None:
-                tail = entry.log_path.read_text(errors="replace")[-3000:]
-                code = entry.process.returncode
-                # gunicorn and celery exit 0 on SIGTERM/SIGINT: the bench had not asked.
-                hint = " (stopped by a signal from outside the bench?)" if code <= 0 else ""
-                raise RuntimeError(
-                    f"{entry.name} (pid {entry.process.pid}) exited with {code}{hint}:\n{tail}"
-                )
-
-    def stop(self, name: str) -> None:
-        for entry in [e for e in self.started if e.name == name]:
-            self._stop(entry)
-            self.started.remove(entry)
-
-    def stop_all(self) -> None:
-        for entry in reversed(self.started):
-            self._stop(entry)
-        self.started.clear()
-
-    @staticmethod
-    def _stop(entry: Started) -> None:
-        process = entry.process
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            with suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=20)
-        # Whatever is left in its session (worker children, gunicorn workers) was started by it.
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=5)
-        entry.log.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for(what: str, ready: Callable[[], bool], processes: Processes, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        processes.check_alive()
-        with suppress(Exception):
-            if ready():
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"{what} was not ready after {timeout:g} s")
 
 
 # CPU accounting -----------------------------------------------------------------------------------
@@ -1114,7 +1026,7 @@ def _child_env(database_url: str, port: int, workdir: Path) -> dict[str, str]:
             "SECURE_SSL_REDIRECT": "false",
             "VOIPMS_SANDBOX": "false",
             # Nothing in this bench calls VoIP.ms; if anything tried, it would reach a closed port.
-            "VOIPMS_API_URL": f"http://127.0.0.1:{_free_port()}/api/v1/rest.php",
+            "VOIPMS_API_URL": f"http://127.0.0.1:{free_port()}/api/v1/rest.php",
             "DATABASE_URL": database_url,
             "REDIS_URL": REDIS_URL,
             "CELERY_BROKER_URL": REDIS_URL,
@@ -1163,7 +1075,7 @@ def main() -> int:
     processes = Processes(workdir)
     stop = threading.Event()
     results = Results()
-    port = _free_port()
+    port = free_port()
     env = _child_env(database_url, port, workdir)
     base_url = f"http://127.0.0.1:{port}"
     created = False
@@ -1189,7 +1101,7 @@ def main() -> int:
         token = _seed()
         webhook_url = f"{base_url}/hooks/voipms/{token}/"
         # MMS links point at a port nobody listens on: a fetch fails at once and stays local.
-        traffic = Traffic(random.Random(args.seed), f"http://127.0.0.1:{_free_port()}/media")
+        traffic = Traffic(random.Random(args.seed), f"http://127.0.0.1:{free_port()}/media")
         _flush_redis()
 
         print("one request of each kind in this process (steady state):", flush=True)
@@ -1229,7 +1141,7 @@ def main() -> int:
 
             return requests.get(f"{base_url}/healthz", timeout=2).status_code in (200, 503)
 
-        _wait_for("gunicorn", answers, processes, timeout=60)
+        wait_for("gunicorn", answers, processes, timeout=60)
         print(
             f"gunicorn: {args.web_workers} workers x {args.web_threads} threads (gthread) "
             f"on {base_url}",
