@@ -236,6 +236,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue("inbound"), Queue("outbound"), Queue("default")]
 CELERY_TASK_ROUTES = {
     "sms.process_webhook": {"queue": "inbound"},
+    "sms.process_webhooks": {"queue": "inbound"},
     "sms.fetch_media": {"queue": "inbound"},
     "sms.poll_voipms_account": {"queue": "inbound"},
     "sms.deliver_to_destination": {"queue": "default"},
@@ -254,6 +255,12 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A web process hands stored webhooks to the workers, and counts, in batches at most this far
+# apart (s): one broker publish per request would cost more than storing it. 0: one at a time.
+HANDOFF_INTERVAL_SECONDS = env.float("HANDOFF_INTERVAL_SECONDS", default=0.02)
+# The webhook's INSERT runs as a prepared statement on PostgreSQL. Turn off behind a PgBouncer
+# older than 1.21 in transaction mode (newer ones need max_prepared_statements set).
+WEBHOOK_PREPARED_STATEMENT = env.bool("WEBHOOK_PREPARED_STATEMENT", default=True)
 # Celery's Django fixup otherwise opens a new database connection for every task.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 DID_POOL_MAX_RANGE_SIZE = env.int("DID_POOL_MAX_RANGE_SIZE", default=10000)

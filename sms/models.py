@@ -138,6 +138,16 @@ class DeliveryStatus(models.TextChoices):
 class WebhookDelivery(TenantOwned):
     """One request that reached a configuration's webhook URL, stored before it is answered."""
 
+    # Written for every webhook, so the table carries no index or constraint it can do without:
+    # the tenant is the configuration's (the configuration's constraint guards both), and the
+    # (tenant, received_at) index serves every lookup by tenant.
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
     configuration = models.ForeignKey(
         SmsConfiguration, on_delete=models.CASCADE, related_name="deliveries"
     )

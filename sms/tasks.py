@@ -34,6 +34,21 @@ def process_webhook(delivery_id: int) -> None:
     webhook_delivery_process(delivery_id=delivery_id)
 
 
+@shared_task(name="sms.process_webhooks", ignore_result=True, acks_late=True)
+def process_webhooks(delivery_ids: list[int]) -> None:
+    """Process a batch of stored deliveries, as web processes hand them on (safe to repeat).
+
+    One delivery that fails is logged and left to the sweeper; the rest of the batch goes on.
+    """
+    from sms.services.inbound import webhook_delivery_process
+
+    for delivery_id in delivery_ids:
+        try:
+            webhook_delivery_process(delivery_id=delivery_id)
+        except Exception:
+            logger.exception("webhook delivery %s: processing failed", delivery_id)
+
+
 @shared_task(name="sms.deliver_message", ignore_result=True, acks_late=True)
 def deliver_message(message_id: int, slot_reserved: bool = False) -> None:
     """Send one queued outbound message; waits and transient failures come back later."""

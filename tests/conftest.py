@@ -99,3 +99,7 @@ def _portal_settings(settings: object) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
     settings.PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+    # Each test starts with no memory of when this process last noted a webhook's arrival.
+    from sms.services import deliveries
+
+    deliveries._last_noted.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 
@@ -58,6 +59,12 @@ def _parse_phonenumber(national: str) -> phonenumbers.PhoneNumber:
     return phonenumbers.parse("+1" + national, None)
 
 
+@lru_cache(maxsize=16384)
+def _valid_nanp(national: str) -> bool:
+    # Senders and DIDs repeat: the same few numbers arrive again and again.
+    return phonenumbers.is_valid_number(_parse_phonenumber(national))
+
+
 def normalize_number(raw: str) -> str:
     """Return a NANP number in E.164, or any other sender unchanged but stripped."""
     stripped = raw.strip()
@@ -66,7 +73,7 @@ def normalize_number(raw: str) -> str:
         # Short codes, alphanumeric senders and foreign numbers are kept as they came: inbound
         # must never fail on an odd sender (DOMAIN.md §3, §4).
         return stripped
-    if phonenumbers.is_valid_number(_parse_phonenumber(national)):
+    if _valid_nanp(national):
         return "+1" + national
     return stripped
 

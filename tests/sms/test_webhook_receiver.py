@@ -183,7 +183,7 @@ def test_a_database_outage_answers_503_so_the_sender_retries(
     def broken(**kwargs: Any) -> None:
         raise DatabaseError("connection refused")
 
-    monkeypatch.setattr("sms.webhooks.webhook_delivery_store", broken)
+    monkeypatch.setattr("sms.webhooks.webhook_delivery_accept", broken)
     response = _post(client_for(None), setup, _body("sms.json"))
     assert response.status_code == 503
 
@@ -247,3 +247,172 @@ def test_a_delivery_whose_task_was_lost_is_picked_up_by_the_sweeper(
     process_webhook(delivery.pk)
     assert deliveries_sweep() == 0  # processed now: nothing left to pick up
     assert Message.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_malformed_body_to_an_unknown_token_is_a_404_and_stores_nothing(
+    setup: Any, client_for: Any
+) -> None:
+    body = (FIXTURES / "malformed_not_json.json").read_bytes()
+    response = client_for(None).post(
+        "/hooks/voipms/not-a-token/", body, content_type="application/json"
+    )
+    assert response.status_code == 404
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_stored_request_keeps_what_arrived(setup: Any, client_for: Any) -> None:
+    body = _body("sms.json")
+    response = _post(
+        client_for(None),
+        setup,
+        body,
+        HTTP_USER_AGENT="VoIP.ms webhook",
+        HTTP_X_FORWARDED_FOR="203.0.113.9",
+        HTTP_COOKIE="sessionid=not-kept",
+        REMOTE_ADDR="198.51.100.7",
+    )
+    assert response.status_code == 200
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.tenant_id, delivery.configuration_id) == (setup.tenant_id, setup.pk)
+    assert (delivery.method, delivery.content_type) == ("POST", "application/json")
+    assert bytes(delivery.body) == body
+    assert delivery.remote_addr == "198.51.100.7"
+    assert delivery.headers["User-Agent"] == "VoIP.ms webhook"
+    assert delivery.headers["X-Forwarded-For"] == "203.0.113.9"
+    assert "Cookie" not in delivery.headers
+    assert (delivery.status, delivery.processed_at, delivery.attempts) == ("received", None, 0)
+    assert delivery.received_at is not None
+
+
+@pytest.mark.django_db
+def test_a_webhook_costs_one_sql_statement_once_its_arrival_is_noted(
+    setup: Any, client_for: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(None)
+    with CaptureQueriesContext(connection) as first:
+        assert _post(client, setup, _body("sms.json", id=1)).status_code == 200
+    assert any("UPDATE" in query["sql"] for query in first.captured_queries)
+    setup.refresh_from_db()
+    noted = setup.last_webhook_at
+    assert noted is not None
+    with CaptureQueriesContext(connection) as second:
+        assert _post(client, setup, _body("sms.json", id=2)).status_code == 200
+    assert [query["sql"].split()[0] for query in second.captured_queries] == ["INSERT"]
+    setup.refresh_from_db()
+    assert setup.last_webhook_at == noted  # noted at most once a minute
+    assert WebhookDelivery.objects.filter(status=DeliveryStatus.RECEIVED).count() == 2
+
+
+@pytest.mark.django_db
+def test_another_process_does_not_rewrite_a_recent_last_webhook_time(
+    setup: Any, client_for: Any
+) -> None:
+    from sms.services import deliveries
+
+    client = client_for(None)
+    _post(client, setup, _body("sms.json", id=1))
+    setup.refresh_from_db()
+    noted = setup.last_webhook_at
+    deliveries._last_noted.clear()  # as a second web process, which has noted nothing yet
+    _post(client, setup, _body("sms.json", id=2))
+    setup.refresh_from_db()
+    assert setup.last_webhook_at == noted
+
+
+@pytest.mark.django_db
+def test_stored_deliveries_reach_the_workers_in_batches_after_commit(
+    setup: Any,
+    client_for: Any,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from portal.batching import Batcher
+    from sms.services import deliveries
+
+    published: list[list[int]] = []
+    # A batcher whose thread would wait an hour: only the explicit flush below hands on.
+    batcher = Batcher("test", published.append, interval=lambda: 3600.0)
+    monkeypatch.setattr(deliveries, "_handoff", batcher)
+    client = client_for(None)
+    with django_capture_on_commit_callbacks(execute=True):
+        for number in range(3):
+            _post(client, setup, _body("sms.json", id=900 + number))
+        assert batcher.pending() == 0  # nothing before commit
+    assert (batcher.pending(), published) == (3, [])
+    deliveries.webhook_deliveries_flush()
+    ids = list(WebhookDelivery.objects.order_by("id").values_list("id", flat=True))
+    assert published == [ids]
+
+
+@pytest.mark.django_db
+def test_with_no_hand_off_interval_each_delivery_is_published_at_commit(
+    setup: Any,
+    client_for: Any,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    published: list[list[int]] = []
+    monkeypatch.setattr("sms.tasks.process_webhooks.delay", published.append)
+    settings.HANDOFF_INTERVAL_SECONDS = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(client_for(None), setup, _body("sms.json"))
+    assert published == [[WebhookDelivery.objects.get().pk]]
+
+
+@pytest.mark.django_db
+def test_rejected_and_ignored_deliveries_are_not_handed_to_the_workers(
+    setup: Any,
+    client_for: Any,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    published: list[list[int]] = []
+    monkeypatch.setattr("sms.tasks.process_webhooks.delay", published.append)
+    settings.HANDOFF_INTERVAL_SECONDS = 0
+    client = client_for(None)
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(client, setup, (FIXTURES / "malformed_not_json.json").read_bytes())
+        type(setup).objects.filter(pk=setup.pk).update(enabled=False)
+        _post(client, setup, _body("sms.json"))
+    assert sorted(WebhookDelivery.objects.values_list("status", flat=True)) == [
+        DeliveryStatus.IGNORED,
+        DeliveryStatus.REJECTED,
+    ]
+    assert published == []
+
+
+@pytest.mark.django_db
+def test_a_batch_goes_on_past_a_delivery_that_fails(
+    setup: Any, client_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sms.services import inbound
+    from sms.tasks import process_webhooks
+
+    client = client_for(None)
+    for number in range(3):
+        _post(client, setup, _body("sms.json", id=700 + number))
+    first, broken, last = WebhookDelivery.objects.order_by("id").values_list("id", flat=True)
+    real = inbound.webhook_delivery_process
+
+    def failing_once(*, delivery_id: int) -> None:
+        if delivery_id == broken:
+            raise RuntimeError("boom")
+        real(delivery_id=delivery_id)
+
+    monkeypatch.setattr(inbound, "webhook_delivery_process", failing_once)
+    process_webhooks([first, broken, last])
+    assert Message.objects.count() == 2
+    statuses = dict(WebhookDelivery.objects.values_list("id", "status"))
+    assert statuses[first] == statuses[last] == DeliveryStatus.PROCESSED
+    assert statuses[broken] == DeliveryStatus.RECEIVED  # left for the sweeper
+
+    monkeypatch.setattr(inbound, "webhook_delivery_process", real)
+    process_webhooks([first, broken, last])  # a repeated batch: only the missing one is made
+    assert Message.objects.count() == 3

@@ -1,0 +1,123 @@
+"""Batcher: items leave in batches from one background thread per process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import pytest
+
+from portal.batching import Batcher
+
+WAIT = 10.0  # seconds: a bound for a thread to act, never a speed requirement
+
+
+class Sink:
+    """Record each batch handed on, and let a test wait for the next one."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.batches: list[list[int]] = []
+        self.threads: set[str] = set()
+        self.arrived = threading.Event()
+        self.fail_first = fail_first
+
+    def __call__(self, items: list[int]) -> None:
+        self.threads.add(threading.current_thread().name)
+        if self.fail_first:
+            self.fail_first -= 1
+            raise ConnectionError("broker unavailable")
+        self.batches.append(items)
+        self.arrived.set()
+
+
+def test_items_added_together_leave_in_one_batch_from_the_background_thread() -> None:
+    sink = Sink()
+    batcher = Batcher("together", sink, interval=lambda: 0.2)
+    for item in range(5):
+        batcher.add(item)
+    assert sink.arrived.wait(WAIT)
+    assert sink.batches == [[0, 1, 2, 3, 4]]
+    assert sink.threads == {"batcher-together"}
+    assert batcher.pending() == 0
+
+
+def test_later_items_leave_in_a_later_batch() -> None:
+    sink = Sink()
+    batcher = Batcher("later", sink, interval=lambda: 0.01)
+    batcher.add(1)
+    assert sink.arrived.wait(WAIT)
+    sink.arrived.clear()
+    batcher.add(2)
+    assert sink.arrived.wait(WAIT)
+    assert sink.batches == [[1], [2]]
+
+
+def test_a_large_backlog_is_handed_on_in_bounded_batches() -> None:
+    sink = Sink()
+    batcher = Batcher("bounded", sink, interval=lambda: 3600.0, max_batch=100)
+    for item in range(250):
+        batcher.add(item)
+    batcher.flush_now()
+    assert [len(batch) for batch in sink.batches] == [100, 100, 50]
+    assert [item for batch in sink.batches for item in batch] == list(range(250))
+
+
+def test_with_no_interval_an_item_is_handed_on_before_add_returns() -> None:
+    sink = Sink()
+    batcher = Batcher("direct", sink, interval=lambda: 0)
+    batcher.add(7)
+    assert sink.batches == [[7]]
+    assert sink.threads == {threading.current_thread().name}
+
+
+def test_a_failed_batch_is_logged_and_the_thread_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = Sink(fail_first=2)
+    batcher = Batcher("flaky", sink, interval=lambda: 3600.0)
+    with caplog.at_level(logging.ERROR, logger="portal.batching"):
+        batcher.add(1)
+        batcher.flush_now()
+        batcher.add(2)
+        batcher.flush_now()  # fails too: counted, not logged again within the minute
+        batcher.add(3)
+        batcher.flush_now()
+    assert sink.batches == [[3]]
+    failures = [record for record in caplog.records if "could not hand on" in record.message]
+    assert len(failures) == 1
+    assert failures[0].exc_info is not None
+
+
+def test_a_forked_child_starts_empty_with_its_own_thread() -> None:
+    read_end, write_end = os.pipe()
+
+    def to_pipe(items: list[int]) -> None:
+        os.write(write_end, (",".join(map(str, items)) + "\n").encode())
+
+    batcher = Batcher("forked", to_pipe, interval=lambda: 3600.0)
+    batcher.add(1)  # the parent's: never the child's to hand on
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            handed_on = threading.Event()
+
+            def to_pipe_and_tell(items: list[int]) -> None:
+                to_pipe(items)
+                handed_on.set()
+
+            batcher._flush = to_pipe_and_tell
+            batcher._interval = lambda: 0.01
+            if batcher.pending() == 0:
+                batcher.add(2)
+                code = 0 if handed_on.wait(WAIT) else 2  # by the child's own thread
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert batcher.pending() == 1  # the parent still holds its own
+    batcher.flush_now()
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        assert pipe.read() == "2\n1\n"  # the child handed on only its item
