@@ -7,6 +7,7 @@ import hashlib
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from portal.crypto import EncryptedTextField
 from tenants.models import TenantOwned
@@ -332,10 +333,19 @@ class MessageMedia(TenantOwned):
     sha256 = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.CharField(max_length=300, blank=True)
+    # When the next download try is due; long past while still pending, its task was lost.
+    next_try_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name_plural = "message media"
         ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["next_try_at"],
+                condition=models.Q(status="pending"),
+                name="media_pending_next_try",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.url

@@ -65,9 +65,11 @@ def deliver_message(message_id: int, slot_reserved: bool = False) -> None:
 def fetch_media(media_id: int) -> None:
     """Download one MMS file and keep a copy; links that 404 for a while are tried again."""
     from sms.services.media import media_fetch
+    from sms.services.outbox import media_retry_note
 
     retry_in = media_fetch(media_id=media_id)
     if retry_in is not None:
+        media_retry_note(media_id=media_id, retry_in=retry_in)
         fetch_media.apply_async((media_id,), countdown=retry_in)
 
 
@@ -127,13 +129,14 @@ def reconcile_message(message_id: int) -> None:
 
 @shared_task(name="sms.outbox_sweep", ignore_result=True)
 def outbox_sweep() -> None:
-    """Re-enqueue lost sends and take stuck ones for reconciliation (run by beat)."""
-    from sms.services.outbox import deliveries_sweep, outbox_unstick
+    """Re-enqueue lost sends, deliveries and media; reconcile stuck sends (run by beat)."""
+    from sms.services.outbox import deliveries_sweep, media_sweep, outbox_unstick
     from sms.services.outbox import outbox_sweep as sweep
 
     sweep()
     outbox_unstick()
     deliveries_sweep()
+    media_sweep()
 
 
 @shared_task(name="sms.carrier_status", ignore_result=True)

@@ -20,6 +20,9 @@ from trunks.voipms.errors import VoipmsError
 logger = logging.getLogger(__name__)
 RECONCILE_WINDOW = timedelta(minutes=15)
 EASTERN = ZoneInfo("America/New_York")
+SWEEP_BATCH = 20  # deliveries per re-enqueued task
+# A pending media file whose try is this far overdue lost its task (a worker died with it).
+MEDIA_LOST_AFTER = timedelta(minutes=10)
 
 
 def outbox_sweep() -> int:
@@ -199,14 +202,41 @@ def _eastern():
 def deliveries_sweep() -> int:
     """Re-enqueue webhook deliveries still waiting after a minute (their task was lost)."""
     from sms.models import DeliveryStatus, WebhookDelivery
-    from sms.tasks import process_webhook
+    from sms.tasks import process_webhooks
 
     minute_ago = timezone.now() - timedelta(seconds=60)
     waiting = WebhookDelivery.objects.filter(
         status=DeliveryStatus.RECEIVED, received_at__lt=minute_ago
     ).values_list("pk", flat=True)[:1000]
     ids = list(waiting)
-    for pk in ids:
+    for start in range(0, len(ids), SWEEP_BATCH):
         # Safe to repeat: processing a delivery twice makes one message.
-        process_webhook.delay(pk)
+        process_webhooks.delay(ids[start : start + SWEEP_BATCH])
+    return len(ids)
+
+
+def media_retry_note(*, media_id: int, retry_in: float) -> None:
+    """Record when a pending media file's next download try is due."""
+    from sms.models import MediaStatus, MessageMedia
+
+    MessageMedia.objects.filter(pk=media_id, status=MediaStatus.PENDING).update(
+        next_try_at=timezone.now() + timedelta(seconds=retry_in)
+    )
+
+
+def media_sweep() -> int:
+    """Re-enqueue pending media files whose next try is long overdue (their task was lost)."""
+    from sms.models import MediaStatus, MessageMedia
+    from sms.tasks import fetch_media
+
+    now = timezone.now()
+    overdue = MessageMedia.objects.filter(
+        status=MediaStatus.PENDING, next_try_at__lt=now - MEDIA_LOST_AFTER
+    ).values_list("pk", flat=True)[:1000]
+    ids = list(overdue)
+    # Due again now: a file is re-enqueued at most once per MEDIA_LOST_AFTER.
+    MessageMedia.objects.filter(pk__in=ids).update(next_try_at=now)
+    for pk in ids:
+        # Safe to repeat: of two copies of a try, only one claims it.
+        fetch_media.delay(pk)
     return len(ids)

@@ -236,14 +236,14 @@ def test_a_delivery_whose_task_was_lost_is_picked_up_by_the_sweeper(
 
     _post(client_for(None), setup, _body("sms.json"))
     delivery = WebhookDelivery.objects.get()
-    sent: list[int] = []
-    monkeypatch.setattr("sms.tasks.process_webhook.delay", sent.append)
+    sent: list[list[int]] = []
+    monkeypatch.setattr("sms.tasks.process_webhooks.delay", sent.append)
     assert deliveries_sweep() == 0  # too recent: its own task may still come
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         received_at=timezone.now() - timedelta(minutes=5)
     )
     assert deliveries_sweep() == 1
-    assert sent == [delivery.pk]
+    assert sent == [[delivery.pk]]
     process_webhook(delivery.pk)
     assert deliveries_sweep() == 0  # processed now: nothing left to pick up
     assert Message.objects.count() == 1
