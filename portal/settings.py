@@ -6,6 +6,7 @@ With DEBUG off, the variables production cannot do without must be set, or start
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -274,6 +275,24 @@ VOIPMS_API_URL = env.str(
     if VOIPMS_SANDBOX
     else "https://voip.ms/api/v1/rest.php",
 )
+
+# Media links and HTTP destinations reach public addresses only, and these networks (CIDR).
+# The demo's sandbox serves its media links from this machine, hence loopback by default there.
+OUTBOUND_HTTP_ALLOWED_NETWORKS = [
+    entry.strip()
+    for entry in env.list(
+        "OUTBOUND_HTTP_ALLOWED_NETWORKS",
+        default=["127.0.0.0/8", "::1/128"] if DEBUG or VOIPMS_SANDBOX else [],
+    )
+    if entry.strip()
+]
+for _network in OUTBOUND_HTTP_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(
+            f"OUTBOUND_HTTP_ALLOWED_NETWORKS: {_network!r} is not a network like 10.0.0.0/8"
+        ) from _error
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -3,7 +3,10 @@ administrator, and clients signed in as each of them."""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -99,7 +102,35 @@ def _portal_settings(settings: object) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
     settings.PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+    # Production's default: tests that reach a server on this machine allow loopback themselves.
+    settings.OUTBOUND_HTTP_ALLOWED_NETWORKS = []
     # Each test starts with no memory of when this process last noted a webhook's arrival.
     from sms.services import deliveries
 
     deliveries._last_noted.clear()
+
+
+# What every host name but localhost resolves to in tests (a public address: example.com's).
+PUBLIC_TEST_ADDRESS = "93.184.215.14"
+
+
+def _is_address(host: object) -> bool:
+    try:
+        ipaddress.ip_address(str(host))
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def _offline_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resolve outsiders' host names to a public address: the outbound guard looks every name up
+    before it connects, and the test machine has no DNS."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host != "localhost" and not _is_address(host):
+            host = PUBLIC_TEST_ADDRESS
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

@@ -193,3 +193,43 @@ def test_production_locks_sign_ins_after_five_failures_by_default(tmp_path: Path
 
     assert seen["AXES_FAILURE_LIMIT"] == 5
     assert seen["AXES_LOCKOUT_PARAMETERS"] == [["username", "ip_address"]]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, []),
+        ({"VOIPMS_SANDBOX": "true"}, ["127.0.0.0/8", "::1/128"]),
+        ({"OUTBOUND_HTTP_ALLOWED_NETWORKS": "10.8.0.0/16, fd00::/8"}, ["10.8.0.0/16", "fd00::/8"]),
+    ],
+)
+def test_outbound_http_reaches_internal_networks_only_if_listed_or_for_the_sandbox(
+    tmp_path: Path, overrides: dict[str, str], expected: list[str]
+) -> None:
+    env = _production_env(tmp_path, **overrides)
+
+    seen = _settings_seen(env, "OUTBOUND_HTTP_ALLOWED_NETWORKS")
+
+    assert seen["OUTBOUND_HTTP_ALLOWED_NETWORKS"] == expected
+
+
+def test_the_demo_may_reach_its_own_sandbox_on_loopback(tmp_path: Path) -> None:
+    env = _production_env(
+        tmp_path, DEBUG=None, SECRET_KEY=None, FIELD_ENCRYPTION_KEYS=None, VOIPMS_SANDBOX=None
+    )
+
+    seen = _settings_seen(env, "OUTBOUND_HTTP_ALLOWED_NETWORKS", "DEBUG")
+
+    assert seen["DEBUG"] is True
+    assert seen["OUTBOUND_HTTP_ALLOWED_NETWORKS"] == ["127.0.0.0/8", "::1/128"]
+
+
+def test_production_refuses_to_start_with_an_allowed_network_that_is_not_one(
+    tmp_path: Path,
+) -> None:
+    env = _production_env(tmp_path, OUTBOUND_HTTP_ALLOWED_NETWORKS="10.0.0.0/8,intranet")
+
+    result = _manage(env, "check")
+
+    assert result.returncode != 0
+    assert "OUTBOUND_HTTP_ALLOWED_NETWORKS: 'intranet' is not a network" in result.stderr

@@ -202,7 +202,9 @@ def _http(message: Message, url: str, rule_id: int | None) -> _Outcome:
             url, body, headers, timeout=_setting("DESTINATION_HTTP_TIMEOUT_SECONDS", 15.0)
         )
     except HttpError as error:
-        return _Outcome(ok=False, retry=error.code != "invalid_url", error=error.message)
+        # A URL that is not usable, or leads to an internal address, stays so however often tried.
+        retry = error.code not in ("invalid_url", "address_refused")
+        return _Outcome(ok=False, retry=retry, error=error.message)
     if 200 <= status < 300:
         return _Outcome(ok=True, status_code=status)
     return _Outcome(ok=False, retry=True, status_code=status, error=f"answered HTTP {status}")

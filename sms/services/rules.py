@@ -10,6 +10,7 @@ from django.core.validators import URLValidator, validate_email
 from django.db import transaction
 
 from portal.errors import ApplicationError
+from portal.netguard import AddressRefused, url_literal_host_check
 from sms.models import Action, InboundRule
 from tenants.models import Extension, RingGroup, Tenant, User
 from tenants.services import audit_record
@@ -86,11 +87,15 @@ def _check_destination(*, tenant: Tenant, rule: InboundRule, prefix: str, label:
             validate_email(target)
         elif action == Action.HTTP:
             URLValidator(schemes=["http", "https"])(target)
+            url_literal_host_check(url=target)
         elif action == Action.AUTO_REPLY and not target:
             raise ApplicationError(f"{label}: write the reply.", field=field)
     except (InvalidNumber, ValidationError) as error:
         message = error.messages[0] if isinstance(error, ValidationError) else str(error)
         raise ApplicationError(f"{label}: {message}", field=field) from error
+    except AddressRefused as error:
+        message = f"{label}: {error.message}."
+        raise ApplicationError(message, code=error.code, field=field) from error
 
 
 def _check_hours(hours: Any) -> None:

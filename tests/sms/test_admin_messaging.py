@@ -129,6 +129,25 @@ def test_a_rule_without_its_extension_shows_the_error_on_that_field(
 
 
 @pytest.mark.django_db
+def test_a_rule_posting_to_a_private_address_shows_the_reason_on_the_target_field(
+    world: World, client_for: ClientFor
+) -> None:
+    extension = world.objects_a[Extension]
+
+    response = client_for(world.admin_a).post(
+        f"{RULES}add/",
+        rule_form(
+            extension, after_hours_action=Action.HTTP, after_hours_target="http://10.0.0.5/hook"
+        ),
+    )
+
+    assert form_errors(response)["after_hours_target"] == [
+        'Outside office hours: the address of "10.0.0.5" is not public (10.0.0.5).'
+    ]
+    assert not InboundRule.objects.exists()
+
+
+@pytest.mark.django_db
 def test_a_rule_is_saved_and_deleted_through_the_service(
     world: World, client_for: ClientFor
 ) -> None:

@@ -252,3 +252,60 @@ def test_the_lists_cost_a_constant_number_of_queries(
 
     assert conversation_list.json()["count"] == 17
     assert rule_list.json()["count"] == 17
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("target", "detail"),
+    [
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            'Office hours: the address of "169.254.169.254" is not public (169.254.169.254).',
+        ),
+        (
+            "http://localhost:8080/hook",
+            'Office hours: the address of "localhost" is not public (127.0.0.1).',
+        ),
+        (
+            "https://[fe80::1]/hook",
+            'Office hours: the address of "fe80::1" is not public (fe80::1).',
+        ),
+    ],
+)
+def test_an_http_destination_at_a_private_address_is_refused_with_the_field(
+    world: World, client_for: ClientFor, target: str, detail: str
+) -> None:
+    body = rule_body(world.objects_a[Extension], office_action=Action.HTTP, office_target=target)
+
+    response = post(client_for(world.admin_a), RULES, body)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "address_refused",
+        "detail": detail,
+        "field": "office_target",
+    }
+    assert not InboundRule.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_http_destination_on_an_allowed_network_or_a_host_name_is_saved(
+    world: World, client_for: ClientFor, settings: Any
+) -> None:
+    settings.OUTBOUND_HTTP_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    body = rule_body(
+        world.objects_a[Extension],
+        office_action=Action.HTTP,
+        office_target="http://10.0.0.5/hook",
+        holiday_action=Action.HTTP,
+        holiday_target="https://crm.example.com/hook",
+    )
+
+    response = post(client_for(world.admin_a), RULES, body)
+
+    assert response.status_code == 201, response.content
+    rule = InboundRule.objects.get()
+    assert (rule.office_target, rule.holiday_target) == (
+        "http://10.0.0.5/hook",
+        "https://crm.example.com/hook",
+    )

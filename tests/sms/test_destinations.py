@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -325,3 +326,58 @@ def test_deliver_to_destination_task_schedules_the_next_attempt(
         (message.pk, Action.HTTP, rule.pk, "office", None, 2)
     ]
     assert mocked.calls[0].request.url == HOOK_URL
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            'the address of "169.254.169.254" is not public (169.254.169.254)',
+        ),
+        ("http://localhost:6379/", 'the address of "localhost" is not public (127.0.0.1)'),
+        ("https://[fd00::7]/hook", 'the address of "fd00::7" is not public (fd00::7)'),
+    ],
+)
+def test_http_destination_to_a_private_address_is_refused_without_a_request_or_retry(
+    message: Message, rule: InboundRule, mocked: responses.RequestsMock, url: str, reason: str
+) -> None:
+    mocked.post(url, status=204)
+
+    assert deliver(message, Action.HTTP, url, rule.pk) is None
+
+    assert len(mocked.calls) == 0
+    attempt = DestinationAttempt.objects.get(message=message)
+    assert (attempt.ok, attempt.status_code, attempt.error) == (False, None, reason)
+
+
+def test_http_destination_on_an_allowed_network_is_posted_to(
+    message: Message, rule: InboundRule, mocked: responses.RequestsMock, settings: object
+) -> None:
+    settings.OUTBOUND_HTTP_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    url = "http://10.0.0.5/hooks/sms"
+    mocked.post(url, status=204)
+
+    assert deliver(message, Action.HTTP, url, rule.pk) is None
+
+    assert len(mocked.calls) == 1
+    assert DestinationAttempt.objects.get(message=message).ok
+
+
+def test_http_destination_retries_a_host_that_does_not_resolve(
+    message: Message,
+    rule: InboundRule,
+    mocked: responses.RequestsMock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unresolvable(*args: object, **kwargs: object) -> object:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+    mocked.post(HOOK_URL, status=204)
+
+    assert deliver(message, Action.HTTP, HOOK_URL, rule.pk) is not None
+
+    assert len(mocked.calls) == 0
+    attempt = DestinationAttempt.objects.get(message=message)
+    assert (attempt.ok, attempt.error) == (False, 'could not resolve "crm.example.com"')

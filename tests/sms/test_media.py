@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -298,3 +300,140 @@ def test_media_fetch_retries_when_the_disk_refuses_the_file(
     media.refresh_from_db()
     assert media.status == MediaStatus.PENDING
     assert media.error == "Try 1 of 8 failed: could not store the file"
+
+
+# --- only public addresses ------------------------------------------------------------------------
+
+
+def resolving(monkeypatch: pytest.MonkeyPatch, table: dict[str, str]) -> None:
+    """Make the host names in the table resolve to their address, on top of the offline DNS."""
+    offline = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        return offline(table.get(host, host), port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (
+            "http://169.254.169.254/latest/meta-data/iam/a.png",
+            'the address of "169.254.169.254" is not public (169.254.169.254)',
+        ),
+        ("http://[::1]:8000/media/a.png", 'the address of "::1" is not public (::1)'),
+        (
+            "https://media.lan/a.png",
+            'the address of "media.lan" is not public (10.0.0.5)',
+        ),
+    ],
+)
+def test_media_fetch_of_a_private_address_fails_for_good_without_a_request(
+    tenant_a: Tenant,
+    mocked: responses.RequestsMock,
+    monkeypatch: pytest.MonkeyPatch,
+    media_root: Path,
+    url: str,
+    reason: str,
+) -> None:
+    resolving(monkeypatch, {"media.lan": "10.0.0.5"})
+    mocked.get(url, body=PNG, content_type="image/png")
+    media = make_media(tenant_a, url)
+
+    assert media_fetch(media_id=media.pk) is None
+
+    assert len(mocked.calls) == 0
+    media.refresh_from_db()
+    assert media.status == MediaStatus.FAILED
+    assert media.error == reason
+    assert media.attempts == 1
+    assert stored_files(media_root) == []
+
+
+def test_media_fetch_from_an_allowed_network_is_made(
+    tenant_a: Tenant, mocked: responses.RequestsMock, settings: Any
+) -> None:
+    settings.OUTBOUND_HTTP_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    url = "http://127.0.0.1:8000/sandbox/voipms/media/?mms=1&index=1"
+    mocked.get(url, body=PNG, content_type="image/png")
+    media = make_media(tenant_a, url)
+
+    media_fetch(media_id=media.pk)
+
+    media.refresh_from_db()
+    assert media.status == MediaStatus.STORED
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["http://169.254.169.254/latest/meta-data/", "https://metadata.internal/computeMetadata/"],
+)
+def test_media_fetch_refuses_a_redirect_to_a_private_address(
+    tenant_a: Tenant, mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    resolving(monkeypatch, {"metadata.internal": "169.254.169.254"})
+    mocked.get(MEDIA_URL, status=302, headers={"Location": target})
+    mocked.get(target, body=b'{"token": "secret"}', content_type="image/png")
+    media = make_media(tenant_a)
+
+    assert media_fetch(media_id=media.pk) is None
+
+    assert [call.request.url for call in mocked.calls] == [MEDIA_URL]
+    media.refresh_from_db()
+    assert media.status == MediaStatus.FAILED
+    assert media.error.startswith('the address of "')
+    assert media.error.endswith('" is not public (169.254.169.254)')
+
+
+def test_media_fetch_follows_a_redirect_to_a_public_address(
+    tenant_a: Tenant, mocked: responses.RequestsMock
+) -> None:
+    cdn = "https://cdn.example.com/files/a.png"
+    mocked.get(MEDIA_URL, status=301, headers={"Location": "/media/elsewhere.png"})
+    mocked.get("https://voip.ms/media/elsewhere.png", status=307, headers={"Location": cdn})
+    mocked.get(cdn, body=PNG, content_type="image/png")
+    media = make_media(tenant_a)
+
+    assert media_fetch(media_id=media.pk) is None
+
+    assert [call.request.url for call in mocked.calls] == [
+        MEDIA_URL,
+        "https://voip.ms/media/elsewhere.png",
+        cdn,
+    ]
+    media.refresh_from_db()
+    assert media.status == MediaStatus.STORED
+    assert media.sha256 == hashlib.sha256(PNG).hexdigest()
+
+
+def test_media_fetch_gives_up_on_a_redirect_loop(
+    tenant_a: Tenant, mocked: responses.RequestsMock
+) -> None:
+    mocked.get(MEDIA_URL, status=302, headers={"Location": MEDIA_URL})
+    media = make_media(tenant_a)
+
+    assert media_fetch(media_id=media.pk) is None
+
+    assert len(mocked.calls) == 6
+    media.refresh_from_db()
+    assert media.status == MediaStatus.FAILED
+    assert media.error == "the media link redirected more than 5 times"
+
+
+def test_media_fetch_retries_a_host_that_does_not_resolve(
+    tenant_a: Tenant, mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unresolvable(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+    mocked.get(MEDIA_URL, body=PNG, content_type="image/png")
+    media = make_media(tenant_a)
+
+    assert media_fetch(media_id=media.pk) is not None
+
+    assert len(mocked.calls) == 0
+    media.refresh_from_db()
+    assert media.status == MediaStatus.PENDING
+    assert media.error == 'Try 1 of 8 failed: could not resolve "voip.ms"'

@@ -7,15 +7,19 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from portal.http import guarded_session
+from portal.netguard import AddressRefused, HostUnresolved
 from trunks.voipms.client import USER_AGENT
 
 logger = logging.getLogger("trunks.voipms")
 
 CHUNK_BYTES = 64 * 1024
+# Redirects followed from one media link before giving up on it.
+MAX_REDIRECTS = 5
 
 # A media link may answer 404 for a while after the message arrives (DOMAIN.md §3), and VoIP.ms
 # sits behind Cloudflare, whose 403 "Attention Required" page comes and goes (DOMAIN.md §2).
@@ -55,65 +59,101 @@ def download_media(
     connect_timeout: float = 10.0,
     read_timeout: float = 30.0,
     total_timeout: float = 120.0,
-    session: requests.Session | None = None,
 ) -> MediaDownload:
     """Stream a media link into `destination`, refusing anything larger than `max_bytes`."""
+    started = time.monotonic()
+    # Redirects are followed here, not by requests, so that every hop's address is checked.
+    for _hop in range(MAX_REDIRECTS + 1):
+        host = _link_host(url)
+        try:
+            with (
+                guarded_session(url) as http,
+                http.get(
+                    url,
+                    headers={"User-Agent": USER_AGENT, "Accept": "*/*"},
+                    timeout=(connect_timeout, read_timeout),
+                    stream=True,
+                    allow_redirects=False,
+                ) as response,
+            ):
+                if response.is_redirect:
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                download = _stream(
+                    response,
+                    destination=destination,
+                    max_bytes=max_bytes,
+                    deadline=started + total_timeout,
+                    total_timeout=total_timeout,
+                )
+        except AddressRefused as error:
+            raise MediaDownloadError(error.code, error.message, permanent=True) from None
+        except HostUnresolved as error:
+            raise MediaDownloadError(error.code, error.message, permanent=False) from None
+        except requests.Timeout:
+            raise MediaDownloadError(
+                "timeout", f"{host} did not answer within {read_timeout:g} s", permanent=False
+            ) from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema):
+            raise MediaDownloadError(
+                "invalid_url", "the media link is not a usable URL", permanent=True
+            ) from None
+        except requests.RequestException as exc:
+            raise MediaDownloadError(
+                "connection_error",
+                f"could not download from {host} ({type(exc).__name__})",
+                permanent=False,
+            ) from None
+        logger.info("Downloaded %d bytes of MMS media from %s", download.size, host)
+        return download
+    raise MediaDownloadError(
+        "too_many_redirects",
+        f"the media link redirected more than {MAX_REDIRECTS} times",
+        permanent=True,
+    )
+
+
+def _link_host(url: str) -> str:
+    """Return the host of an http(s) link, for messages, or raise if it is not one."""
     if urlsplit(url).scheme.lower() not in ("http", "https"):
         raise MediaDownloadError(
             "invalid_url", "the media link is not an http(s) URL", permanent=True
         )
-    host = urlsplit(url).hostname or "?"
-    http = session or requests.Session()
-    started = time.monotonic()
-    try:
-        with http.get(
-            url,
-            headers={"User-Agent": USER_AGENT, "Accept": "*/*"},
-            timeout=(connect_timeout, read_timeout),
-            stream=True,
-        ) as response:
-            _check_status(response.status_code)
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise _too_large(max_bytes)
-            digest = hashlib.sha256()
-            size = 0
-            for chunk in response.iter_content(CHUNK_BYTES):
-                size += len(chunk)
-                if size > max_bytes:
-                    # Stop reading at once: the sender does not get to fill our disk.
-                    raise _too_large(max_bytes)
-                # The read timeout bounds each read only; a server dripping bytes must not hold
-                # a worker for ever.
-                if time.monotonic() - started > total_timeout:
-                    raise MediaDownloadError(
-                        "timeout",
-                        f"the download took longer than {total_timeout:g} s",
-                        permanent=False,
-                    )
-                digest.update(chunk)
-                destination.write(chunk)
-            content_type = response.headers.get("Content-Type", "")
-    except requests.Timeout:
-        raise MediaDownloadError(
-            "timeout", f"{host} did not answer within {read_timeout:g} s", permanent=False
-        ) from None
-    except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema):
-        raise MediaDownloadError(
-            "invalid_url", "the media link is not a usable URL", permanent=True
-        ) from None
-    except requests.RequestException as exc:
-        raise MediaDownloadError(
-            "connection_error",
-            f"could not download from {host} ({type(exc).__name__})",
-            permanent=False,
-        ) from None
-    finally:
-        if session is None:
-            http.close()
-    logger.info("Downloaded %d bytes of MMS media from %s", size, host)
+    return urlsplit(url).hostname or "?"
+
+
+def _stream(
+    response: requests.Response,
+    *,
+    destination: BinaryIO,
+    max_bytes: int,
+    deadline: float,
+    total_timeout: float,
+) -> MediaDownload:
+    """Check the answer's status, write its body to `destination` and describe what was written."""
+    _check_status(response.status_code)
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in response.iter_content(CHUNK_BYTES):
+        size += len(chunk)
+        if size > max_bytes:
+            # Stop reading at once: the sender does not get to fill our disk.
+            raise _too_large(max_bytes)
+        # The read timeout bounds each read only; a server dripping bytes must not hold a worker
+        # for ever.
+        if time.monotonic() > deadline:
+            raise MediaDownloadError(
+                "timeout", f"the download took longer than {total_timeout:g} s", permanent=False
+            )
+        digest.update(chunk)
+        destination.write(chunk)
     return MediaDownload(
-        content_type=_media_type(content_type), size=size, sha256=digest.hexdigest()
+        content_type=_media_type(response.headers.get("Content-Type", "")),
+        size=size,
+        sha256=digest.hexdigest(),
     )
 
 
