@@ -20,6 +20,8 @@ from tenants.models import Tenant
 # The configuration's "last webhook" time is written at most this often: one UPDATE per webhook
 # would lock the configuration row on every request and serialise concurrent webhooks.
 LAST_WEBHOOK_RESOLUTION = timedelta(seconds=60)
+# psycopg's own default: how often a server-bound statement runs before it is prepared.
+PREPARE_THRESHOLD = 5
 # Configuration id -> when this process last wrote its "last webhook" time (monotonic seconds).
 _last_noted: dict[int, float] = {}
 
@@ -161,8 +163,14 @@ def _execute_one(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
             return cursor.fetchone()
         import psycopg
 
+        raw = connection.connection
+        if raw.prepare_threshold is None:
+            # Django switches psycopg's statement preparation off for poolers' sake. Its own
+            # cursors bind parameters on the client and never prepare, so turning it back on
+            # changes nothing but the statements that ask for it, like this one.
+            raw.prepare_threshold = PREPARE_THRESHOLD
         started = time.monotonic()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as prepared:
+        with connection.wrap_database_errors, psycopg.Cursor(raw) as prepared:
             prepared.execute(sql, params, prepare=True)
             row = prepared.fetchone()
         if connection.queries_logged:  # DEBUG and query capture see it as any other statement

@@ -416,3 +416,34 @@ def test_a_batch_goes_on_past_a_delivery_that_fails(
     monkeypatch.setattr(inbound, "webhook_delivery_process", real)
     process_webhooks([first, broken, last])  # a repeated batch: only the missing one is made
     assert Message.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_the_webhook_insert_is_a_prepared_statement_on_postgresql(
+    setup: Any, client_for: Any
+) -> None:
+    from django.db import connection
+
+    assert _post(client_for(None), setup, _body("sms.json")).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [row[0] for row in cursor.fetchall()]
+    assert any(
+        statement.startswith('INSERT INTO "sms_webhookdelivery"') for statement in statements
+    )
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.RECEIVED
+
+
+@pytest.mark.django_db
+def test_prepared_statements_can_be_switched_off_for_old_poolers(
+    setup: Any, client_for: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a server-bound cursor was opened")
+
+    settings.WEBHOOK_PREPARED_STATEMENT = False
+    monkeypatch.setattr(psycopg, "Cursor", refuse)
+    assert _post(client_for(None), setup, _body("sms.json")).status_code == 200
+    assert WebhookDelivery.objects.get().status == DeliveryStatus.RECEIVED
