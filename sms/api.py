@@ -44,7 +44,7 @@ class SmsConfigurationSerializer(serializers.ModelSerializer):
     )
     password_set = serializers.SerializerMethodField()
     webhook_url = serializers.CharField(read_only=True)
-    trunk_name = serializers.CharField(source="trunk.name", read_only=True)
+    trunk_name = serializers.CharField(source="trunk", read_only=True)
     trunk_host = serializers.CharField(source="trunk.host", read_only=True)
 
     class Meta:

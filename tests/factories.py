@@ -60,7 +60,7 @@ def make_tenant_objects(tenant: Tenant) -> dict[type[models.Model], Any]:
 
 def shared_trunk() -> Trunk:
     """Return the VoIP.ms trunk that test tenants share, creating it once."""
-    return Trunk.objects.filter(name="VoIP.ms San Jose").first() or trunk_save(
+    return Trunk.objects.filter(name="VoIP.ms San Jose", tenant__isnull=True).first() or trunk_save(
         name="VoIP.ms San Jose",
         host="sanjose2.voip.ms",
         sip_username="100000_pbx",

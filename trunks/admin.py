@@ -21,6 +21,7 @@ from portal.admin_sites import (
 )
 from portal.errors import ApplicationError
 from portal.forms import WriteOnlySecretsMixin
+from tenants.models import Tenant
 from trunks.models import PrivateTrunk, Trunk, TrunkAssignment
 from trunks.numbers import DidRange, format_did_pool
 from trunks.services import (
@@ -32,16 +33,28 @@ from trunks.services import (
     trunk_assignment_save,
     trunk_check_delete,
     trunk_delete,
+    trunk_name_check,
     trunk_save,
 )
 
 
 class TrunkForm(WriteOnlySecretsMixin, forms.ModelForm):
     secret_fields = ("sip_password",)
+    # Who a new trunk will belong to: nobody (a system trunk), or the tenant of PrivateTrunkAdmin.
+    owner: Tenant | None = None
 
     class Meta:
         model = Trunk
         fields = [*TRUNK_FIELDS, "sip_password"]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        trunk = self.instance if self.instance.pk else None
+        try:
+            trunk_name_check(name=name, owner=trunk.tenant if trunk else self.owner, trunk=trunk)
+        except ApplicationError as error:
+            raise forms.ValidationError(error.message, code=error.code) from error
+        return name
 
 
 class AssignmentFormSet(BaseInlineFormSet):
@@ -222,7 +235,8 @@ class TenantTrunkAdmin(ReadOnlyScopedAdmin):
 
     @admin.display(description="Trunk name", ordering="trunk__name")
     def trunk_name(self, obj: TrunkAssignment) -> str:
-        return obj.trunk.name
+        # str() marks the tenant's private trunks, which may share a name with a system trunk.
+        return str(obj.trunk)
 
     @admin.display(description="Hostname or IP address")
     def trunk_host(self, obj: TrunkAssignment) -> str:
@@ -286,6 +300,13 @@ class PrivateTrunkAdmin(ServiceWritesMixin, TenantScopedAdmin):
     def _allowed(self, request: HttpRequest) -> bool:
         tenant = getattr(request, "tenant", None)
         return super()._allowed(request) and tenant is not None and tenant.allow_private_trunks
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        # A new trunk's name is checked among this tenant's trunks only (see trunk_name_check).
+        return type(form.__name__, (form,), {"owner": request.tenant})
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         fields = {n: form.cleaned_data[n] for n in TRUNK_FIELDS if n in form.cleaned_data}

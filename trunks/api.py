@@ -19,6 +19,7 @@ from trunks.services import (
     trunk_assignment_delete,
     trunk_assignment_save,
     trunk_delete,
+    trunk_name_check,
     trunk_save,
 )
 
@@ -33,12 +34,18 @@ class TenantTrunkSerializer(serializers.ModelSerializer):
     port = serializers.IntegerField(source="trunk.port", read_only=True)
     transport = serializers.CharField(source="trunk.transport", read_only=True)
     enabled = serializers.BooleanField(source="trunk.enabled", read_only=True)
+    private = serializers.BooleanField(
+        source="trunk.is_private",
+        read_only=True,
+        help_text="The tenant's own trunk; it may share its name with a system trunk.",
+    )
 
     class Meta:
         model = TrunkAssignment
         fields = [
             "id",
             "name",
+            "private",
             "brand",
             "host",
             "port",
@@ -75,6 +82,15 @@ class AdminTrunkSerializer(serializers.ModelSerializer):
 
     def get_sip_password_set(self, obj: Trunk) -> bool:
         return bool(obj.sip_password)
+
+    def validate_name(self, name: str) -> str:
+        # A field error like any other invalid field; trunk_save checks again when it writes.
+        trunk = self.instance
+        try:
+            trunk_name_check(name=name, owner=trunk.tenant if trunk else None, trunk=trunk)
+        except ApplicationError as error:
+            raise serializers.ValidationError(error.message, code=error.code) from error
+        return name
 
     def create(self, validated_data: dict[str, Any]) -> Trunk:
         password = validated_data.pop("sip_password", None)

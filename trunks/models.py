@@ -31,7 +31,9 @@ class TrunkQuerySet(models.QuerySet):
 class Trunk(models.Model):
     """A SIP trunk at a provider; system trunks are shared with tenants through assignments."""
 
-    name = models.CharField("trunk name", max_length=100, unique=True)
+    # Unique per owner, not system-wide (see Meta.constraints): a global rule would tell a tenant
+    # which names other tenants' private trunks, or system trunks it cannot see, already use.
+    name = models.CharField("trunk name", max_length=100)
     brand = models.CharField(max_length=20, choices=Brand.choices, default=Brand.VOIPMS)
     host = models.CharField(
         "hostname or IP address", max_length=255, help_text="e.g. sanjose2.voip.ms"
@@ -61,9 +63,30 @@ class Trunk(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(tenant__isnull=True),
+                name="trunk_system_name_unique",
+                violation_error_code="trunk_name_taken",
+                violation_error_message="A system trunk with this name exists already.",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "name"],
+                name="trunk_private_name_unique_per_tenant",
+                violation_error_code="trunk_name_taken",
+                violation_error_message="This tenant has a private trunk with this name already.",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return self.name
+        # A tenant may see a system trunk and its own private trunk under one name.
+        return f"{self.name} (private)" if self.is_private else self.name
+
+    @property
+    def is_private(self) -> bool:
+        """Return whether a tenant owns this trunk (rather than the system administrator)."""
+        return self.tenant_id is not None
 
 
 class TrunkAssignment(TenantOwned):

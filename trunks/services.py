@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from portal.errors import ApplicationError, Conflict
 from tenants.models import Tenant, User
@@ -202,6 +202,22 @@ TRUNK_FIELDS = (
 )
 
 
+def trunk_name_check(*, name: str, owner: Tenant | None, trunk: Trunk | None = None) -> None:
+    """Refuse a name the owner already gives another trunk: the system's, or the tenant's own."""
+    # Only the owner's trunks count, so the answer never tells a tenant which names other tenants
+    # (or system trunks it cannot see) use; the database constraints on Trunk hold the same rule.
+    others = Trunk.objects.filter(name=name, tenant=owner)
+    if trunk is not None and trunk.pk:
+        others = others.exclude(pk=trunk.pk)
+    if not others.exists():
+        return
+    if owner is None:
+        message = f"A system trunk named “{name}” exists already; choose another name."
+    else:
+        message = f"{owner.name} has a private trunk named “{name}” already; choose another name."
+    raise ApplicationError(message, code="trunk_name_taken", field="name")
+
+
 @transaction.atomic
 def trunk_save(
     *,
@@ -221,8 +237,15 @@ def trunk_save(
         setattr(trunk, name, value)
     if sip_password:
         trunk.sip_password = sip_password
+    trunk_name_check(name=trunk.name, owner=trunk.tenant, trunk=trunk)
     trunk.full_clean()
-    trunk.save()
+    try:
+        with transaction.atomic():
+            trunk.save()
+    except IntegrityError:
+        # Another request took the name since the check: give its message, not a server error.
+        trunk_name_check(name=trunk.name, owner=trunk.tenant, trunk=trunk)
+        raise
     changed = sorted(fields) + (["sip_password"] if sip_password else [])
     audit_record(
         actor=actor,

@@ -29,6 +29,7 @@ SIP_USERNAME = "100000_pbx"
 TENANT_FIELDS = {
     "id",
     "name",
+    "private",
     "brand",
     "host",
     "port",

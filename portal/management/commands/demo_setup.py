@@ -64,7 +64,8 @@ class Command(BaseCommand):
                     user=user,
                     sms_permission=SmsPermission.ALLOW,
                 )
-        trunk = Trunk.objects.filter(name="VoIP.ms San Jose").first() or trunk_save(
+        system_trunks = Trunk.objects.filter(tenant__isnull=True)
+        trunk = system_trunks.filter(name="VoIP.ms San Jose").first() or trunk_save(
             name="VoIP.ms San Jose", host="sanjose2.voip.ms", sip_username="100000_demo"
         )
         for spec in DEMO_TENANTS:
