@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -12,14 +13,21 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.limits import limits
 from sms.models import DeliveryAttempt, Direction, Kind, Message, MessageStatus, SmsConfiguration
 from sms.providers import voipms_client_for
 from trunks.numbers import InvalidNumber, normalize_number
+from trunks.voipms.client import SmsRecord
 from trunks.voipms.errors import VoipmsError
 
 logger = logging.getLogger(__name__)
 RECONCILE_WINDOW = timedelta(minutes=15)
 EASTERN = ZoneInfo("America/New_York")
+# getSMS/getMMS rows asked for per call, and DID-by-DID calls per account and kind in one run
+# of the carrier status update when an account's answer was cut short.
+HISTORY_LIMIT = 1000
+CARRIER_STATUS_DID_CALLS = 20
+CARRIER_STATUS_MAX_WAIT = 5.0  # seconds to wait for a request slot before leaving it to a run
 SWEEP_BATCH = 20  # deliveries per re-enqueued task
 # A pending media file whose try is this far overdue lost its task (a worker died with it).
 MEDIA_LOST_AFTER = timedelta(minutes=10)
@@ -144,46 +152,74 @@ def message_reconcile(*, message_id: int) -> str:
 
 
 def carrier_status_update() -> int:
-    """Mark sends of the last 48 hours delivered from VoIP.ms's carrier status, per account."""
+    """Mark sends of the last 48 hours delivered from VoIP.ms's carrier status, per account.
+
+    One history call per account and kind (getSMS, getMMS). An answer as long as the limit may
+    have left rows out: the sends still unseen are then asked for DID by DID, at most
+    CARRIER_STATUS_DID_CALLS calls per account and kind in one run, within the account's rate.
+    """
     since = timezone.now() - timedelta(hours=48)
     recent = Message.objects.filter(
         direction=Direction.OUT,
         status=MessageStatus.SENT,
         sent_at__gte=since,
         provider_id__isnull=False,
-        kind=Kind.SMS,
-    ).values_list("pk", "provider_account", "provider_id", "configuration_id")
-    # One history call per VoIP.ms account, whatever the number of configurations using it.
-    by_account: dict[str, dict[int, int]] = defaultdict(dict)
+    ).values_list("pk", "kind", "provider_account", "provider_id", "configuration_id", "did")
+    # (account, kind) -> provider id -> (message pk, DID); SMS and MMS ids are separate counters.
+    wanted: dict[tuple[str, str], dict[int, tuple[int, str]]] = defaultdict(dict)
     configuration_of: dict[str, int] = {}
-    for pk, account, provider_id, configuration_id in recent:
-        by_account[account][provider_id] = pk
+    for pk, kind, account, provider_id, configuration_id, did in recent:
+        wanted[(account, kind)][provider_id] = (pk, did)
         configuration_of.setdefault(account, configuration_id)
     configurations = SmsConfiguration.objects.in_bulk(list(configuration_of.values()))
     today = timezone.now().astimezone(_eastern()).date()
+    window = {"date_from": today - timedelta(days=2), "date_to": today, "type": 0}
     delivered = 0
-    for account, wanted in by_account.items():
+    for (account, kind), unseen in sorted(wanted.items()):
         configuration = configurations.get(configuration_of[account])
         if configuration is None:
             continue
         try:
             with voipms_client_for(configuration, read_timeout=30.0) as client:
-                rows = client.get_sms(
-                    date_from=today - timedelta(days=2), date_to=today, type=0, limit=1000
-                )
+                history = client.get_mms if kind == Kind.MMS else client.get_sms
+                rows = history(**window, limit=HISTORY_LIMIT)
+                delivered += _apply_carrier_status(rows, unseen)
+                dids = sorted({did for _, did in unseen.values()})
+                if len(rows) < HISTORY_LIMIT or not dids:
+                    continue
+                # The answer may have been cut short: ask for the rest DID by DID.
+                for did in dids[:CARRIER_STATUS_DID_CALLS]:
+                    if not _wait_for_request_slot(account):
+                        break
+                    rows = history(**window, did=_ten(did), limit=HISTORY_LIMIT)
+                    delivered += _apply_carrier_status(rows, unseen)
         except VoipmsError as error:
             logger.warning("carrier status: VoIP.ms answered %s", error.code)
-            continue
-        for row in rows:
-            pk = wanted.get(row.id)
-            if pk is None or not row.carrier_status:
-                continue
-            fields: dict[str, object] = {"carrier_status": row.carrier_status[:200]}
-            if "delivered" in row.carrier_status.lower():
-                fields.update(status=MessageStatus.DELIVERED, delivered_at=timezone.now())
-                delivered += 1
-            Message.objects.filter(pk=pk, status=MessageStatus.SENT).update(**fields)
     return delivered
+
+
+def _apply_carrier_status(rows: list[SmsRecord], unseen: dict[int, tuple[int, str]]) -> int:
+    """Record the carrier status of the rows' sends; return how many are now delivered."""
+    delivered = 0
+    for row in rows:
+        if row.id not in unseen or not row.carrier_status:
+            continue
+        pk, _ = unseen.pop(row.id)
+        fields: dict[str, object] = {"carrier_status": row.carrier_status[:200]}
+        if "delivered" in row.carrier_status.lower():
+            fields.update(status=MessageStatus.DELIVERED, delivered_at=timezone.now())
+            delivered += 1
+        Message.objects.filter(pk=pk, status=MessageStatus.SENT).update(**fields)
+    return delivered
+
+
+def _wait_for_request_slot(account: str) -> bool:
+    """Take the account's next request slot, waiting a little; False: the rest waits a run."""
+    wait = limits().reserve_request(account, settings.VOIPMS_REQUESTS_PER_SECOND)
+    if wait > CARRIER_STATUS_MAX_WAIT:
+        return False
+    time.sleep(max(wait, 0))
+    return True
 
 
 def _ten(e164: str) -> str:

@@ -1115,3 +1115,93 @@ def test_carrier_status_makes_no_call_without_recent_sends(
 ) -> None:
     assert carrier_status_update() == 0
     assert voipms.calls == []
+
+
+def _sent_message(
+    configuration: SmsConfiguration, did: str, provider_id: int, *, kind: str = Kind.SMS
+) -> Message:
+    from sms.services.outbound import message_queue
+
+    (message,) = message_queue(
+        configuration=configuration,
+        conversation=None,
+        did=did,
+        to=CONTACT_E164,
+        body=f"Message {provider_id}",
+        source="api",
+    )
+    Message.objects.filter(pk=message.pk).update(
+        kind=kind,
+        status=MessageStatus.SENT,
+        provider_id=provider_id,
+        provider_account=configuration.username.lower(),
+        sent_at=timezone.now() - timedelta(minutes=5),
+    )
+    message.refresh_from_db()
+    return message
+
+
+@pytest.mark.django_db
+def test_carrier_status_reads_mms_sends_from_getmms(
+    world: World, configuration: SmsConfiguration, voipms: FakeVoipms
+) -> None:
+    handset = "Message delivered to handset."
+    now = timezone.now()
+    sms = _sent_message(configuration, SENDER, 700)
+    mms = _sent_message(configuration, SENDER, 700, kind=Kind.MMS)  # MMS ids count apart
+    voipms.answer("getSMS", {"status": "success", "sms": [sent_row(700, "Message 700", now)]})
+    voipms.answer(
+        "getMMS",
+        {"status": "success", "sms": [sent_row(700, "Message 700", now, carrier_status=handset)]},
+    )
+
+    assert carrier_status_update() == 1
+
+    assert sorted(call["method"] for call in voipms.reads()) == ["getMMS", "getSMS"]
+    sms.refresh_from_db()
+    mms.refresh_from_db()
+    assert (sms.status, sms.carrier_status) == (MessageStatus.SENT, "Message sent")
+    assert (mms.status, mms.carrier_status) == (MessageStatus.DELIVERED, handset)
+
+
+@pytest.mark.django_db
+def test_carrier_status_asks_did_by_did_when_the_answer_was_cut_short(
+    world: World, configuration: SmsConfiguration, voipms: FakeVoipms
+) -> None:
+    from sms.services.outbox import HISTORY_LIMIT
+
+    handset = "Message delivered to handset."
+    now = timezone.now()
+    late = _sent_message(configuration, "+12125550101", 9001)
+    # A full answer of other sends: the one we look for may lie beyond it.
+    full = [sent_row(100 + n, "other", now) for n in range(HISTORY_LIMIT)]
+    voipms.answer(
+        "getSMS",
+        {"status": "success", "sms": full},
+        {
+            "status": "success",
+            "sms": [sent_row(9001, "Message 9001", now, carrier_status=handset, did="2125550101")],
+        },
+    )
+
+    assert carrier_status_update() == 1
+
+    reads = voipms.reads()
+    assert [call.get("did") for call in reads] == [None, "2125550101"]
+    assert all(call["limit"] == str(HISTORY_LIMIT) for call in reads)
+    late.refresh_from_db()
+    assert (late.status, late.carrier_status) == (MessageStatus.DELIVERED, handset)
+
+
+@pytest.mark.django_db
+def test_carrier_status_makes_no_did_calls_when_the_answer_was_complete(
+    world: World, configuration: SmsConfiguration, voipms: FakeVoipms
+) -> None:
+    missing = _sent_message(configuration, SENDER, 9002)
+    voipms.answer("getSMS", {"status": "success", "sms": [sent_row(1, "other", timezone.now())]})
+
+    assert carrier_status_update() == 0
+
+    assert len(voipms.reads()) == 1
+    missing.refresh_from_db()
+    assert missing.status == MessageStatus.SENT
