@@ -32,7 +32,7 @@ from sms.providers import voipms_client_for
 from sms.selectors import is_opted_out
 from sms.splitting import MMS_MAX_CHARS, split_sms, utf8_len
 from trunks.numbers import InvalidNumber, format_for_voipms, parse_nanp
-from trunks.voipms.errors import VoipmsError, VoipmsOutcomeUnknown, VoipmsTransientError
+from trunks.voipms.errors import VoipmsError, VoipmsOutcomeUnknown
 
 EASTERN = ZoneInfo("America/New_York")
 LIMITS_RETRY_SECONDS = 5.0
@@ -380,8 +380,9 @@ def message_deliver(*, message_id: int, slot_reserved: bool = False) -> Delivery
         return DeliveryOutcome(MessageStatus.UNKNOWN)
     except VoipmsError as error:
         elapsed = time.monotonic() - started
-        if isinstance(error, VoipmsTransientError) and error.code == "connection_error":
-            store.uncount_send(account, day)  # refused before sending: nothing reached VoIP.ms
+        if error.nothing_sent:
+            # Refused by VoIP.ms, or before the request went out: no send to count.
+            store.uncount_send(account, day)
         if not error.permanent and message.attempt_count < settings.SMS_MAX_ATTEMPTS:
             delay = max(_backoff(message.attempt_count), error.retry_after or 0)
             _record(message, "retry", error.code, error.message, elapsed)

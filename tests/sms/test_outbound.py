@@ -433,6 +433,49 @@ def test_a_refused_connection_is_retried_and_not_counted_against_the_daily_cap(
     assert message.status == MessageStatus.SENT
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("refusal", "status"),
+    [
+        ({"status": "invalid_dst", "message": "Invalid destination"}, MessageStatus.FAILED),
+        ({"status": "api_limit_exceeded", "message": "Too many"}, MessageStatus.QUEUED),
+    ],
+)
+def test_a_send_voipms_refused_is_not_counted_against_the_daily_cap(
+    send: Callable[..., list[Message]],
+    voipms: FakeVoipms,
+    configuration: SmsConfiguration,
+    refusal: dict[str, str],
+    status: str,
+) -> None:
+    SmsConfiguration.objects.filter(pk=configuration.pk).update(daily_send_limit=1)
+    (refused,) = send("First")
+    (second,) = send("Second")
+    voipms.answer("sendSMS", refusal, {"status": "success", "sms": 6})
+
+    deliver(refused)
+    assert refused.status == status
+    deliver(second)  # the cap of one still has room: the refusal sent nothing
+    assert second.status == MessageStatus.SENT
+
+
+@pytest.mark.django_db
+def test_an_html_answer_still_counts_against_the_daily_cap(
+    send: Callable[..., list[Message]], voipms: FakeVoipms, configuration: SmsConfiguration
+) -> None:
+    # Without VoIP.ms's own status nobody can tell whether the text went out: count it.
+    SmsConfiguration.objects.filter(pk=configuration.pk).update(daily_send_limit=1)
+    (first,) = send("First")
+    (second,) = send("Second")
+    voipms.answer("sendSMS", (403, "text/html", "<html>Attention Required!</html>"))
+
+    deliver(first)
+    assert first.status == MessageStatus.QUEUED
+    deliver(second)
+    assert second.status == MessageStatus.FAILED
+    assert second.error_code == "limit_reached"
+
+
 # Outcome unknown ------------------------------------------------------------------------------
 
 

@@ -296,7 +296,9 @@ class VoipmsClient:
             )
         if _failed_before_sending(exc):
             return VoipmsTransientError(
-                "connection_error", "Could not connect to VoIP.ms; nothing was sent"
+                "connection_error",
+                "Could not connect to VoIP.ms; nothing was sent",
+                nothing_sent=True,
             )
         timed_out = isinstance(exc, requests.Timeout)
         if has_side_effect:

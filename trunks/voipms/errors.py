@@ -91,12 +91,16 @@ class VoipmsError(Exception):
         *,
         permanent: bool,
         retry_after: float | None = None,
+        nothing_sent: bool = False,
     ) -> None:
         super().__init__(code, message)
         self.code = code
         self.message = message
         self.permanent = permanent
         self.retry_after = retry_after
+        # True when VoIP.ms certainly sent nothing: it refused the call with its own status, or
+        # the connection was refused before the request went out.
+        self.nothing_sent = nothing_sent
 
     @property
     def route_level(self) -> bool:
@@ -122,8 +126,11 @@ class VoipmsTransientError(VoipmsError):
         excerpt: str = "",
         http_status: int | None = None,
         retry_after: float | None = None,
+        nothing_sent: bool = False,
     ) -> None:
-        super().__init__(code, message, permanent=False, retry_after=retry_after)
+        super().__init__(
+            code, message, permanent=False, retry_after=retry_after, nothing_sent=nothing_sent
+        )
         self.excerpt = collapse_whitespace(excerpt)
         self.http_status = http_status
 
@@ -158,7 +165,10 @@ def error_for_status(code: str, message: str) -> VoipmsError:
     human = HUMAN_MESSAGES.get(code, f"VoIP.ms answered with status {code}")
     if _adds_something(vendor_message, code, human):
         human = f"{human} (VoIP.ms: {vendor_message})"
+    # VoIP.ms answered with its own refusal: whatever the status, nothing was sent.
     if code in TRANSIENT_CODES:
-        return VoipmsTransientError(code, human, retry_after=RETRY_AFTER_SECONDS.get(code))
+        return VoipmsTransientError(
+            code, human, retry_after=RETRY_AFTER_SECONDS.get(code), nothing_sent=True
+        )
     # Unknown codes count as permanent too: hammering an API we do not understand helps nobody.
-    return VoipmsError(code, human, permanent=True)
+    return VoipmsError(code, human, permanent=True, nothing_sent=True)
