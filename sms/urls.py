@@ -9,6 +9,7 @@ from sms import views
 urlpatterns = [
     path("", views.inbox, name="inbox"),
     path("compose/", views.compose, name="inbox_compose"),
+    path("compose/senders/", views.compose_senders_json, name="inbox_compose_senders"),
     path("c/<int:pk>/", views.conversation_detail, name="inbox_conversation"),
     path(
         "c/<int:pk>/messages.json",

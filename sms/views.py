@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import tzinfo
 from typing import Any
 
@@ -43,16 +43,24 @@ from sms.services.conversations import (
     message_retry,
 )
 from sms.services.media import DEFAULT_CONTENT_TYPE, MediaUnavailable, media_open
-from sms.services.sending import message_send, sender_dids_for_user
+from sms.services.sending import (
+    message_send,
+    sender_did_count_for_user,
+    sender_dids_for_user,
+    sender_dids_matching,
+)
 from sms.splitting import MMS_MAX_CHARS, SMS_MAX_BYTES
 from tenants.models import RingGroupMember, Tenant
 from trunks.models import PoolRange
-from trunks.numbers import InvalidNumber, number_to_int
+from trunks.numbers import InvalidNumber, number_to_int, parse_nanp
 
 PAGE_SIZE = 50
 SHOWN_MESSAGES = 200
 MEDIA_FIELDS = 3
 COMPOSE_FIELDS = ("from", "to", "body", "media_urls")
+# Up to this many DIDs, From is a list of them all; above, a search box over the DIDs.
+SENDER_LIST_MAX = 200
+SENDER_SUGGESTIONS = 20
 
 
 def _visible(request: HttpRequest) -> QuerySet[Conversation]:
@@ -328,14 +336,20 @@ class SenderOption:
     long_message_policy: str
 
 
-def _sender_options(*, tenant: Tenant, dids: list[str]) -> list[SenderOption]:
-    """Return each DID with the configuration message_send would pick, in two queries."""
+def _configurations_by_trunk(tenant: Tenant) -> dict[int, SmsConfiguration]:
+    """Return the tenant's enabled configuration that message_send picks on each trunk."""
     # Like routes_for_message without outbound rules: the tenant's enabled configurations in
-    # their default order (name), the first whose trunk's pool holds the DID. An outbound rule
-    # may route elsewhere when sending; this only sets the counter and the attachment fields.
+    # their default order (name), the first on the DID's trunk. An outbound rule may route
+    # elsewhere when sending; this only sets the counter and the attachment fields.
     configurations: dict[int, SmsConfiguration] = {}
     for configuration in SmsConfiguration.objects.for_tenant(tenant).filter(enabled=True):
         configurations.setdefault(configuration.trunk_id, configuration)
+    return configurations
+
+
+def _sender_options(*, tenant: Tenant, dids: list[str]) -> list[SenderOption]:
+    """Return each DID with the configuration message_send would pick, in two queries."""
+    configurations = _configurations_by_trunk(tenant)
     ranges = list(
         PoolRange.objects.for_tenant(tenant)
         .filter(trunk_id__in=list(configurations))
@@ -360,14 +374,52 @@ def _sender_options(*, tenant: Tenant, dids: list[str]) -> list[SenderOption]:
     return options
 
 
+def _searched_sender(request: HttpRequest, typed: str) -> SenderOption | None:
+    """Return the typed From number as an option when it is one the user may send from."""
+    try:
+        did = parse_nanp(typed)
+    except InvalidNumber:
+        return None
+    if sender_dids_matching(user=request.user, tenant=request.tenant, query=did, limit=1) != [did]:
+        return None
+    return _sender_options(tenant=request.tenant, dids=[did])[0]
+
+
+@login_required
+@require_GET
+@never_cache
+def compose_senders_json(request: HttpRequest) -> JsonResponse:
+    """Return the first DIDs the user may send from whose digits contain ?q=, for From."""
+    tenant = request.tenant
+    if tenant is None:
+        return JsonResponse({"senders": [], "more": False})
+    dids = sender_dids_matching(
+        user=request.user,
+        tenant=tenant,
+        query=request.GET.get("q", "")[:40],
+        limit=SENDER_SUGGESTIONS + 1,
+    )
+    options = _sender_options(tenant=tenant, dids=dids[:SENDER_SUGGESTIONS])
+    return JsonResponse(
+        {
+            "senders": [asdict(option) for option in options],
+            "more": len(dids) > SENDER_SUGGESTIONS,
+        }
+    )
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def compose(request: HttpRequest) -> HttpResponse:
     """Write a new message from one of the user's DIDs to any number, and queue it."""
     tenant = request.tenant
+    sender_count = (
+        sender_did_count_for_user(user=request.user, tenant=tenant) if tenant is not None else 0
+    )
+    searching = sender_count > SENDER_LIST_MAX
     senders = (
         _sender_options(tenant=tenant, dids=sender_dids_for_user(user=request.user, tenant=tenant))
-        if tenant is not None
+        if tenant is not None and not searching
         else []
     )
     typed = {"from": senders[0].did if len(senders) == 1 else "", "to": "", "body": ""}
@@ -403,14 +455,20 @@ def compose(request: HttpRequest) -> HttpResponse:
                 return redirect("inbox_conversation", pk=first.conversation_id)
             # The conversation with this contact is handled by another extension.
             return redirect("inbox")
-    chosen = next((option for option in senders if option.did == typed["from"]), None)
+    if searching:
+        chosen = _searched_sender(request, typed["from"]) if typed["from"] else None
+        show_media = any(c.channel == "mms" for c in _configurations_by_trunk(tenant).values())
+    else:
+        chosen = next((option for option in senders if option.did == typed["from"]), None)
+        show_media = any(option.channel == "mms" for option in senders)
     context = {
         "tenant": tenant,
         "senders": senders,
+        "sender_search": {"count": sender_count, "chosen": chosen} if searching else None,
         "typed": typed,
         "media_urls": media_urls,
         "errors": errors,
-        "show_media": any(option.channel == "mms" for option in senders),
+        "show_media": show_media,
         "media_on": chosen is not None and chosen.channel == "mms",
         "limits": {"sms_bytes": SMS_MAX_BYTES, "mms_chars": MMS_MAX_CHARS},
     }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+import re
+from collections.abc import Iterable, Iterator
+from itertools import islice
 
 from tenants.models import Tenant
 from trunks.models import PoolRange, Trunk, TrunkAssignment
@@ -71,3 +74,57 @@ def tenant_pool_numbers(
                 return
             yield f"+{value}"
             count += 1
+
+
+def tenant_pool_numbers_containing(
+    *, tenant: Tenant, trunk_ids: Iterable[int], digits: str, limit: int
+) -> list[str]:
+    """Return the first `limit` pool numbers on these trunks whose 11 digits contain `digits`.
+
+    A pool number is the integer 1NXXNXXXXXX, so the digits are looked for anywhere in its E.164
+    form without the "+": "+12125550105" is found by "12125550105", "2125550105", "212" or
+    "0105". Empty digits match every number; anything but 0 to 11 ASCII digits matches none. The
+    numbers come in E.164, in ascending order. No range is expanded: where the digits sit at
+    offset j, the numbers holding them form blocks of consecutive integers
+    (h * 10^(11-j) + digits * 10^low, plus 0 to 10^low - 1, low being the digits after them),
+    which are cut to the range, so a search costs the same whatever the size of the pools.
+    """
+    width = 11
+    if limit <= 0 or len(digits) > width or not re.fullmatch(r"[0-9]*", digits):
+        return []
+    value = int(digits or "0")
+
+    def blocks(start: int, end: int, offset: int) -> Iterator[int]:
+        low = 10 ** (width - offset - len(digits))
+        period = low * 10 ** len(digits)
+        first = value * low
+        high = max(0, (start - first) // period)
+        while (block := high * period + first) <= end:
+            yield from range(max(block, start), min(block + low - 1, end) + 1)
+            high += 1
+
+    def containing(start: int, end: int) -> Iterator[int]:
+        if not digits:
+            yield from range(start, end + 1)
+            return
+        previous = None
+        offsets = range(width - len(digits) + 1)
+        # The digits may occur twice in one number ("55" in 12125550105): yield it once.
+        for number in heapq.merge(*(blocks(start, end, offset) for offset in offsets)):
+            if number != previous:
+                yield number
+                previous = number
+
+    ranges = (
+        PoolRange.objects.for_tenant(tenant)
+        .filter(trunk_id__in=list(trunk_ids))
+        .order_by("start")
+        .values_list("start", "end")
+    )
+    found: list[int] = []
+    for start, end in ranges:
+        if len(found) >= limit and found[-1] < start:
+            break  # every later range starts above the numbers kept
+        # Pools on two trunks may hold the same number: the set keeps it once.
+        found = sorted({*found, *islice(containing(start, end), limit)})[:limit]
+    return [f"+{number}" for number in found]

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
 from portal.errors import ApplicationError, NotAllowed
@@ -25,7 +26,7 @@ from sms.models import (
 from sms.selectors import time_period
 from sms.services.outbound import message_queue
 from tenants.models import Extension, SmsPermission, Tenant, User
-from trunks.models import Trunk
+from trunks.models import PoolRange, Trunk
 from trunks.numbers import (
     CallerMaskError,
     InvalidNumber,
@@ -34,9 +35,11 @@ from trunks.numbers import (
     parse_nanp,
     prefix_list_matches,
 )
-from trunks.selectors import tenant_owns_number
+from trunks.selectors import tenant_owns_number, tenant_pool_numbers_containing
 
 _DIGITS = re.compile(r"\D")
+_QUERY_FORMATTING = re.compile(r"[\s+().-]")
+_QUERY_DIGITS = re.compile(r"[0-9]*")
 
 
 @dataclass(frozen=True)
@@ -51,28 +54,69 @@ class Route:
         return {"configuration_id": self.configuration_id, "did": self.did, "dst": self.dst}
 
 
-def sender_dids_for_user(*, user: User, tenant: Tenant) -> list[str]:
-    """Return the DIDs the user may send from (admins: every pooled DID with a configuration)."""
-    if user.is_system_admin or user.is_tenant_admin:
-        from trunks.selectors import tenant_pool_numbers
+def _sends_from_pools(user: User) -> bool:
+    return user.is_system_admin or user.is_tenant_admin
 
-        trunk_ids = (
-            SmsConfiguration.objects.for_tenant(tenant)
-            .filter(enabled=True)
-            .values_list("trunk_id", flat=True)
-        )
-        numbers: list[str] = []
-        for trunk in Trunk.objects.filter(pk__in=list(trunk_ids)):
-            numbers.extend(tenant_pool_numbers(tenant=tenant, trunk=trunk, limit=200))
-        return sorted(set(numbers))
+
+def _configured_trunk_ids(tenant: Tenant) -> list[int]:
+    return list(
+        SmsConfiguration.objects.for_tenant(tenant)
+        .filter(enabled=True)
+        .values_list("trunk_id", flat=True)
+    )
+
+
+def _caller_ids(user: User, tenant: Tenant) -> QuerySet[SmsCallerId]:
     extension = _extension(user, tenant)
     if extension is None or extension.sms_permission == SmsPermission.DISABLE:
+        return SmsCallerId.objects.none()
+    return SmsCallerId.objects.for_tenant(tenant).filter(extension=extension)
+
+
+def sender_dids_for_user(*, user: User, tenant: Tenant) -> list[str]:
+    """Return the DIDs the user may send from (admins: every pooled DID with a configuration)."""
+    if _sends_from_pools(user):
+        from trunks.selectors import tenant_pool_numbers
+
+        numbers: list[str] = []
+        for trunk in Trunk.objects.filter(pk__in=_configured_trunk_ids(tenant)):
+            numbers.extend(tenant_pool_numbers(tenant=tenant, trunk=trunk, limit=200))
+        return sorted(set(numbers))
+    return list(_caller_ids(user, tenant).values_list("did", flat=True))
+
+
+def sender_did_count_for_user(*, user: User, tenant: Tenant) -> int:
+    """Return how many DIDs the user may send from, counted on the pool ranges in one query."""
+    if _sends_from_pools(user):
+        # A number pooled on two configured trunks counts twice: the count only chooses between
+        # a list and a search box.
+        size = F("end") - F("start") + 1
+        return (
+            PoolRange.objects.for_tenant(tenant)
+            .filter(trunk_id__in=_configured_trunk_ids(tenant))
+            .aggregate(total=Sum(size))["total"]
+            or 0
+        )
+    return _caller_ids(user, tenant).count()
+
+
+def sender_dids_matching(*, user: User, tenant: Tenant, query: str, limit: int) -> list[str]:
+    """Return the first DIDs the user may send from whose digits contain the query's digits.
+
+    Spaces, dots, dashes, brackets and "+" in the query are ignored; the digits left are looked
+    for anywhere in the 11 digits of the DID's E.164 form (see tenant_pool_numbers_containing).
+    An empty query matches every DID; a query with a letter matches none. The DIDs are those
+    sender_dids_for_user allows, whole pools for administrators, in ascending order.
+    """
+    digits = _QUERY_FORMATTING.sub("", query)
+    if not _QUERY_DIGITS.fullmatch(digits):
         return []
-    return list(
-        SmsCallerId.objects.for_tenant(tenant)
-        .filter(extension=extension)
-        .values_list("did", flat=True)
-    )
+    if _sends_from_pools(user):
+        return tenant_pool_numbers_containing(
+            tenant=tenant, trunk_ids=_configured_trunk_ids(tenant), digits=digits, limit=limit
+        )
+    dids = _caller_ids(user, tenant).values_list("did", flat=True)
+    return sorted(did for did in dids if digits in did.removeprefix("+"))[:limit]
 
 
 def _extension(user: User, tenant: Tenant) -> Extension | None:

@@ -1,6 +1,7 @@
 "use strict";
 // Conversation page: poll for new messages every 3 s and refresh the status of pending ones.
 // Reply and compose boxes: count UTF-8 bytes and SMS parts as the text is typed.
+// Compose page: From as a search box over the user's numbers when they are too many to list.
 (function () {
   const POLL_MS = 3000;
   const PENDING = new Set(["queued", "sending", "unknown"]);
@@ -193,10 +194,16 @@
     return parts;
   }
 
+  // The element whose data tell what the chosen DID's configuration does: the selected option
+  // of a From list, or the From search box itself, which carries the picked suggestion's data.
+  function chosenSender(field) {
+    return field.tagName === "SELECT" ? field.selectedOptions[0] : field;
+  }
+
   // What the chosen DID's configuration does with long texts, and whether media are attached.
   function senderSettings(textarea) {
-    const select = textarea.dataset.sender ? document.getElementById(textarea.dataset.sender) : null;
-    const source = select ? select.selectedOptions[0] : textarea;
+    const field = textarea.dataset.sender ? document.getElementById(textarea.dataset.sender) : null;
+    const source = field ? chosenSender(field) : textarea;
     const media = textarea.dataset.media ? document.getElementById(textarea.dataset.media) : null;
     const attached =
       media && !media.disabled && Array.from(media.querySelectorAll("input")).some((i) => i.value.trim());
@@ -248,22 +255,173 @@
   }
 
   // Compose page: the attachment fields only for a DID whose configuration sends MMS.
-  function attachMediaToggle(select) {
-    const media = document.getElementById(select.dataset.media);
+  function attachMediaToggle(field) {
+    const media = document.getElementById(field.dataset.media);
     if (!media) return;
     function update() {
-      const option = select.selectedOptions[0];
-      const on = Boolean(option && option.dataset.channel === "mms");
+      const source = chosenSender(field);
+      const on = Boolean(source && source.dataset.channel === "mms");
       media.hidden = !on;
       media.disabled = !on;
     }
-    select.addEventListener("change", update);
+    field.addEventListener("change", update);
+    field.addEventListener("input", update);
     update();
+  }
+
+  // --- From as a search box, for users with more numbers than a list can hold ------------------
+  // A WAI-ARIA combobox with a listbox popup: the suggestions come from the server as the digits
+  // are typed; arrows move through them, Enter picks one, Escape closes the list. A picked
+  // number's channel and long-message policy are copied onto the input for the counter and the
+  // attachment fields; the server still checks the number when the form is sent.
+
+  const SEARCH_DELAY_MS = 150;
+
+  function digitsOf(text) {
+    return text.replace(/[\s+().-]/g, "");
+  }
+
+  function attachSenderSearch(input) {
+    const list = document.getElementById(input.getAttribute("aria-controls"));
+    const status = document.getElementById(input.dataset.status);
+    let senders = [];
+    let active = -1;
+    let timer = 0;
+    let controller = null;
+
+    function setChosen(sender) {
+      if (sender) {
+        input.dataset.chosen = sender.did;
+        input.dataset.channel = sender.channel;
+        input.dataset.longMessagePolicy = sender.long_message_policy;
+      } else {
+        delete input.dataset.chosen;
+        delete input.dataset.channel;
+        delete input.dataset.longMessagePolicy;
+      }
+    }
+
+    function highlight(index) {
+      active = index;
+      Array.from(list.children).forEach((option, i) => option.setAttribute("aria-selected", String(i === index)));
+      if (index < 0) {
+        input.removeAttribute("aria-activedescendant");
+        return;
+      }
+      const option = list.children[index];
+      input.setAttribute("aria-activedescendant", option.id);
+      option.scrollIntoView({ block: "nearest" });
+    }
+
+    function open() {
+      if (!senders.length) return;
+      list.hidden = false;
+      input.setAttribute("aria-expanded", "true");
+    }
+
+    function close() {
+      highlight(-1);
+      list.hidden = true;
+      input.setAttribute("aria-expanded", "false");
+    }
+
+    function choose(index) {
+      const sender = senders[index];
+      input.value = sender.did;
+      setChosen(sender);
+      close();
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+
+    function option(sender, index, digits) {
+      const li = element("li", "sender-option");
+      li.id = `${list.id}-${index}`;
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", "false");
+      li.dataset.did = sender.did;
+      const at = digits ? sender.did.indexOf(digits, 1) : -1;
+      if (at > 0) {
+        li.append(sender.did.slice(0, at), element("mark", "", digits), sender.did.slice(at + digits.length));
+      } else {
+        li.textContent = sender.did;
+      }
+      // Keep the focus in the input, so that a click picks the number without a blur first.
+      li.addEventListener("mousedown", (event) => event.preventDefault());
+      li.addEventListener("click", () => choose(index));
+      return li;
+    }
+
+    function show(data, digits) {
+      senders = data.senders;
+      list.replaceChildren(...senders.map((sender, index) => option(sender, index, digits)));
+      highlight(-1);
+      if (!senders.length) status.textContent = "None of your numbers contains these digits.";
+      else if (data.more) status.textContent = `The first ${senders.length} matches: type more digits to narrow them.`;
+      else status.textContent = `${senders.length} number${senders.length === 1 ? "" : "s"} match.`;
+      // A whole number typed out is chosen without a pick from the list.
+      const whole = digits.length >= 10 ? senders.find((sender) => digitsOf(sender.did).endsWith(digits)) : null;
+      if (whole && !input.dataset.chosen) {
+        setChosen(whole);
+        input.dispatchEvent(new Event("change", { bubbles: true }));
+      }
+      if (document.activeElement === input && senders.length) open();
+      else close();
+    }
+
+    async function search() {
+      window.clearTimeout(timer);
+      if (controller) controller.abort();
+      controller = new AbortController();
+      const digits = digitsOf(input.value);
+      const url = new URL(input.dataset.searchUrl, window.location.href);
+      url.searchParams.set("q", input.value);
+      try {
+        const response = await fetch(url, {
+          credentials: "same-origin",
+          headers: { Accept: "application/json" },
+          signal: controller.signal,
+        });
+        if (!response.ok) return;
+        show(await response.json(), digits);
+      } catch (error) {
+        // Aborted by a newer search, or a network hiccup: the next keystroke searches again.
+      }
+    }
+
+    input.addEventListener("input", () => {
+      if (input.dataset.chosen && digitsOf(input.value) !== digitsOf(input.dataset.chosen)) setChosen(null);
+      window.clearTimeout(timer);
+      timer = window.setTimeout(search, SEARCH_DELAY_MS);
+    });
+
+    input.addEventListener("keydown", (event) => {
+      const expanded = !list.hidden;
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        if (!expanded) {
+          if (senders.length) open();
+          else search();
+          if (event.altKey || !senders.length) return;
+        }
+        const last = senders.length - 1;
+        if (event.key === "ArrowDown") highlight(active < last ? active + 1 : 0);
+        else highlight(active > 0 ? active - 1 : last);
+      } else if (event.key === "Enter" && expanded && active >= 0) {
+        event.preventDefault();
+        choose(active);
+      } else if (event.key === "Escape" && expanded) {
+        event.preventDefault();
+        close();
+      }
+    });
+
+    input.addEventListener("blur", close);
   }
 
   function startAll() {
     start();
-    document.querySelectorAll("select[data-media]").forEach(attachMediaToggle);
+    document.querySelectorAll("input[role=combobox][data-search-url]").forEach(attachSenderSearch);
+    document.querySelectorAll("select[data-media], input[data-media]").forEach(attachMediaToggle);
     document.querySelectorAll("textarea[data-counter]").forEach(attachCounter);
   }
 

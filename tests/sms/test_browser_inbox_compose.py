@@ -10,15 +10,16 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from portal.errors import ApplicationError
-from sms.models import LongMessagePolicy, Message, MessageStatus, SmsConfiguration
+from sms.models import Kind, LongMessagePolicy, Message, MessageStatus, SmsConfiguration
 from sms.services.configurations import sms_configuration_update
 from sms.services.outbound import message_build_parts
 from sms.services.outbound_rules import sms_caller_id_save
 from sms.splitting import split_sms, utf8_len
 from tests.browser import login
-from tests.factories import World, shared_trunk
+from tests.factories import POOLS, World, shared_trunk
 from tests.sms.helpers import make_configuration
 from trunks.models import Trunk
+from trunks.services import trunk_assignment_save
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -150,3 +151,106 @@ def test_attachments_and_long_texts_follow_the_chosen_dids_configuration(
     expect(counter).to_have_text("4 bytes · 1 SMS part")
     media.locator("input").first.fill("https://example.com/menu.png")
     expect(counter).to_have_text("4 bytes · sent as 1 MMS")
+
+
+@pytest.fixture
+def big_pool(world: World) -> None:
+    """Give tenant A 1,010 numbers on its configured trunk, which sends MMS for long texts."""
+    trunk_assignment_save(
+        trunk=shared_trunk(),
+        tenant=world.tenant_a,
+        did_pool=f"{POOLS['a.example']};13125551000-13125551999",
+    )
+    sms_configuration_update(
+        configuration=world.objects_a[SmsConfiguration],
+        actor=None,
+        channel="mms",
+        long_message_policy=LongMessagePolicy.MMS,
+    )
+
+
+def test_an_admin_picks_a_number_beyond_the_first_200_from_the_search_with_the_keyboard(
+    world: World, big_pool: None, page: Page, no_tasks: mock.MagicMock
+) -> None:
+    login(page, world.admin_a.username, PASSWORD)
+    page.goto("/inbox/compose/")
+    sender = page.get_by_role("combobox", name="From")
+    options = page.get_by_role("option")
+    media = page.get_by_test_id("media-fields")
+    counter = page.get_by_test_id("counter")
+    expect(page.locator("select")).to_have_count(0)
+    page.fill("#compose-body", "x" * 170)
+    expect(counter).to_have_text("170 bytes · 2 SMS parts")
+    expect(media).to_be_hidden()
+
+    # The first 200 of the sorted numbers end at +13125551189.
+    sender.press_sequentially("555-178")
+    expect(options).to_have_count(10)
+    expect(options.first).to_have_text("+13125551780")
+    expect(options.last).to_have_text("+13125551789")
+    expect(page.get_by_test_id("sender-status")).to_have_text("10 numbers match.")
+    expect(sender).to_have_attribute("aria-expanded", "true")
+    for _ in range(3):
+        sender.press("ArrowDown")
+    expect(sender).to_have_attribute("aria-activedescendant", "compose-from-list-2")
+    expect(options.nth(2)).to_have_attribute("aria-selected", "true")
+    sender.press("Enter")
+
+    expect(sender).to_have_value("+13125551782")
+    expect(sender).to_have_attribute("aria-expanded", "false")
+    expect(page.get_by_role("listbox")).to_be_hidden()
+    expect(sender).to_be_focused()  # Enter picked the number and did not send the form
+    expect(counter).to_have_text("170 bytes · sent as 1 MMS")
+    expect(media).to_be_visible()
+    assert not Message.objects.exists()
+    page.fill("#compose-to", "514 555 0123")
+    page.fill("#compose-body", "Your table is ready")
+    expect(counter).to_have_text("19 bytes · 1 SMS part")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send").click()
+
+    message = Message.objects.get()
+    assert (message.tenant, message.did, message.remote, message.body) == (
+        world.tenant_a,
+        "+13125551782",
+        CONTACT,
+        "Your table is ready",
+    )
+    assert (message.status, message.kind) == (MessageStatus.QUEUED, Kind.SMS)
+    expect(page).to_have_url(re.compile(rf"/inbox/c/{message.conversation_id}/$"))
+    expect(page.locator(".messagelist")).to_contain_text(f"Message to {CONTACT} queued")
+    no_tasks.assert_called_once_with(message.pk)
+
+
+def test_the_from_search_says_when_nothing_matches_and_takes_a_number_typed_out(
+    world: World, big_pool: None, page: Page
+) -> None:
+    login(page, world.admin_a.username, PASSWORD)
+    page.goto("/inbox/compose/")
+    sender = page.get_by_role("combobox", name="From")
+    status = page.get_by_test_id("sender-status")
+    media = page.get_by_test_id("media-fields")
+
+    sender.fill("4444")
+    expect(status).to_have_text("None of your numbers contains these digits.")
+    expect(page.get_by_role("listbox")).to_be_hidden()
+    expect(sender).to_have_attribute("aria-expanded", "false")
+
+    sender.fill("")
+    sender.press("ArrowDown")  # an empty box lists the first numbers
+    expect(status).to_have_text("The first 20 matches: type more digits to narrow them.")
+    expect(page.get_by_role("option")).to_have_count(20)
+    sender.press("Escape")
+    expect(page.get_by_role("listbox")).to_be_hidden()
+    expect(media).to_be_hidden()
+
+    sender.fill("(312) 555-1999")
+    expect(status).to_have_text("1 number match.")
+    expect(media).to_be_visible()  # the whole number is taken without a pick
+    page.fill("#compose-body", "x" * 170)
+    expect(page.get_by_test_id("counter")).to_have_text("170 bytes · sent as 1 MMS")
+    sender.press("End")
+    sender.press("Backspace")
+    expect(sender).to_have_value("(312) 555-199")
+    expect(media).to_be_hidden()
+    expect(page.get_by_test_id("counter")).to_have_text("170 bytes · 2 SMS parts")
