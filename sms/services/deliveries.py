@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -62,7 +62,7 @@ def webhook_deliveries_flush() -> None:
     _handoff.flush_now()
 
 
-def _note_arrival(configuration_id: int, last_webhook_at: Any = None) -> None:
+def _note_arrival(configuration_id: int, last_webhook_at: datetime | None = None) -> None:
     """Write the configuration's "last webhook" time when this process has not for a while."""
     now = time.monotonic()
     noted = _last_noted.get(configuration_id)
