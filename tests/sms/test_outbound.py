@@ -1087,12 +1087,34 @@ def test_unstick_takes_messages_sending_too_long_as_unknown_and_reconciles_them(
 # Carrier status -------------------------------------------------------------------------------
 
 
+def _sent_message(
+    configuration: SmsConfiguration, did: str, provider_id: int, *, kind: str = Kind.SMS
+) -> Message:
+    from sms.services.outbound import message_queue
+
+    (message,) = message_queue(
+        configuration=configuration,
+        conversation=None,
+        did=did,
+        to=CONTACT_E164,
+        body=f"Message {provider_id}",
+        source="api",
+    )
+    Message.objects.filter(pk=message.pk).update(
+        kind=kind,
+        status=MessageStatus.SENT,
+        provider_id=provider_id,
+        provider_account=configuration.username.lower(),
+        sent_at=timezone.now() - timedelta(minutes=5),
+    )
+    message.refresh_from_db()
+    return message
+
+
 @pytest.mark.django_db
 def test_carrier_status_marks_messages_delivered_with_one_history_call_per_account(
     world: World, voipms: FakeVoipms
 ) -> None:
-    from sms.services.outbound import message_queue
-
     own = make_configuration(
         world.tenant_a, name="Own trunk", trunk=world.objects_a[Trunk], username="Factory@A.example"
     )
@@ -1100,26 +1122,9 @@ def test_carrier_status_marks_messages_delivered_with_one_history_call_per_accou
     config_b = world.objects_b[SmsConfiguration]
     now = timezone.now()
 
-    def sent(configuration: SmsConfiguration, did: str, provider_id: int) -> Message:
-        (message,) = message_queue(
-            configuration=configuration,
-            conversation=None,
-            did=did,
-            to=CONTACT_E164,
-            body=f"Message {provider_id}",
-            source="api",
-        )
-        Message.objects.filter(pk=message.pk).update(
-            status=MessageStatus.SENT,
-            provider_id=provider_id,
-            provider_account=configuration.username.lower(),
-            sent_at=now - timedelta(minutes=5),
-        )
-        return message
-
-    delivered_a = sent(config_a, SENDER, 501)
-    pending_a = sent(own, "+16465550100", 502)
-    delivered_b = sent(config_b, "+12125550110", 501)  # the same id on another account
+    delivered_a = _sent_message(config_a, SENDER, 501)
+    pending_a = _sent_message(own, "+16465550100", 502)
+    delivered_b = _sent_message(config_b, "+12125550110", 501)  # the same id on another account
     handset = "Message delivered to handset."
     voipms.answer(
         "getSMS",
@@ -1158,30 +1163,6 @@ def test_carrier_status_makes_no_call_without_recent_sends(
 ) -> None:
     assert carrier_status_update() == 0
     assert voipms.calls == []
-
-
-def _sent_message(
-    configuration: SmsConfiguration, did: str, provider_id: int, *, kind: str = Kind.SMS
-) -> Message:
-    from sms.services.outbound import message_queue
-
-    (message,) = message_queue(
-        configuration=configuration,
-        conversation=None,
-        did=did,
-        to=CONTACT_E164,
-        body=f"Message {provider_id}",
-        source="api",
-    )
-    Message.objects.filter(pk=message.pk).update(
-        kind=kind,
-        status=MessageStatus.SENT,
-        provider_id=provider_id,
-        provider_account=configuration.username.lower(),
-        sent_at=timezone.now() - timedelta(minutes=5),
-    )
-    message.refresh_from_db()
-    return message
 
 
 @pytest.mark.django_db
