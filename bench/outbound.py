@@ -276,7 +276,7 @@ class Bench:
     deadline: float
 
     def setup_data(self) -> Any:
-        from sms.services.configurations import sms_configuration_create
+        from sms.configurations import sms_configuration_create
         from tenants.services import tenant_create
         from trunks.services import trunk_assignment_save, trunk_save
         from trunks.voipms.sandbox.services import sandbox_account_ensure
@@ -309,7 +309,7 @@ class Bench:
         from django.db import connection
 
         from sms.models import Source
-        from sms.services.outbound import message_queue
+        from sms.outbound.send import message_queue
 
         def chunk(index: int) -> None:
             try:

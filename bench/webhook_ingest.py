@@ -514,9 +514,9 @@ def _set_up_django(env: dict[str, str]) -> None:
 
 def _seed() -> str:
     """Create a tenant, a trunk with a pool, a configuration and a rule; return the token."""
+    from sms.configurations import sms_configuration_create
+    from sms.inbound.rules import inbound_rule_save
     from sms.models import Action
-    from sms.services.configurations import sms_configuration_create
-    from sms.services.rules import inbound_rule_save
     from tenants.services import extension_create, tenant_create
     from trunks.services import trunk_assignment_save, trunk_save
 

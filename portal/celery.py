@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery, signals
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -18,6 +19,4 @@ app.autodiscover_tasks()
 def _close_old_connections(**kwargs: object) -> None:
     # Connections are reused across tasks (CELERY_DB_REUSE_MAX); this still honours
     # CONN_MAX_AGE and drops connections that broke.
-    from django.db import close_old_connections
-
     close_old_connections()

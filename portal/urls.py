@@ -11,11 +11,11 @@ from rest_framework.routers import DefaultRouter
 
 from portal import views as portal_views
 from portal.admin_sites import tenant_site
-from sms.api import SmsConfigurationViewSet
-from sms.api_messages import MessageViewSet
-from sms.api_outbound import OutboundRuleViewSet
-from sms.api_rules import ConversationViewSet, InboundRuleViewSet
-from sms.webhooks import voipms_webhook
+from sms.api.configurations import SmsConfigurationViewSet
+from sms.api.inbound_rules import ConversationViewSet, InboundRuleViewSet
+from sms.api.messages import MessageViewSet
+from sms.api.outbound_rules import OutboundRuleViewSet
+from sms.inbound.receive import voipms_webhook
 from tenants import views as tenant_views
 from tenants.api import AdminTenantViewSet
 from trunks.api import AdminTrunkAssignmentViewSet, AdminTrunkViewSet, TenantTrunkViewSet

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
@@ -9,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from portal.health import health_report
+from portal.prometheus import prometheus_text
 
 
 @login_required
@@ -34,10 +36,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     """Export counters in Prometheus text format to system administrators and allowed IPs."""
-    from django.conf import settings
-
-    from portal.metrics import prometheus_text
-
     allowed_ip = request.META.get("REMOTE_ADDR") in settings.METRICS_ALLOWED_IPS
     user = request.user
     if not allowed_ip and not (user.is_authenticated and user.is_system_admin):

@@ -8,4 +8,7 @@ class SmsConfig(AppConfig):
     verbose_name = "SMS/MMS"
 
     def ready(self) -> None:
-        from sms import pool_usage  # noqa: F401 - registers what uses DID pools
+        # Models are loaded only now, so the module that reads them is imported here.
+        from sms import pool_usage
+
+        pool_usage.register()

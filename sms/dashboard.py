@@ -9,7 +9,7 @@ from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from portal.charts import Series, stacked_bars
+from core.charts import Series, stacked_bars
 from sms.models import Direction, Message, MessageStatus, SmsConfiguration
 from tenants.models import Tenant
 

@@ -9,7 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from portal.crypto import EncryptedTextField
+from core.crypto import EncryptedTextField
 from tenants.models import TenantOwned
 
 
@@ -380,35 +380,6 @@ class Action(models.TextChoices):
     DROP = "drop", "Drop"
 
 
-def _destination(prefix: str, label: str) -> dict[str, models.Field]:
-    return {
-        f"{prefix}_action": models.CharField(
-            f"{label}: action", max_length=12, choices=Action.choices, default=Action.EXTENSION
-        ),
-        f"{prefix}_extension": models.ForeignKey(
-            "tenants.Extension",
-            null=True,
-            blank=True,
-            on_delete=models.PROTECT,
-            related_name="+",
-            verbose_name=f"{label}: extension",
-        ),
-        f"{prefix}_ring_group": models.ForeignKey(
-            "tenants.RingGroup",
-            null=True,
-            blank=True,
-            on_delete=models.PROTECT,
-            related_name="+",
-            verbose_name=f"{label}: ring group",
-        ),
-        f"{prefix}_target": models.CharField(
-            f"{label}: number, e-mail, URL or reply text",
-            max_length=500,
-            blank=True,
-        ),
-    }
-
-
 class InboundRule(TenantOwned):
     """Where a received message goes, by DID, sender and time, as PortSIP routes calls."""
 
@@ -441,9 +412,77 @@ class InboundRule(TenantOwned):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    locals().update(_destination("office", "Office hours"))
-    locals().update(_destination("after_hours", "Outside office hours"))
-    locals().update(_destination("holiday", "Holidays"))
+    # One destination for each time period (see sms.selectors.time_period): office hours,
+    # outside office hours, holidays.
+    office_action = models.CharField(
+        "Office hours: action", max_length=12, choices=Action.choices, default=Action.EXTENSION
+    )
+    office_extension = models.ForeignKey(
+        "tenants.Extension",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="Office hours: extension",
+    )
+    office_ring_group = models.ForeignKey(
+        "tenants.RingGroup",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="Office hours: ring group",
+    )
+    office_target = models.CharField(
+        "Office hours: number, e-mail, URL or reply text", max_length=500, blank=True
+    )
+    after_hours_action = models.CharField(
+        "Outside office hours: action",
+        max_length=12,
+        choices=Action.choices,
+        default=Action.EXTENSION,
+    )
+    after_hours_extension = models.ForeignKey(
+        "tenants.Extension",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="Outside office hours: extension",
+    )
+    after_hours_ring_group = models.ForeignKey(
+        "tenants.RingGroup",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="Outside office hours: ring group",
+    )
+    after_hours_target = models.CharField(
+        "Outside office hours: number, e-mail, URL or reply text", max_length=500, blank=True
+    )
+    holiday_action = models.CharField(
+        "Holidays: action", max_length=12, choices=Action.choices, default=Action.EXTENSION
+    )
+    holiday_extension = models.ForeignKey(
+        "tenants.Extension",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="Holidays: extension",
+    )
+    holiday_ring_group = models.ForeignKey(
+        "tenants.RingGroup",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="Holidays: ring group",
+    )
+    holiday_target = models.CharField(
+        "Holidays: number, e-mail, URL or reply text", max_length=500, blank=True
+    )
 
     class Meta:
         ordering = ["priority", "name"]

@@ -10,7 +10,6 @@ from trunks.numbers import number_to_int
 from trunks.services import PoolUse, register_pool_user
 
 
-@register_pool_user
 def sms_configurations_on_trunk(assignment: TrunkAssignment) -> Iterator[PoolUse]:
     """Yield the tenant's SMS/MMS configurations on the assignment's trunk."""
     names = (
@@ -22,7 +21,6 @@ def sms_configurations_on_trunk(assignment: TrunkAssignment) -> Iterator[PoolUse
         yield PoolUse(what=f"SMS/MMS configuration {name!r}")
 
 
-@register_pool_user
 def inbound_rules_on_trunk(assignment: TrunkAssignment) -> Iterator[PoolUse]:
     """Yield the DIDs the tenant's inbound rules on the trunk route."""
     rules = InboundRule.objects.for_tenant(assignment.tenant).filter(trunk_id=assignment.trunk_id)
@@ -30,7 +28,6 @@ def inbound_rules_on_trunk(assignment: TrunkAssignment) -> Iterator[PoolUse]:
         yield PoolUse(what=f"inbound rule {name!r}", number=start, end=end)
 
 
-@register_pool_user
 def caller_ids_on_trunk(assignment: TrunkAssignment) -> Iterator[PoolUse]:
     """Yield the DIDs extensions send from, and the caller IDs of outbound routes."""
     caller_ids = SmsCallerId.objects.for_tenant(assignment.tenant).filter(
@@ -45,3 +42,9 @@ def caller_ids_on_trunk(assignment: TrunkAssignment) -> Iterator[PoolUse]:
     )
     for rule, did in routes.values_list("rule__name", "caller_id"):
         yield PoolUse(what=f"outbound rule {rule!r}", number=number_to_int(did))
+
+
+def register() -> None:
+    """Tell the trunk services about each of the functions above (once, when the app is ready)."""
+    for pool_user in (sms_configurations_on_trunk, inbound_rules_on_trunk, caller_ids_on_trunk):
+        register_pool_user(pool_user)

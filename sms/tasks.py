@@ -6,7 +6,16 @@ import logging
 
 from celery import shared_task
 
+from sms.configurations import sms_configuration_verify
+from sms.inbound.destinations import destination_deliver, destination_target
+from sms.inbound.media import media_fetch, media_retry_note
+from sms.inbound.poll import poll_account, poll_accounts_enqueue
+from sms.inbound.process import webhook_delivery_process
 from sms.models import SmsConfiguration
+from sms.outbound.deliver import message_deliver
+from sms.outbound.reconcile import carrier_status_update, message_reconcile
+from sms.sweep import deliveries_sweep, media_sweep, outbox_unstick
+from sms.sweep import outbox_sweep as sweep_outbox
 
 logger = logging.getLogger(__name__)
 
@@ -14,8 +23,6 @@ logger = logging.getLogger(__name__)
 @shared_task(name="sms.verify_configuration", ignore_result=True)
 def verify_configuration(configuration_id: int) -> None:
     """Verify a configuration against VoIP.ms; credential errors are never retried."""
-    from sms.services.verification import sms_configuration_verify
-
     configuration = (
         SmsConfiguration.objects.select_related("tenant", "trunk")
         .filter(pk=configuration_id)
@@ -29,8 +36,6 @@ def verify_configuration(configuration_id: int) -> None:
 @shared_task(name="sms.process_webhook", ignore_result=True, acks_late=True)
 def process_webhook(delivery_id: int) -> None:
     """Turn a stored webhook delivery into a message and route it (safe to run twice)."""
-    from sms.services.inbound import webhook_delivery_process
-
     webhook_delivery_process(delivery_id=delivery_id)
 
 
@@ -40,8 +45,6 @@ def process_webhooks(delivery_ids: list[int]) -> None:
 
     One delivery that fails is logged and left to the sweeper; the rest of the batch goes on.
     """
-    from sms.services.inbound import webhook_delivery_process
-
     for delivery_id in delivery_ids:
         try:
             webhook_delivery_process(delivery_id=delivery_id)
@@ -52,8 +55,6 @@ def process_webhooks(delivery_ids: list[int]) -> None:
 @shared_task(name="sms.deliver_message", ignore_result=True, acks_late=True)
 def deliver_message(message_id: int, slot_reserved: bool = False) -> None:
     """Send one queued outbound message; waits and transient failures come back later."""
-    from sms.services.outbound import message_deliver
-
     outcome = message_deliver(message_id=message_id, slot_reserved=slot_reserved)
     if outcome is not None and outcome.retry_in is not None:
         deliver_message.apply_async(
@@ -64,9 +65,6 @@ def deliver_message(message_id: int, slot_reserved: bool = False) -> None:
 @shared_task(name="sms.fetch_media", ignore_result=True, acks_late=True)
 def fetch_media(media_id: int) -> None:
     """Download one MMS file and keep a copy; links that 404 for a while are tried again."""
-    from sms.services.media import media_fetch
-    from sms.services.outbox import media_retry_note
-
     retry_in = media_fetch(media_id=media_id)
     if retry_in is not None:
         media_retry_note(media_id=media_id, retry_in=retry_in)
@@ -87,8 +85,6 @@ def deliver_to_destination(
     The address is read from the rule or extension, so no URL (which may hold a token)
     travels in task arguments.
     """
-    from sms.services.destinations import destination_deliver, destination_target
-
     target = destination_target(
         message_id=message_id, rule_id=rule_id, period=period, extension_id=extension_id
     )
@@ -106,34 +102,25 @@ def deliver_to_destination(
 @shared_task(name="sms.poll_voipms_accounts", ignore_result=True)
 def poll_voipms_accounts() -> None:
     """Enqueue one poll per VoIP.ms account among enabled configurations."""
-    from sms.services.polling import poll_accounts_enqueue
-
     poll_accounts_enqueue()
 
 
 @shared_task(name="sms.poll_voipms_account", ignore_result=True, acks_late=True)
 def poll_voipms_account(configuration_id: int) -> None:
     """Backfill received messages a webhook may have missed, for one configuration's account."""
-    from sms.services.polling import poll_account
-
     poll_account(configuration_id=configuration_id)
 
 
 @shared_task(name="sms.reconcile_message", ignore_result=True, acks_late=True)
 def reconcile_message(message_id: int) -> None:
     """Settle a message whose send outcome is unknown, by VoIP.ms's history."""
-    from sms.services.outbox import message_reconcile
-
     message_reconcile(message_id=message_id)
 
 
 @shared_task(name="sms.outbox_sweep", ignore_result=True)
 def outbox_sweep() -> None:
     """Re-enqueue lost sends, deliveries and media; reconcile stuck sends (run by beat)."""
-    from sms.services.outbox import deliveries_sweep, media_sweep, outbox_unstick
-    from sms.services.outbox import outbox_sweep as sweep
-
-    sweep()
+    sweep_outbox()
     outbox_unstick()
     deliveries_sweep()
     media_sweep()
@@ -142,6 +129,4 @@ def outbox_sweep() -> None:
 @shared_task(name="sms.carrier_status", ignore_result=True)
 def carrier_status() -> None:
     """Mark recent sends delivered from VoIP.ms's carrier status (run by beat)."""
-    from sms.services.outbox import carrier_status_update
-
     carrier_status_update()

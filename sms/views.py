@@ -24,7 +24,14 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from portal.errors import ApplicationError
+from core.errors import ApplicationError
+from sms.conversations import (
+    conversation_mark_read,
+    conversation_reply,
+    conversation_transfer,
+    message_retry,
+)
+from sms.inbound.media import DEFAULT_CONTENT_TYPE, MediaUnavailable, media_open
 from sms.models import (
     Conversation,
     Direction,
@@ -35,21 +42,14 @@ from sms.models import (
     SmsConfiguration,
     Source,
 )
-from sms.selectors import conversations_for_user, is_opted_out
-from sms.services.conversations import (
-    conversation_mark_read,
-    conversation_reply,
-    conversation_transfer,
-    message_retry,
-)
-from sms.services.media import DEFAULT_CONTENT_TYPE, MediaUnavailable, media_open
-from sms.services.sending import (
+from sms.outbound.send import (
     message_send,
     sender_did_count_for_user,
     sender_dids_for_user,
     sender_dids_matching,
 )
-from sms.splitting import MMS_MAX_CHARS, SMS_MAX_BYTES
+from sms.outbound.splitting import MMS_MAX_CHARS, SMS_MAX_BYTES
+from sms.selectors import conversations_for_user, is_opted_out
 from tenants.models import RingGroupMember, Tenant
 from trunks.models import PoolRange
 from trunks.numbers import InvalidNumber, number_to_int, parse_nanp

@@ -8,22 +8,18 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserCreationForm
-from django.contrib.auth.models import Group
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from portal.admin_sites import TenantScopedAdmin, TenantScopedInline, tenant_site
-from portal.errors import ApplicationError
-from sms.models import SmsCallerId
-from tenants.models import AuditEvent, Extension, Role, Tenant, User
+from core.admin import TenantScopedAdmin
+from core.errors import ApplicationError
+from tenants.models import Role, Tenant, User
 from tenants.services import tenant_manage_start
-from trunks.models import Trunk
 
 
-@admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "country", "enabled", "message_channels_enabled", "manage"]
     list_editable = ["enabled"]
@@ -69,7 +65,6 @@ class PortalUserCreationForm(UserCreationForm):
         fields = ("username", "role", "tenant", "email")
 
 
-@admin.register(User)
 class PortalUserAdmin(UserAdmin):
     add_form = PortalUserCreationForm
     list_display = ["username", "role", "tenant", "email", "is_active", "last_login"]
@@ -94,7 +89,6 @@ class PortalUserAdmin(UserAdmin):
         super().save_model(request, obj, form, change)
 
 
-@admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["at", "actor_name", "action", "tenant", "object_type", "object_repr"]
     list_filter = ["action", "tenant"]
@@ -107,57 +101,6 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-# --- the tenant site -------------------------------------------------------------------------
-
-
-class SmsCallerIdInline(TenantScopedInline):
-    """The DIDs an extension may send SMS from."""
-
-    model = SmsCallerId
-    fields = ["trunk", "did", "description"]
-    extra = 0
-    verbose_name = "SMS caller ID"
-    verbose_name_plural = "SMS caller IDs (numbers this extension may send from)"
-
-    def tenant_choices(self, request: HttpRequest) -> dict[str, Any]:
-        return {"trunk": Trunk.objects.available_to(request.tenant)}
-
-
-@admin.register(Extension, site=tenant_site)
-class ExtensionAdmin(TenantScopedAdmin):
-    inlines = [SmsCallerIdInline]
-    list_display = ["number", "display_name", "user", "email", "sms_permission"]
-    list_filter = ["sms_permission"]
-    list_select_related = ["user"]
-    search_fields = ["number", "display_name", "email"]
-    list_per_page = 15
-
-    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        from sms.services.outbound_rules import sms_caller_id_save
-
-        for inline in formset.forms:
-            data = getattr(inline, "cleaned_data", None)
-            if not data:
-                continue
-            if data.get("DELETE"):
-                if inline.instance.pk:
-                    inline.instance.delete()
-                continue
-            if not data.get("did") or not data.get("trunk"):
-                continue
-            try:
-                sms_caller_id_save(
-                    tenant=request.tenant,
-                    extension=form.instance,
-                    trunk=data["trunk"],
-                    did=data["did"],
-                    description=data.get("description", ""),
-                    caller_id=inline.instance if inline.instance.pk else None,
-                )
-            except ApplicationError as error:
-                messages.error(request, error.message)
 
 
 class TenantUserCreationForm(UserCreationForm):
@@ -184,7 +127,6 @@ class TenantUserChangeForm(forms.ModelForm):
         fields = ("username", "role", "first_name", "last_name", "email", "is_active")
 
 
-@admin.register(User, site=tenant_site)
 class TenantUserAdmin(TenantScopedAdmin, UserAdmin):
     form = TenantUserChangeForm
     add_form = TenantUserCreationForm
@@ -219,7 +161,3 @@ class TenantUserAdmin(TenantScopedAdmin, UserAdmin):
     ) -> HttpResponse:
         get_object_or_404(self.get_queryset(request), pk=id)
         return super().user_change_password(request, id, form_url)
-
-
-# Roles replace Django's groups in this portal.
-admin.site.unregister(Group)

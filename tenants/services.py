@@ -8,7 +8,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 
-from portal.errors import NotAllowed
+from core.errors import NotAllowed
 from tenants.middleware import MANAGED_TENANT_SESSION_KEY
 from tenants.models import AuditEvent, Extension, Role, Tenant, User
 

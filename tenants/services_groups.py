@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
-from portal.errors import ApplicationError
+from core.errors import ApplicationError
 from tenants.models import Extension, Holiday, OfficeHours, RingGroup, RingGroupMember, Tenant, User
 from tenants.services import audit_record
 

@@ -105,7 +105,7 @@ def _portal_settings(settings: object) -> None:
     # Production's default: tests that reach a server on this machine allow loopback themselves.
     settings.OUTBOUND_HTTP_ALLOWED_NETWORKS = []
     # Each test starts with no memory of when this process last noted a webhook's arrival.
-    from sms.services import deliveries
+    from sms.inbound import store as deliveries
 
     deliveries._last_noted.clear()
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db import models
 
+from sms.configurations import sms_configuration_create
 from sms.models import SmsConfiguration
-from sms.services.configurations import sms_configuration_create
 from tenants.models import Extension, Role, Tenant, User
 from tenants.services import extension_create, user_create
 from trunks.models import Trunk, TrunkAssignment
@@ -76,6 +76,9 @@ def make_messaging_objects(
     # uses `world`, and messages change global counts; only the isolation matrix asks for them.
     from datetime import date, time
 
+    from sms.inbound.process import inbound_message_ingest
+    from sms.inbound.rules import inbound_rule_save
+    from sms.inbound.store import webhook_delivery_store
     from sms.models import (
         Action,
         Conversation,
@@ -87,9 +90,6 @@ def make_messaging_objects(
         Source,
         WebhookDelivery,
     )
-    from sms.services.deliveries import webhook_delivery_store
-    from sms.services.inbound import inbound_message_ingest
-    from sms.services.rules import inbound_rule_save
     from tenants.models import Holiday, OfficeHours, RingGroup, RingGroupMember
     from tenants.services_groups import (
         holiday_save,
@@ -140,7 +140,7 @@ def make_messaging_objects(
     message = ingest(9000001, "Factory hello", ("https://voip.ms/media/factory.jpg",))
     ingest(9000002, "STOP")
     from sms.models import OutboundRoute, OutboundRule, SmsCallerId
-    from sms.services.outbound_rules import outbound_rule_save, sms_caller_id_save
+    from sms.outbound.rules import outbound_rule_save, sms_caller_id_save
 
     outbound = outbound_rule_save(
         tenant=tenant,

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from portal.batching import Batcher
+from core.batching import Batcher
 
 WAIT = 10.0  # seconds: a bound for a thread to act, never a speed requirement
 
@@ -76,7 +76,7 @@ def test_a_failed_batch_is_logged_and_the_thread_goes_on(
 ) -> None:
     sink = Sink(fail_first=2)
     batcher = Batcher("flaky", sink, interval=lambda: 3600.0)
-    with caplog.at_level(logging.ERROR, logger="portal.batching"):
+    with caplog.at_level(logging.ERROR, logger="core.batching"):
         batcher.add(1)
         batcher.flush_now()
         batcher.add(2)

@@ -17,8 +17,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from portal import crypto
-from portal.crypto import EncryptedTextField, encrypted_fields
+from core import crypto
+from core.crypto import EncryptedTextField, encrypted_fields
 from sms.models import SmsConfiguration
 from tenants.models import Tenant
 from tests.sms.helpers import API_PASSWORD, make_configuration

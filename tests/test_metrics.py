@@ -34,7 +34,7 @@ def test_an_allowed_address_reads_metrics_without_signing_in(
 
 @pytest.mark.django_db
 def test_webhooks_are_counted_once_each(world: World, client_for: Any) -> None:
-    from portal.metrics import read_all
+    from core.metrics import read_all
     from tests.sms.helpers import make_configuration
 
     configuration = make_configuration(world.tenant_a)

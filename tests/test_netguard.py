@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from portal.http import HttpError, post_json
-from portal.netguard import (
+from core.http import HttpError, post_json
+from core.netguard import (
     AddressRefused,
     HostUnresolved,
     url_address_resolve,

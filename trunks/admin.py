@@ -13,14 +13,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from portal.admin_sites import (
+from core.admin import (
     ReadOnlyScopedAdmin,
     ServiceWritesMixin,
     TenantScopedAdmin,
-    tenant_site,
 )
-from portal.errors import ApplicationError
-from portal.forms import WriteOnlySecretsMixin
+from core.errors import ApplicationError
+from core.forms import WriteOnlySecretsMixin
 from tenants.models import Tenant
 from trunks.models import PrivateTrunk, Trunk, TrunkAssignment
 from trunks.numbers import DidRange, format_did_pool
@@ -125,7 +124,6 @@ class TrunkAssignmentInline(admin.TabularInline):
     }
 
 
-@admin.register(Trunk)
 class TrunkAdmin(ServiceWritesMixin, admin.ModelAdmin):
     form = TrunkForm
     inlines = [TrunkAssignmentInline]
@@ -223,7 +221,6 @@ class TrunkAdmin(ServiceWritesMixin, admin.ModelAdmin):
         trunk_delete(trunk=obj, actor=request.user)
 
 
-@admin.register(TrunkAssignment, site=tenant_site)
 class TenantTrunkAdmin(ReadOnlyScopedAdmin):
     """The trunks shared with the tenant: host and the tenant's own pool, never credentials."""
 
@@ -272,7 +269,6 @@ class PrivateTrunkForm(TrunkForm):
             self.initial["did_pool"] = assignment.did_pool if assignment else ""
 
 
-@admin.register(PrivateTrunk, site=tenant_site)
 class PrivateTrunkAdmin(ServiceWritesMixin, TenantScopedAdmin):
     """The tenant's own trunks, where the system administrator allows them."""
 

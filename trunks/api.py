@@ -10,8 +10,9 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from portal.api import TENANT_HEADER, IsSystemAdmin, TenantScopedViewSet
-from portal.errors import ApplicationError
+from core.api import TENANT_HEADER, IsSystemAdmin
+from core.errors import ApplicationError
+from tenants.api import TenantScopedViewSet
 from tenants.models import Tenant
 from trunks.models import Trunk, TrunkAssignment
 from trunks.services import (

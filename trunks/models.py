@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from portal.crypto import EncryptedTextField
+from core.crypto import EncryptedTextField
 from tenants.models import TenantOwned, TenantQuerySet
 from trunks.numbers import DidRange, format_did_pool
 

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from portal.errors import ApplicationError, Conflict
+from core.errors import ApplicationError, Conflict
 from tenants.models import Tenant, User
 from tenants.services import audit_record
 from trunks.models import PoolRange, Trunk, TrunkAssignment

@@ -2,7 +2,7 @@
 
 import django.core.validators
 import django.db.models.deletion
-import portal.crypto
+import core.crypto
 from django.db import migrations, models
 
 
@@ -130,7 +130,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=100)),
                 ('username', models.EmailField(help_text='The e-mail address you sign in to VoIP.ms with.', max_length=254, verbose_name='VoIP.ms username')),
-                ('api_password', portal.crypto.EncryptedTextField(help_text='Set at VoIP.ms under Main Menu > SOAP and REST/JSON API (not the SIP password).', verbose_name='VoIP.ms API password')),
+                ('api_password', core.crypto.EncryptedTextField(help_text='Set at VoIP.ms under Main Menu > SOAP and REST/JSON API (not the SIP password).', verbose_name='VoIP.ms API password')),
                 ('number_format', models.CharField(choices=[('nanpa', 'NANPA (3322496213)'), ('e164', 'E.164 (+13322496213)')], default='nanpa', help_text='Choose the same format on each DID at VoIP.ms: NANPA 3322496213, E.164 +13322496213.', max_length=5)),
                 ('channel', models.CharField(choices=[('sms', 'SMS'), ('mms', 'SMS and MMS')], default='sms', max_length=3, verbose_name='SMS/MMS')),
                 ('long_message_policy', models.CharField(choices=[('split', 'Split into several SMS'), ('mms', 'Send as one MMS')], default='split', help_text='VoIP.ms takes at most 160 bytes per SMS.', max_length=5, verbose_name='long messages')),
@@ -139,7 +139,7 @@ class Migration(migrations.Migration):
                 ('enabled', models.BooleanField(default=True, verbose_name='enable')),
                 ('poll_enabled', models.BooleanField(default=True, help_text='Every few minutes, fetch received messages a webhook may have missed.', verbose_name='poll VoIP.ms for missed messages')),
                 ('webhook_token_digest', models.CharField(editable=False, max_length=64, unique=True)),
-                ('webhook_token', portal.crypto.EncryptedTextField(editable=False)),
+                ('webhook_token', core.crypto.EncryptedTextField(editable=False)),
                 ('last_webhook_at', models.DateTimeField(blank=True, editable=False, null=True)),
                 ('last_error', models.CharField(blank=True, editable=False, max_length=500)),
                 ('last_error_at', models.DateTimeField(blank=True, editable=False, null=True)),
@@ -209,7 +209,7 @@ class Migration(migrations.Migration):
                 ('enabled', models.BooleanField(default=True)),
                 ('use_custom_hours', models.BooleanField(default=False, verbose_name="use this rule's own office hours")),
                 ('custom_hours', models.JSONField(blank=True, default=list, help_text='Own weekly hours: [{"weekday": 0, "start": "09:00", "end": "17:00"}, …]; Monday is 0.')),
-                ('webhook_secret', portal.crypto.EncryptedTextField(blank=True, editable=False, help_text='Signs HTTP POST destinations (HMAC-SHA256).')),
+                ('webhook_secret', core.crypto.EncryptedTextField(blank=True, editable=False, help_text='Signs HTTP POST destinations (HMAC-SHA256).')),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('office_action', models.CharField(choices=[('extension', 'Extension inbox'), ('ring_group', 'Ring group'), ('forward', 'Forward by SMS to a number'), ('email', 'E-mail'), ('http', 'HTTP POST to a URL'), ('auto_reply', 'Auto-reply'), ('drop', 'Drop')], default='extension', max_length=12, verbose_name='Office hours: action')),
                 ('office_target', models.CharField(blank=True, max_length=500, verbose_name='Office hours: number, e-mail, URL or reply text')),

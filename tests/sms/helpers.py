@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from sms.configurations import sms_configuration_create
+from sms.inbound.rules import inbound_rule_save
 from sms.models import Action, InboundRule, SmsConfiguration
-from sms.services.configurations import sms_configuration_create
-from sms.services.rules import inbound_rule_save
 from tenants.models import Extension, Tenant
 from tests.factories import shared_trunk
 

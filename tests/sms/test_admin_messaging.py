@@ -13,6 +13,7 @@ from unittest import mock
 import pytest
 from django.test import Client
 
+from sms.inbound.store import webhook_delivery_store
 from sms.models import (
     Action,
     Conversation,
@@ -24,8 +25,7 @@ from sms.models import (
     SmsConfiguration,
     WebhookDelivery,
 )
-from sms.services.deliveries import webhook_delivery_store
-from sms.services.outbound import message_deliver
+from sms.outbound.deliver import message_deliver
 from tenants.models import (
     AuditEvent,
     Extension,
@@ -45,6 +45,7 @@ from tenants.services_groups import (
 from tests.factories import World, shared_trunk
 from tests.sms.helpers import make_configuration, make_rule
 from tests.sms.test_inbox import FailingClient, receive
+from tests.tasks import TaskRecorder
 from trunks.models import Trunk
 
 ClientFor = Callable[[User | None], Client]
@@ -455,7 +456,7 @@ def test_the_message_detail_shows_attempts_and_media(world: World, client_for: C
     admin = client_for(world.admin_a)
     admin.post(f"/inbox/c/{received.conversation_id}/reply/", {"body": "Thanks"})
     sent = Message.objects.get(direction=Direction.OUT)
-    with mock.patch("sms.services.outbound.voipms_client_for", return_value=FailingClient()):
+    with mock.patch("sms.outbound.deliver.voipms_client_for", return_value=FailingClient()):
         message_deliver(message_id=sent.pk)
 
     out_page = admin.get(f"{MESSAGES}{sent.pk}/change/").content.decode()
@@ -540,7 +541,7 @@ def test_reprocess_requeues_failed_deliveries_and_leaves_processed_ones(
 
     detail = client.get(f"{DELIVERIES}{failed.pk}/change/").content.decode()
     with (
-        mock.patch("sms.tasks.process_webhook.delay") as delay,
+        mock.patch("core.tasks.publish", TaskRecorder("sms.process_webhook")) as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = client.post(
@@ -579,7 +580,7 @@ def test_reprocess_touches_no_delivery_of_another_tenant(
         status=DeliveryStatus.FAILED,
     )
 
-    with mock.patch("sms.tasks.process_webhook.delay") as delay:
+    with mock.patch("core.tasks.publish", TaskRecorder("sms.process_webhook")) as delay:
         client_for(world.admin_a).post(
             DELIVERIES, {"action": "reprocess", "_selected_action": [other.pk], "index": "0"}
         )

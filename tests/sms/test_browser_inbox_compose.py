@@ -9,15 +9,16 @@ from unittest import mock
 import pytest
 from playwright.sync_api import Page, expect
 
-from portal.errors import ApplicationError
+from core.errors import ApplicationError
+from sms.configurations import sms_configuration_update
 from sms.models import Kind, LongMessagePolicy, Message, MessageStatus, SmsConfiguration
-from sms.services.configurations import sms_configuration_update
-from sms.services.outbound import message_build_parts
-from sms.services.outbound_rules import sms_caller_id_save
-from sms.splitting import split_sms, utf8_len
+from sms.outbound.rules import sms_caller_id_save
+from sms.outbound.send import message_build_parts
+from sms.outbound.splitting import split_sms, utf8_len
 from tests.browser import login
 from tests.factories import POOLS, World, shared_trunk
 from tests.sms.helpers import make_configuration
+from tests.tasks import TaskRecorder
 from trunks.models import Trunk
 from trunks.services import trunk_assignment_save
 
@@ -36,7 +37,7 @@ TEXT = (
 @pytest.fixture
 def no_tasks() -> Iterator[mock.MagicMock]:
     # Keep the messages queued: no worker delivers them in these tests.
-    with mock.patch("sms.tasks.deliver_message.delay") as delay:
+    with mock.patch("core.tasks.publish", TaskRecorder("sms.deliver_message")) as delay:
         yield delay
 
 
@@ -61,7 +62,7 @@ def expected(text: str) -> str:
 
 
 def test_an_extension_user_composes_a_long_text_and_lands_on_the_conversation(
-    world: World, caller_id: str, page: Page, no_tasks: mock.MagicMock
+    world: World, caller_id: str, page: Page, no_tasks: TaskRecorder
 ) -> None:
     assert (len(TEXT), utf8_len(TEXT), len(split_sms(TEXT))) == (200, 203, 2)
     login(page, world.user_a.username, PASSWORD)
@@ -170,7 +171,7 @@ def big_pool(world: World) -> None:
 
 
 def test_an_admin_picks_a_number_beyond_the_first_200_from_the_search_with_the_keyboard(
-    world: World, big_pool: None, page: Page, no_tasks: mock.MagicMock
+    world: World, big_pool: None, page: Page, no_tasks: TaskRecorder
 ) -> None:
     login(page, world.admin_a.username, PASSWORD)
     page.goto("/inbox/compose/")

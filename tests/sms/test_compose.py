@@ -12,6 +12,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from sms.configurations import sms_configuration_update
 from sms.models import (
     Conversation,
     Direction,
@@ -23,11 +24,11 @@ from sms.models import (
     SmsConfiguration,
     Source,
 )
-from sms.services.configurations import sms_configuration_update
-from sms.services.outbound_rules import sms_caller_id_save
+from sms.outbound.rules import sms_caller_id_save
 from tenants.middleware import MANAGED_TENANT_SESSION_KEY
 from tenants.models import Extension, SmsPermission, User
 from tests.factories import POOLS, World, shared_trunk
+from tests.tasks import TaskRecorder
 from trunks.services import trunk_assignment_save
 
 ClientFor = Callable[[User | None], Client]
@@ -40,8 +41,8 @@ OPTION = re.compile(r'<option value="(\+\d+)"([^>]*)>')
 
 
 @pytest.fixture
-def no_tasks() -> Iterator[mock.MagicMock]:
-    with mock.patch("sms.tasks.deliver_message.delay") as delay:
+def no_tasks() -> Iterator[TaskRecorder]:
+    with mock.patch("core.tasks.publish", TaskRecorder("sms.deliver_message")) as delay:
         yield delay
 
 
@@ -99,7 +100,7 @@ def test_an_extension_user_sees_only_his_did_preselected(
 
 @pytest.mark.django_db
 def test_an_extension_without_permission_sees_the_refusal_and_no_form(
-    world: World, caller_id: str, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, caller_id: str, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     Extension.objects.filter(user=world.user_a).update(sms_permission=SmsPermission.DISABLE)
     client = client_for(world.user_a)
@@ -139,7 +140,7 @@ def test_a_tenant_admin_sees_every_pooled_did_with_a_configuration(
 
 @pytest.mark.django_db
 def test_a_system_admin_sends_from_the_tenant_he_manages(
-    world: World, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     client = client_for(world.sysadmin)
     assert "Choose a tenant" in client.get(URL).content.decode()
@@ -185,7 +186,7 @@ def test_an_extension_user_queues_a_message_and_lands_on_the_conversation(
     caller_id: str,
     client_for: ClientFor,
     django_capture_on_commit_callbacks: Callable[..., Any],
-    no_tasks: mock.MagicMock,
+    no_tasks: TaskRecorder,
 ) -> None:
     client = client_for(world.user_a)
 
@@ -213,7 +214,7 @@ def test_an_extension_user_queues_a_message_and_lands_on_the_conversation(
 
 @pytest.mark.django_db
 def test_a_long_text_is_queued_as_the_parts_the_counter_announced(
-    world: World, caller_id: str, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, caller_id: str, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     body = "word " * 40  # 200 bytes: two parts, broken after a space
 
@@ -226,7 +227,7 @@ def test_a_long_text_is_queued_as_the_parts_the_counter_announced(
 
 @pytest.mark.django_db
 def test_line_breaks_are_sent_as_typed_not_as_the_browsers_crlf(
-    world: World, caller_id: str, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, caller_id: str, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     client_for(world.user_a).post(URL, {"from": caller_id, "to": CONTACT, "body": "Hi\r\nthere"})
 
@@ -352,7 +353,7 @@ def test_each_option_carries_its_configurations_long_message_policy(
 
 @pytest.mark.django_db
 def test_attachments_are_queued_as_one_mms(
-    world: World, caller_id: str, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, caller_id: str, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     sms_configuration_update(configuration=configuration_a(world), actor=None, channel="mms")
     picture = "https://example.com/menu.png"
@@ -383,7 +384,7 @@ def test_attachments_through_an_sms_only_configuration_are_refused_and_kept(
 
 @pytest.mark.django_db
 def test_the_reply_box_carries_the_counter_and_the_policy(
-    world: World, caller_id: str, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, caller_id: str, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     sms_configuration_update(
         configuration=configuration_a(world),

@@ -12,13 +12,14 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from sms.configurations import sms_configuration_update
 from sms.models import LongMessagePolicy, Message, SmsConfiguration
-from sms.services.configurations import sms_configuration_update
-from sms.services.outbound_rules import sms_caller_id_save
-from sms.services.sending import sender_did_count_for_user, sender_dids_matching
+from sms.outbound.rules import sms_caller_id_save
+from sms.outbound.send import sender_did_count_for_user, sender_dids_matching
 from tenants.middleware import MANAGED_TENANT_SESSION_KEY
 from tenants.models import Extension, SmsPermission, User
 from tests.factories import POOLS, World, shared_trunk
+from tests.tasks import TaskRecorder
 from trunks.models import PoolRange
 from trunks.selectors import tenant_pool_numbers_containing
 from trunks.services import trunk_assignment_save
@@ -39,8 +40,8 @@ AREAS += [214, 215, 216, 217, 218, 219, 224, 225, 228, 229]
 
 
 @pytest.fixture
-def no_tasks() -> Iterator[mock.MagicMock]:
-    with mock.patch("sms.tasks.deliver_message.delay") as delay:
+def no_tasks() -> Iterator[TaskRecorder]:
+    with mock.patch("core.tasks.publish", TaskRecorder("sms.deliver_message")) as delay:
         yield delay
 
 
@@ -342,7 +343,7 @@ def test_an_extension_user_with_few_caller_ids_keeps_the_list(
 
 @pytest.mark.django_db
 def test_the_search_box_keeps_a_refused_number_as_typed(
-    world: World, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     pool_a(world, "13125550000-13125550999")
 
@@ -380,7 +381,7 @@ def test_the_search_box_keeps_the_chosen_numbers_settings_after_another_error(
 
 @pytest.mark.django_db
 def test_an_admin_sends_from_a_number_beyond_the_first_two_hundred(
-    world: World, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     pool_a(world, "13125550000-13125550999")
 

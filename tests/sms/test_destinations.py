@@ -17,10 +17,10 @@ import responses
 from django.core import mail
 from django.db import connection
 
-from portal.http import USER_AGENT
+from core.http import USER_AGENT
+from sms.inbound.destinations import destination_deliver
+from sms.inbound.process import inbound_message_ingest
 from sms.models import Action, DestinationAttempt, InboundRule, Message, Source
-from sms.services.destinations import destination_deliver
-from sms.services.inbound import inbound_message_ingest
 from tenants.models import Extension
 from tests.factories import World
 from tests.sms.helpers import make_configuration, make_rule

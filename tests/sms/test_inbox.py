@@ -15,6 +15,9 @@ import responses
 from django.test import Client
 from playwright.sync_api import Page, expect
 
+from sms.inbound.media import media_fetch
+from sms.inbound.process import inbound_message_ingest
+from sms.inbound.rules import inbound_rule_save
 from sms.models import (
     Action,
     Conversation,
@@ -25,10 +28,7 @@ from sms.models import (
     SmsConfiguration,
     Source,
 )
-from sms.services.inbound import inbound_message_ingest
-from sms.services.media import media_fetch
-from sms.services.outbound import message_deliver
-from sms.services.rules import inbound_rule_save
+from sms.outbound.deliver import message_deliver
 from tenants.middleware import MANAGED_TENANT_SESSION_KEY
 from tenants.models import AuditEvent, Extension, RingGroup, Role, SmsPermission, Tenant, User
 from tenants.services import extension_create, user_create
@@ -36,6 +36,7 @@ from tenants.services_groups import ring_group_member_save, ring_group_save
 from tests.browser import browser, login, page  # noqa: F401
 from tests.factories import World, shared_trunk
 from tests.sms.helpers import make_configuration, make_rule
+from tests.tasks import TaskRecorder
 from trunks.voipms.errors import VoipmsError
 from trunks.voipms.webhooks import InboundMessage
 
@@ -139,8 +140,8 @@ def inbox(world: World) -> Inbox:
 
 
 @pytest.fixture
-def no_tasks() -> Iterator[mock.MagicMock]:
-    with mock.patch("sms.tasks.deliver_message.delay") as delay:
+def no_tasks() -> Iterator[TaskRecorder]:
+    with mock.patch("core.tasks.publish", TaskRecorder("sms.deliver_message")) as delay:
         yield delay
 
 
@@ -161,7 +162,7 @@ def failed_reply(inbox: Inbox, client: Client) -> Message:
     """Reply in user_a's conversation and let VoIP.ms refuse it."""
     client.post(f"/inbox/c/{inbox.own.pk}/reply/", {"body": "Are you there?"})
     message = Message.objects.get(conversation=inbox.own, direction=Direction.OUT)
-    with mock.patch("sms.services.outbound.voipms_client_for", return_value=FailingClient()):
+    with mock.patch("sms.outbound.deliver.voipms_client_for", return_value=FailingClient()):
         message_deliver(message_id=message.pk)
     message.refresh_from_db()
     assert message.status == MessageStatus.FAILED
@@ -225,7 +226,7 @@ def test_the_list_shows_unread_count_did_last_text_and_assignee(
 
 @pytest.mark.django_db
 def test_another_extensions_conversation_is_404_on_every_route(
-    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     client = client_for(world.user_a)
     pk = inbox.other.pk
@@ -245,7 +246,7 @@ def test_another_extensions_conversation_is_404_on_every_route(
 
 @pytest.mark.django_db
 def test_tenant_b_gets_404_for_every_inbox_route_of_tenant_a(
-    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     message = failed_reply(inbox, client_for(world.user_a))
     media = receive(
@@ -312,7 +313,7 @@ def test_opening_a_conversation_marks_it_read(
 
 @pytest.mark.django_db
 def test_the_conversation_shows_bubbles_in_left_out_right_with_status(
-    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     client = client_for(world.user_a)
     client.post(f"/inbox/c/{inbox.own.pk}/reply/", {"body": "On my way <b>now</b>"})
@@ -341,14 +342,14 @@ def test_the_conversation_page_costs_the_same_queries_for_many_messages(
 
 @pytest.mark.django_db
 def test_polling_returns_messages_after_an_id_and_updates_pending_ones(
-    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     client = client_for(world.user_a)
     first = inbox.own.messages.get()
     client.post(f"/inbox/c/{inbox.own.pk}/reply/", {"body": "Queued reply"})
     reply = inbox.own.messages.get(direction=Direction.OUT)
     newer = receive(inbox.configuration, did="+12125550101", remote=OWN, text="New one")
-    with mock.patch("sms.services.outbound.voipms_client_for", return_value=FailingClient()):
+    with mock.patch("sms.outbound.deliver.voipms_client_for", return_value=FailingClient()):
         message_deliver(message_id=reply.pk)
 
     data = client.get(
@@ -376,7 +377,7 @@ def test_reply_queues_a_message_from_the_conversations_did(
     inbox: Inbox,
     client_for: ClientFor,
     django_capture_on_commit_callbacks: Any,
-    no_tasks: mock.MagicMock,
+    no_tasks: TaskRecorder,
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         response = client_for(world.user_a).post(
@@ -396,7 +397,7 @@ def test_reply_queues_a_message_from_the_conversations_did(
 
 @pytest.mark.django_db
 def test_a_refused_reply_shows_the_reason(
-    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     response = client_for(world.user_a).post(
         f"/inbox/c/{inbox.own.pk}/reply/", {"body": "   "}, follow=True
@@ -408,7 +409,7 @@ def test_a_refused_reply_shows_the_reason(
 
 @pytest.mark.django_db
 def test_an_extension_not_allowed_to_send_cannot_reply(
-    inbox: Inbox, client_for: ClientFor, no_tasks: mock.MagicMock
+    inbox: Inbox, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     response = client_for(inbox.carol).post(
         f"/inbox/c/{inbox.other.pk}/reply/", {"body": "Hi"}, follow=True
@@ -420,7 +421,7 @@ def test_an_extension_not_allowed_to_send_cannot_reply(
 
 @pytest.mark.django_db
 def test_an_opted_out_contact_replaces_the_reply_box_and_blocks_replies(
-    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     receive(inbox.configuration, did="+12125550101", remote=OWN, text="STOP")
     client = client_for(world.user_a)
@@ -444,7 +445,7 @@ def test_a_failed_message_shows_its_reason_and_retry_queues_it_again(
     inbox: Inbox,
     client_for: ClientFor,
     django_capture_on_commit_callbacks: Any,
-    no_tasks: mock.MagicMock,
+    no_tasks: TaskRecorder,
 ) -> None:
     client = client_for(world.user_a)
     message = failed_reply(inbox, client)
@@ -467,7 +468,7 @@ def test_a_failed_message_shows_its_reason_and_retry_queues_it_again(
 
 @pytest.mark.django_db
 def test_retry_refuses_a_message_that_did_not_fail(
-    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: mock.MagicMock
+    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
     client = client_for(world.user_a)
     client.post(f"/inbox/c/{inbox.own.pk}/reply/", {"body": "Queued"})
@@ -626,7 +627,7 @@ def test_new_messages_and_status_changes_appear_without_reloading(
     world: World,
     inbox: Inbox,
     page: Page,  # noqa: F811
-    no_tasks: mock.MagicMock,
+    no_tasks: TaskRecorder,
 ) -> None:
     login(page, world.user_a.username, "correct horse 42")
     page.goto(f"/inbox/c/{inbox.own.pk}/")
@@ -638,7 +639,7 @@ def test_new_messages_and_status_changes_appear_without_reloading(
 
     receive(inbox.configuration, did="+12125550101", remote=OWN, text="Any news?")
     reply = Message.objects.get(direction=Direction.OUT)
-    with mock.patch("sms.services.outbound.voipms_client_for", return_value=FailingClient()):
+    with mock.patch("sms.outbound.deliver.voipms_client_for", return_value=FailingClient()):
         message_deliver(message_id=reply.pk)
 
     expect(page.locator(".bubble-in").last).to_have_text(

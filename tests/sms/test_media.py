@@ -12,9 +12,9 @@ import pytest
 import requests
 import responses
 
-from portal.http import backoff_delay
+from core.http import backoff_delay
+from sms.inbound.media import MediaUnavailable, media_fetch, media_open
 from sms.models import Direction, Kind, MediaStatus, Message, MessageMedia, MessageStatus
-from sms.services.media import MediaUnavailable, media_fetch, media_open
 from tenants.models import Tenant
 from trunks.voipms.client import USER_AGENT
 

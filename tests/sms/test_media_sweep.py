@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from sms import tasks
 from sms.models import MediaStatus, MessageMedia
-from sms.services.outbox import MEDIA_LOST_AFTER, media_sweep
+from sms.sweep import MEDIA_LOST_AFTER, media_sweep
 from tenants.models import Tenant
 from tests.sms.test_media import MEDIA_URL, make_media
 
@@ -20,7 +20,12 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sent: list[int] = []
-    monkeypatch.setattr(tasks.fetch_media, "delay", sent.append)
+    monkeypatch.setattr(
+        "core.tasks.publish",
+        lambda name, args, kwargs, countdown: (
+            sent.append(args[0]) if name == "sms.fetch_media" else None
+        ),
+    )
     return sent
 
 

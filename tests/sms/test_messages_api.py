@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from portal import limits as portal_limits
+from core import limits as portal_limits
 from sms.models import (
     Conversation,
     Direction,
@@ -24,10 +24,11 @@ from sms.models import (
     OptOut,
     Source,
 )
-from sms.services.outbound_rules import sms_caller_id_save
+from sms.outbound.rules import sms_caller_id_save
 from tenants.models import Extension, Role, SmsPermission, Tenant, User
 from tenants.services import user_create
 from tests.factories import World, shared_trunk
+from tests.tasks import TaskRecorder
 
 URL = "/api/v1/messages/"
 SENDER = "+12125550100"
@@ -235,9 +236,9 @@ def test_two_concurrent_requests_with_one_key_send_once_and_get_the_same_answer(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A client that times out retries with the same key while the first request still runs.
-    from sms import api_messages, tasks
+    from sms.api import messages as api_messages
 
-    monkeypatch.setattr(tasks.deliver_message, "delay", lambda *args, **kwargs: None)
+    monkeypatch.setattr("core.tasks.publish", TaskRecorder())
     both_checked = threading.Barrier(2, timeout=10)
     real_send = api_messages.message_send
 

@@ -18,8 +18,8 @@ import responses
 from django.utils import timezone
 from urllib3.exceptions import NewConnectionError
 
-from portal import limits as portal_limits
-from portal.errors import ApplicationError, NotAllowed
+from core import limits as portal_limits
+from core.errors import ApplicationError, NotAllowed
 from sms.models import (
     DeliveryAttempt,
     Kind,
@@ -28,15 +28,11 @@ from sms.models import (
     OptOut,
     SmsConfiguration,
 )
-from sms.services.outbound import DeliveryOutcome, message_deliver
-from sms.services.outbound_rules import outbound_rule_save, sms_caller_id_save
-from sms.services.outbox import (
-    carrier_status_update,
-    message_reconcile,
-    outbox_sweep,
-    outbox_unstick,
-)
-from sms.services.sending import message_send
+from sms.outbound.deliver import DeliveryOutcome, message_deliver
+from sms.outbound.reconcile import carrier_status_update, message_reconcile
+from sms.outbound.rules import outbound_rule_save, sms_caller_id_save
+from sms.outbound.send import message_send
+from sms.sweep import outbox_sweep, outbox_unstick
 from tenants.models import Extension, SmsPermission, User
 from tests.factories import POOLS, World, shared_trunk
 from tests.sms.helpers import make_configuration
@@ -875,7 +871,7 @@ def test_a_limits_failure_before_the_call_puts_the_message_back_in_the_queue(
             raise redis.exceptions.MaxConnectionsError("Too many connections")
 
     (message,) = send()
-    monkeypatch.setattr("sms.services.outbound.limits", BrokenLimits)
+    monkeypatch.setattr("sms.outbound.deliver.limits", BrokenLimits)
 
     try:
         deliver(message)
@@ -1032,13 +1028,14 @@ def test_reconcile_keeps_the_message_unknown_when_voipms_cannot_answer(
 @pytest.fixture
 def enqueued(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     """Record the task enqueues instead of sending them to the broker."""
-    from sms import tasks
-
     calls: dict[str, list[int]] = {"deliver": [], "reconcile": []}
-    monkeypatch.setattr(tasks.deliver_message, "delay", lambda pk, **_: calls["deliver"].append(pk))
-    monkeypatch.setattr(
-        tasks.reconcile_message, "delay", lambda pk, **_: calls["reconcile"].append(pk)
-    )
+    names = {"sms.deliver_message": "deliver", "sms.reconcile_message": "reconcile"}
+
+    def publish(name: str, args: tuple[int, ...], kwargs: object, countdown: object) -> None:
+        if name in names:
+            calls[names[name]].append(args[0])
+
+    monkeypatch.setattr("core.tasks.publish", publish)
     return calls
 
 
@@ -1090,7 +1087,7 @@ def test_unstick_takes_messages_sending_too_long_as_unknown_and_reconciles_them(
 def _sent_message(
     configuration: SmsConfiguration, did: str, provider_id: int, *, kind: str = Kind.SMS
 ) -> Message:
-    from sms.services.outbound import message_queue
+    from sms.outbound.send import message_queue
 
     (message,) = message_queue(
         configuration=configuration,
@@ -1192,7 +1189,7 @@ def test_carrier_status_reads_mms_sends_from_getmms(
 def test_carrier_status_asks_did_by_did_when_the_answer_was_cut_short(
     world: World, configuration: SmsConfiguration, voipms: FakeVoipms
 ) -> None:
-    from sms.services.outbox import HISTORY_LIMIT
+    from sms.outbound.reconcile import HISTORY_LIMIT
 
     handset = "Message delivered to handset."
     now = timezone.now()

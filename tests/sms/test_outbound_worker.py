@@ -14,10 +14,10 @@ import pytest
 import redis
 from django.utils import timezone
 
-from portal import limits as portal_limits
+from core import limits as portal_limits
 from sms.models import DeliveryAttempt, Direction, Message, MessageStatus, SmsConfiguration, Source
-from sms.services.outbound import message_queue
-from sms.services.outbox import outbox_sweep, outbox_unstick
+from sms.outbound.send import message_queue
+from sms.sweep import outbox_sweep, outbox_unstick
 from tests.factories import World
 from tests.sms.helpers import API_PASSWORD, make_configuration
 from tests.worker import WorkerProcess, celery_worker

@@ -15,6 +15,8 @@ import requests
 import responses
 from freezegun import freeze_time
 
+from sms.inbound.poll import poll_account, poll_accounts_enqueue
+from sms.inbound.process import inbound_message_ingest
 from sms.models import (
     MediaStatus,
     Message,
@@ -23,8 +25,6 @@ from sms.models import (
     SmsConfiguration,
     Source,
 )
-from sms.services.inbound import inbound_message_ingest
-from sms.services.polling import poll_account, poll_accounts_enqueue
 from tests.factories import World
 from tests.sms.helpers import API_PASSWORD, make_configuration
 from trunks.voipms.webhooks import InboundMessage
@@ -335,7 +335,6 @@ def test_poll_accounts_enqueue_polls_each_account_once(
     monkeypatch: pytest.MonkeyPatch,
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    from sms import tasks
 
     first = make_configuration(world.tenant_a, name="Main", username="shared@example.com")
     same_account = make_configuration(world.tenant_b, name="Main", username="SHARED@example.com")
@@ -351,7 +350,12 @@ def test_poll_accounts_enqueue_polls_each_account_once(
     world.tenant_b.message_channels_enabled = False
     world.tenant_b.save(update_fields=["message_channels_enabled"])
     enqueued: list[int] = []
-    monkeypatch.setattr(tasks.poll_voipms_account, "delay", enqueued.append)
+    monkeypatch.setattr(
+        "core.tasks.publish",
+        lambda name, args, kwargs, countdown: (
+            enqueued.append(args[0]) if name == "sms.poll_voipms_account" else None
+        ),
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         chosen = poll_accounts_enqueue()

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from freezegun import freeze_time
 
+from sms.inbound.process import inbound_message_ingest
 from sms.models import Action, Conversation, Direction, Message, MessageStatus, OptOut, Source
 from sms.selectors import inbound_rule_matching, time_period
-from sms.services.inbound import inbound_message_ingest
 from tenants.models import Extension, Holiday, OfficeHours, RingGroup, RingGroupMember
 from tenants.services import extension_create
 from tests.factories import World

@@ -7,10 +7,10 @@ import regex
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from portal.errors import ApplicationError
+from core.errors import ApplicationError
 from sms.models import Kind, LongMessagePolicy, SmsConfiguration
-from sms.services.outbound import message_build_parts
-from sms.splitting import MMS_MAX_CHARS, SMS_MAX_BYTES, split_sms, utf8_len
+from sms.outbound.send import message_build_parts
+from sms.outbound.splitting import MMS_MAX_CHARS, SMS_MAX_BYTES, split_sms, utf8_len
 
 GRAPHEME = regex.compile(r"\X")
 # Derandomized: the same examples on every run, so a failure here is never a fluke of the seed.

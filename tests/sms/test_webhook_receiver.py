@@ -10,8 +10,8 @@ import pytest
 from django.db import DatabaseError
 from django.test import Client
 
+from sms.configurations import sms_configuration_rotate_webhook
 from sms.models import DeliveryStatus, Message, MessageStatus, WebhookDelivery
-from sms.services.configurations import sms_configuration_rotate_webhook
 from sms.tasks import process_webhook
 from tenants.models import Extension
 from tests.factories import World
@@ -183,7 +183,7 @@ def test_a_database_outage_answers_503_so_the_sender_retries(
     def broken(**kwargs: Any) -> None:
         raise DatabaseError("connection refused")
 
-    monkeypatch.setattr("sms.webhooks.webhook_delivery_accept", broken)
+    monkeypatch.setattr("sms.inbound.receive.webhook_delivery_accept", broken)
     response = _post(client_for(None), setup, _body("sms.json"))
     assert response.status_code == 503
 
@@ -232,12 +232,17 @@ def test_a_delivery_whose_task_was_lost_is_picked_up_by_the_sweeper(
 
     from django.utils import timezone
 
-    from sms.services.outbox import deliveries_sweep
+    from sms.sweep import deliveries_sweep
 
     _post(client_for(None), setup, _body("sms.json"))
     delivery = WebhookDelivery.objects.get()
     sent: list[list[int]] = []
-    monkeypatch.setattr("sms.tasks.process_webhooks.delay", sent.append)
+    monkeypatch.setattr(
+        "core.tasks.publish",
+        lambda name, args, kwargs, countdown: (
+            sent.append(args[0]) if name == "sms.process_webhooks" else None
+        ),
+    )
     assert deliveries_sweep() == 0  # too recent: its own task may still come
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         received_at=timezone.now() - timedelta(minutes=5)
@@ -312,7 +317,7 @@ def test_a_webhook_costs_one_sql_statement_once_its_arrival_is_noted(
 def test_another_process_does_not_rewrite_a_recent_last_webhook_time(
     setup: Any, client_for: Any
 ) -> None:
-    from sms.services import deliveries
+    from sms.inbound import store as deliveries
 
     client = client_for(None)
     _post(client, setup, _body("sms.json", id=1))
@@ -331,8 +336,8 @@ def test_stored_deliveries_reach_the_workers_in_batches_after_commit(
     django_capture_on_commit_callbacks: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from portal.batching import Batcher
-    from sms.services import deliveries
+    from core.batching import Batcher
+    from sms.inbound import store as deliveries
 
     published: list[list[int]] = []
     # A batcher whose thread would wait an hour: only the explicit flush below hands on.
@@ -358,7 +363,12 @@ def test_with_no_hand_off_interval_each_delivery_is_published_at_commit(
     settings: Any,
 ) -> None:
     published: list[list[int]] = []
-    monkeypatch.setattr("sms.tasks.process_webhooks.delay", published.append)
+    monkeypatch.setattr(
+        "core.tasks.publish",
+        lambda name, args, kwargs, countdown: (
+            published.append(args[0]) if name == "sms.process_webhooks" else None
+        ),
+    )
     settings.HANDOFF_INTERVAL_SECONDS = 0
     with django_capture_on_commit_callbacks(execute=True):
         _post(client_for(None), setup, _body("sms.json"))
@@ -374,7 +384,12 @@ def test_rejected_and_ignored_deliveries_are_not_handed_to_the_workers(
     settings: Any,
 ) -> None:
     published: list[list[int]] = []
-    monkeypatch.setattr("sms.tasks.process_webhooks.delay", published.append)
+    monkeypatch.setattr(
+        "core.tasks.publish",
+        lambda name, args, kwargs, countdown: (
+            published.append(args[0]) if name == "sms.process_webhooks" else None
+        ),
+    )
     settings.HANDOFF_INTERVAL_SECONDS = 0
     client = client_for(None)
     with django_capture_on_commit_callbacks(execute=True):
@@ -392,28 +407,28 @@ def test_rejected_and_ignored_deliveries_are_not_handed_to_the_workers(
 def test_a_batch_goes_on_past_a_delivery_that_fails(
     setup: Any, client_for: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sms.services import inbound
+    from sms import tasks
     from sms.tasks import process_webhooks
 
     client = client_for(None)
     for number in range(3):
         _post(client, setup, _body("sms.json", id=700 + number))
     first, broken, last = WebhookDelivery.objects.order_by("id").values_list("id", flat=True)
-    real = inbound.webhook_delivery_process
+    real = tasks.webhook_delivery_process
 
     def failing_once(*, delivery_id: int) -> None:
         if delivery_id == broken:
             raise RuntimeError("boom")
         real(delivery_id=delivery_id)
 
-    monkeypatch.setattr(inbound, "webhook_delivery_process", failing_once)
+    monkeypatch.setattr(tasks, "webhook_delivery_process", failing_once)
     process_webhooks([first, broken, last])
     assert Message.objects.count() == 2
     statuses = dict(WebhookDelivery.objects.values_list("id", "status"))
     assert statuses[first] == statuses[last] == DeliveryStatus.PROCESSED
     assert statuses[broken] == DeliveryStatus.RECEIVED  # left for the sweeper
 
-    monkeypatch.setattr(inbound, "webhook_delivery_process", real)
+    monkeypatch.setattr(tasks, "webhook_delivery_process", real)
     process_webhooks([first, broken, last])  # a repeated batch: only the missing one is made
     assert Message.objects.count() == 3
 

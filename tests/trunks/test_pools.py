@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from portal.errors import ApplicationError, Conflict
-from sms.services.configurations import sms_configuration_delete
-from sms.services.rules import inbound_rule_delete
+from core.errors import ApplicationError, Conflict
+from sms.configurations import sms_configuration_delete
+from sms.inbound.rules import inbound_rule_delete
 from tenants.models import Extension, Tenant
 from tenants.services import extension_create, tenant_create
 from tests.factories import World, shared_trunk

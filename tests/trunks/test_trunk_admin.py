@@ -13,8 +13,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from sms.configurations import sms_configuration_delete
 from sms.models import SmsConfiguration
-from sms.services.configurations import sms_configuration_delete
 from tenants.models import Extension, User
 from tests.factories import OWN_POOLS, POOLS, World, shared_trunk
 from tests.sms.helpers import make_rule

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from portal.errors import ApplicationError
+from core.errors import ApplicationError
+from sms.configurations import sms_configuration_delete
 from sms.models import SmsConfiguration
-from sms.services.configurations import sms_configuration_delete
 from tenants.models import Extension, User
 from tenants.services import tenant_create
 from tests.factories import OWN_POOLS, POOLS, World, shared_trunk

@@ -11,7 +11,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.test import Client
 
-from portal.errors import ApplicationError
+from core.errors import ApplicationError
 from tenants.models import Tenant, User
 from tests.factories import World
 from trunks import services

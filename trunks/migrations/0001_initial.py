@@ -2,7 +2,7 @@
 
 import django.core.validators
 import django.db.models.deletion
-import portal.crypto
+import core.crypto
 from django.db import migrations, models
 
 
@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 ('port', models.PositiveIntegerField(default=5060, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(65535)])),
                 ('transport', models.CharField(choices=[('udp', 'UDP'), ('tcp', 'TCP'), ('tls', 'TLS')], default='udp', max_length=3)),
                 ('sip_username', models.CharField(blank=True, max_length=100, verbose_name='SIP username')),
-                ('sip_password', portal.crypto.EncryptedTextField(blank=True, verbose_name='SIP password')),
+                ('sip_password', core.crypto.EncryptedTextField(blank=True, verbose_name='SIP password')),
                 ('reregister_interval', models.PositiveIntegerField(default=600, validators=[django.core.validators.MinValueValidator(30)], verbose_name='re-register interval (s)')),
                 ('max_concurrent_calls', models.PositiveIntegerField(default=10)),
                 ('enabled', models.BooleanField(default=True)),

@@ -11,8 +11,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from portal.http import guarded_session
-from portal.netguard import AddressRefused, HostUnresolved
+from core.http import guarded_session
+from core.netguard import AddressRefused, HostUnresolved
 from trunks.voipms.client import USER_AGENT
 
 logger = logging.getLogger("trunks.voipms")

@@ -8,10 +8,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from sms.configurations import sms_configuration_create
+from sms.inbound.rules import inbound_rule_save
 from sms.models import Action, InboundRule, SmsCallerId, SmsConfiguration
-from sms.services.configurations import sms_configuration_create
-from sms.services.outbound_rules import sms_caller_id_save
-from sms.services.rules import inbound_rule_save
+from sms.outbound.rules import sms_caller_id_save
 from tenants.models import Extension, Role, SmsPermission, Tenant, User
 from tenants.services import extension_create, tenant_create, user_create
 from trunks.models import Trunk, TrunkAssignment

@@ -8,7 +8,7 @@ from cryptography.fernet import InvalidToken
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from portal.crypto import encrypted_fields, rotate
+from core.crypto import encrypted_fields, rotate
 
 
 class Command(BaseCommand):

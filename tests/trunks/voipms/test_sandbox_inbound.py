@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import io
 import json
 import socket
-import sys
 import threading
-import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -496,18 +493,13 @@ def test_the_command_prints_the_outbox_and_resets_faults(account: SandboxAccount
 
 @pytest.fixture
 def owned_numbers(monkeypatch: pytest.MonkeyPatch) -> dict[int, set[str]]:
-    """Replace trunks.selectors.tenant_owns_number; map tenant pk to the E.164 numbers it owns."""
+    """Replace the phone page's tenant_owns_number; map tenant pk to the E.164 numbers it owns."""
     owned: dict[int, set[str]] = {}
 
     def tenant_owns_number(*, tenant: Any, number: str, trunk: Any = None) -> bool:
         return tenant is not None and number in owned.get(tenant.pk, set())
 
-    try:
-        module = importlib.import_module("trunks.selectors")
-    except ImportError:
-        module = types.ModuleType("trunks.selectors")
-        monkeypatch.setitem(sys.modules, "trunks.selectors", module)
-    monkeypatch.setattr(module, "tenant_owns_number", tenant_owns_number, raising=False)
+    monkeypatch.setattr("trunks.voipms.sandbox.views.tenant_owns_number", tenant_owns_number)
     return owned
 
 

@@ -18,7 +18,7 @@ from django.db import models, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from portal.errors import ApplicationError
+from core.errors import ApplicationError
 from trunks.voipms.sandbox.models import (
     FIRST_PROVIDER_ID,
     FaultMode,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from trunks.numbers import normalize_number
+from trunks.selectors import tenant_owns_number
 from trunks.voipms.sandbox import api
 from trunks.voipms.sandbox.models import SandboxDid, SandboxMessage, Via
 from trunks.voipms.sandbox.selectors import sandbox_thread
@@ -53,34 +53,22 @@ def media(request: HttpRequest) -> HttpResponse:
     return HttpResponse(content, content_type=content_type)
 
 
-def _ownership_check() -> Callable[..., bool] | None:
-    """Return trunks.selectors.tenant_owns_number, or None while it does not exist."""
-    try:
-        from trunks.selectors import tenant_owns_number
-    except ImportError:
-        return None
-    return tenant_owns_number
-
-
-def _may_see(
-    request: HttpRequest, sandbox_did: SandboxDid, owns: Callable[..., bool] | None
-) -> bool:
+def _may_see(request: HttpRequest, sandbox_did: SandboxDid) -> bool:
     """Tell whether the user may text this DID: system admins always, others for their DIDs."""
     if request.user.is_system_admin:
         return True
     tenant = getattr(request, "tenant", None)
-    if owns is None or tenant is None:
+    if tenant is None:
         return False
-    return bool(owns(tenant=tenant, number=sandbox_did.e164))
+    return tenant_owns_number(tenant=tenant, number=sandbox_did.e164)
 
 
 def _visible_dids(request: HttpRequest) -> list[SandboxDid]:
     """Return the sandbox DIDs the user may text."""
-    owns = _ownership_check()
     return [
         sandbox_did
         for sandbox_did in SandboxDid.objects.order_by("did")
-        if _may_see(request, sandbox_did, owns)
+        if _may_see(request, sandbox_did)
     ]
 
 
@@ -89,7 +77,7 @@ def _visible_did(request: HttpRequest, raw: str) -> SandboxDid:
     digits = nanp_digits(raw)
     found = SandboxDid.objects.select_related("account").filter(did=digits)
     sandbox_did = found.first() if digits else None
-    if sandbox_did is None or not _may_see(request, sandbox_did, _ownership_check()):
+    if sandbox_did is None or not _may_see(request, sandbox_did):
         raise Http404("No such DID")
     return sandbox_did
 

@@ -1,0 +1,60 @@
+"""Put each app's model admins on the two sites: /admin/ (system) and /tenant/ (one tenant).
+
+The apps define their model admins; only the project knows the sites, so the apps depend on
+nothing above them.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth.models import Group
+
+from portal.admin_sites import tenant_site
+from sms.admin.configurations import SmsConfigurationAdmin
+from sms.admin.extensions import ExtensionAdmin
+from sms.admin.groups import HolidayAdmin, OfficeHoursAdmin, RingGroupAdmin
+from sms.admin.inbound_rules import InboundRuleAdmin
+from sms.admin.messages import ConversationAdmin, MessageAdmin, OptOutAdmin, WebhookDeliveryAdmin
+from sms.admin.outbound_rules import OutboundRuleAdmin
+from sms.models import (
+    Conversation,
+    InboundRule,
+    Message,
+    OptOut,
+    OutboundRule,
+    SmsConfiguration,
+    WebhookDelivery,
+)
+from tenants.admin import AuditEventAdmin, PortalUserAdmin, TenantAdmin, TenantUserAdmin
+from tenants.models import AuditEvent, Extension, Holiday, OfficeHours, RingGroup, Tenant, User
+from trunks.admin import PrivateTrunkAdmin, TenantTrunkAdmin, TrunkAdmin
+from trunks.models import PrivateTrunk, Trunk, TrunkAssignment
+
+# Roles replace Django's groups in this portal.
+admin.site.unregister(Group)
+
+for model, model_admin in [
+    (Tenant, TenantAdmin),
+    (User, PortalUserAdmin),
+    (AuditEvent, AuditEventAdmin),
+    (Trunk, TrunkAdmin),
+]:
+    admin.site.register(model, model_admin)
+
+for model, model_admin in [
+    (SmsConfiguration, SmsConfigurationAdmin),
+    (InboundRule, InboundRuleAdmin),
+    (OutboundRule, OutboundRuleAdmin),
+    (Extension, ExtensionAdmin),
+    (RingGroup, RingGroupAdmin),
+    (OfficeHours, OfficeHoursAdmin),
+    (Holiday, HolidayAdmin),
+    (Message, MessageAdmin),
+    (Conversation, ConversationAdmin),
+    (OptOut, OptOutAdmin),
+    (WebhookDelivery, WebhookDeliveryAdmin),
+    (User, TenantUserAdmin),
+    (TrunkAssignment, TenantTrunkAdmin),
+    (PrivateTrunk, PrivateTrunkAdmin),
+]:
+    tenant_site.register(model, model_admin)

@@ -1,0 +1,1 @@
+"""The SMS pages of the tenant site, one module per resource; portal.admin registers them."""

@@ -1,0 +1,390 @@
+"""Message log, conversations, opt-outs and webhook deliveries in the tenant site."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from core.admin import (
+    ReadOnlyScopedAdmin,
+    TenantScopedAdmin,
+    TenantScopedInline,
+)
+from sms.admin.common import ChannelsRequiredMixin, TenantTimeMixin, tenant_zone
+from sms.conversations import opt_out_delete
+from sms.inbound.process import webhook_deliveries_reprocess
+from sms.models import (
+    Conversation,
+    DeliveryAttempt,
+    DestinationAttempt,
+    Direction,
+    Message,
+    MessageMedia,
+    WebhookDelivery,
+)
+
+# --- opt-outs ------------------------------------------------------------------------------------
+
+
+class OptOutAdmin(ChannelsRequiredMixin, TenantTimeMixin, TenantScopedAdmin):
+    list_display = ["remote", "did", "keyword", "created_at"]
+    search_fields = ["remote", "did"]
+    fields = ["remote", "did", "keyword", "created_at"]
+    readonly_fields = fields
+    date_hierarchy = "created_at"
+    actions = ["opt_back_in"]
+    list_per_page = 50
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Opt back in (allow messages again)", permissions=["delete"])
+    def opt_back_in(self, request: HttpRequest, queryset: Any) -> None:
+        count = 0
+        for opt_out in queryset:
+            opt_out_delete(opt_out=opt_out, actor=request.user)
+            count += 1
+        messages.success(request, f"{count} contact(s) opted back in.")
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        opt_out_delete(opt_out=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for opt_out in queryset:
+            opt_out_delete(opt_out=opt_out, actor=request.user)
+
+
+# --- messages log ------------------------------------------------------------------------------
+
+
+class DidListFilter(admin.SimpleListFilter):
+    """Filter by one of the tenant's DIDs that has a conversation."""
+
+    title = "DID"
+    parameter_name = "did"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        # Conversations are few per DID and indexed on (tenant, did, remote): one cheap query.
+        dids = (
+            Conversation.objects.for_tenant(request.tenant)
+            .order_by("did")
+            .values_list("did", flat=True)
+            .distinct()[:200]
+        )
+        return [(did, did) for did in dids]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        value = self.value()
+        return queryset.filter(did=value) if value else queryset
+
+
+class _ReadOnlyInline(TenantScopedInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DeliveryAttemptInline(_ReadOnlyInline):
+    model = DeliveryAttempt
+    fields = ["at", "outcome", "code", "detail", "elapsed_ms"]
+    readonly_fields = fields
+    verbose_name_plural = "calls to VoIP.ms"
+
+
+class DestinationAttemptInline(_ReadOnlyInline):
+    model = DestinationAttempt
+    fields = ["at", "action", "target", "attempt", "ok", "status_code", "error"]
+    readonly_fields = fields
+    verbose_name_plural = "hand-overs to e-mail or HTTP"
+
+
+class MessageMediaInline(_ReadOnlyInline):
+    model = MessageMedia
+    fields = ["preview", "status", "content_type", "size", "error"]
+    readonly_fields = fields
+
+    @admin.display(description="File")
+    def preview(self, obj: MessageMedia) -> str:
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">{}</a>',
+            reverse("inbox_media", args=[obj.pk]),
+            obj.url.rsplit("/", 1)[-1][:60] or obj.url[:60],
+        )
+
+
+_FORMULA = re.compile(r"^[=+\-@\t\r]")
+_NUMBER = re.compile(r"^\+?\d+$")
+
+
+def csv_cell(value: Any) -> str:
+    """Return the value as CSV text that a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value)
+    if _FORMULA.match(text) and not _NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+class _Echo:
+    """A file-like object whose write() returns what it is given, for streaming csv rows."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+CSV_HEADER = [
+    "id",
+    "time",
+    "direction",
+    "kind",
+    "status",
+    "did",
+    "remote",
+    "text",
+    "media",
+    "extension",
+    "rule",
+    "routed to",
+    "error code",
+    "error",
+    "provider id",
+    "segments",
+    "sent at",
+    "received at",
+]
+
+
+class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
+    list_display = [
+        "time",
+        "direction",
+        "kind",
+        "status",
+        "did",
+        "remote",
+        "excerpt",
+        "extension",
+        "outcome",
+    ]
+    list_filter = ["direction", "status", DidListFilter]
+    list_select_related = ["extension"]
+    date_hierarchy = "created_at"
+    search_fields = ["body", "did", "remote"]
+    search_help_text = "Search the text, the DID or the contact's number."
+    list_per_page = 50
+    change_list_template = "sms/admin/message_change_list.html"
+    inlines = [MessageMediaInline, DeliveryAttemptInline, DestinationAttemptInline]
+    fields = [
+        "created_at",
+        "direction",
+        "kind",
+        "status",
+        "source",
+        "configuration",
+        "conversation",
+        "did",
+        "remote",
+        "body",
+        "media_urls",
+        "segments",
+        "extension",
+        "rule_name",
+        "routed_to",
+        "error_code",
+        "error_message",
+        "provider_account",
+        "provider_id",
+        "attempt_count",
+        "last_attempt_at",
+        "next_attempt_at",
+        "received_at",
+        "sent_at",
+        "delivered_at",
+        "read_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Time", ordering="created_at")
+    def time(self, obj: Message) -> str:
+        return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M:%S")
+
+    @admin.display(description="Text")
+    def excerpt(self, obj: Message) -> str:
+        text = obj.body if len(obj.body) <= 60 else obj.body[:60] + "…"
+        if obj.media_urls:
+            text = f"[{len(obj.media_urls)} media] {text}"
+        return text
+
+    @admin.display(description="Routed to / error")
+    def outcome(self, obj: Message) -> str:
+        if obj.direction == Direction.IN:
+            return obj.routed_to
+        return obj.error_message
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "export/",
+                self.admin_site.admin_view(self.export_view),
+                name="sms_message_export",
+            ),
+            *super().get_urls(),
+        ]
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """Stream the filtered list as CSV, in constant queries and memory."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        zone = tenant_zone(request)
+        with timezone.override(zone):
+            try:
+                changelist = self.get_changelist_instance(request)
+            except IncorrectLookupParameters:
+                return redirect(reverse("tenant:sms_message_changelist"))
+        rows = changelist.queryset.select_related("extension").iterator(chunk_size=2000)
+        writer = csv.writer(_Echo())
+
+        def _time(value: datetime | None) -> str:
+            return value.astimezone(zone).isoformat(timespec="seconds") if value else ""
+
+        def lines() -> Iterator[str]:
+            yield writer.writerow(CSV_HEADER)
+            for m in rows:
+                yield writer.writerow(
+                    [
+                        csv_cell(value)
+                        for value in (
+                            m.pk,
+                            _time(m.created_at),
+                            m.direction,
+                            m.kind,
+                            m.status,
+                            m.did,
+                            m.remote,
+                            m.body,
+                            " ".join(m.media_urls or []),
+                            m.extension.number if m.extension else "",
+                            m.rule_name,
+                            m.routed_to,
+                            m.error_code,
+                            m.error_message,
+                            m.provider_id,
+                            m.segments,
+                            _time(m.sent_at),
+                            _time(m.received_at),
+                        )
+                    ]
+                )
+
+        stamp = timezone.now().astimezone(zone).strftime("%Y%m%d-%H%M")
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="messages-{stamp}.csv"'
+        return response
+
+
+# --- conversations and webhook deliveries ------------------------------------------------------
+
+
+class ConversationAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
+    list_display = [
+        "remote",
+        "did",
+        "extension",
+        "ring_group",
+        "last_message_at",
+        "last_message_text",
+        "unread_count",
+        "open_in_inbox",
+    ]
+    list_select_related = ["extension", "ring_group"]
+    search_fields = ["remote", "did", "last_message_text"]
+    fields = [
+        "remote",
+        "did",
+        "configuration",
+        "extension",
+        "ring_group",
+        "last_message_at",
+        "last_message_text",
+        "unread_count",
+    ]
+    readonly_fields = fields
+    list_per_page = 50
+
+    @admin.display(description="Inbox")
+    def open_in_inbox(self, obj: Conversation) -> str:
+        return format_html('<a href="{}">Open</a>', reverse("inbox_conversation", args=[obj.pk]))
+
+
+class WebhookDeliveryAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
+    list_display = ["received_at", "configuration", "method", "status", "reason", "remote_addr"]
+    list_filter = ["status", "method"]
+    list_select_related = ["configuration"]
+    date_hierarchy = "received_at"
+    actions = ["reprocess"]
+    fields = [
+        "received_at",
+        "configuration",
+        "method",
+        "status",
+        "reason",
+        "remote_addr",
+        "content_type",
+        "query",
+        "body_text",
+        "headers",
+        "processed_at",
+        "attempts",
+        "messages_made",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Messages")
+    def messages_made(self, obj: WebhookDelivery) -> str:
+        made = Message.objects.filter(tenant_id=obj.tenant_id, delivery=obj)[:10]
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            ((reverse("tenant:sms_message_change", args=[m.pk]), str(m)) for m in made),
+        )
+
+    @admin.action(
+        description="Reprocess (received, failed, rejected or ignored deliveries)",
+        permissions=["view"],
+    )
+    def reprocess(self, request: HttpRequest, queryset: Any) -> None:
+        count = webhook_deliveries_reprocess(
+            tenant=request.tenant, deliveries=queryset, actor=request.user
+        )
+        skipped = queryset.count() - count
+        text = f"{count} deliver{'y' if count == 1 else 'ies'} queued for processing."
+        if skipped:
+            text += f" {skipped} already processed or duplicate, left alone."
+        messages.success(request, text)

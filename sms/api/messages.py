@@ -1,0 +1,195 @@
+"""Messages in the REST API: read the log, and send with an optional Idempotency-Key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api import TENANT_HEADER
+from core.errors import ApplicationError
+from sms.models import IdempotencyRecord, Message, Source
+from sms.outbound.send import message_send
+from sms.selectors import conversations_for_user
+from tenants.api import TenantScopedViewSet
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    media = serializers.SerializerMethodField()
+    extension = serializers.CharField(source="extension.number", default=None, read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "direction",
+            "kind",
+            "status",
+            "did",
+            "remote",
+            "body",
+            "media",
+            "provider_id",
+            "error_code",
+            "error_message",
+            "segments",
+            "part_index",
+            "extension",
+            "created_at",
+            "sent_at",
+            "received_at",
+        ]
+        read_only_fields = fields
+
+    def get_media(self, obj: Message) -> list[dict[str, Any]]:
+        stored = [{"url": m.url, "content_type": m.content_type} for m in obj.media.all()]
+        return stored or [{"url": url, "content_type": ""} for url in obj.media_urls]
+
+
+class SendSerializer(serializers.Serializer):
+    to = serializers.CharField(max_length=40)
+    body = serializers.CharField(allow_blank=True, required=False, default="", max_length=4096)
+    media_urls = serializers.ListField(
+        child=serializers.URLField(max_length=2000), required=False, default=list, max_length=3
+    )
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        # "from" is a Python keyword: declare it by name.
+        fields["from"] = serializers.CharField(max_length=40, required=False, allow_blank=True)
+        return fields
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            TENANT_HEADER,
+            OpenApiParameter("direction", str, enum=["in", "out"]),
+            OpenApiParameter("status", str),
+            OpenApiParameter("did", str),
+            OpenApiParameter("remote", str),
+            OpenApiParameter("q", str, description="Search the text and the numbers."),
+            OpenApiParameter("since", str, description="ISO 8601 time."),
+        ]
+    ),
+    retrieve=extend_schema(parameters=[TENANT_HEADER]),
+)
+class MessageViewSet(
+    TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin
+):
+    """The tenant's messages; POST sends one (202: it is queued for delivery)."""
+
+    model = Message
+    serializer_class = MessageSerializer
+    requires_message_channels = True
+    filter_backends: list[Any] = []
+
+    def get_queryset(self) -> QuerySet[Message]:
+        if getattr(self, "swagger_fake_view", False):
+            return Message.objects.none()
+        messages = super().get_queryset().select_related("extension").prefetch_related("media")
+        user = self.request.user
+        if not (user.is_system_admin or user.is_tenant_admin):
+            visible = conversations_for_user(user=user, tenant=self.tenant).values("pk")
+            extension = getattr(user, "extension", None)
+            mine = Q(extension=extension) if extension is not None else Q(pk__in=[])
+            messages = messages.filter(Q(conversation__in=visible) | mine)
+        params = self.request.query_params
+        for name in ("direction", "status", "did", "remote"):
+            if params.get(name):
+                messages = messages.filter(**{name: params[name]})
+        if params.get("q"):
+            q = params["q"]
+            messages = messages.filter(
+                Q(body__icontains=q) | Q(remote__contains=q) | Q(did__contains=q)
+            )
+        if params.get("since"):
+            since = parse_datetime(params["since"])
+            if since is None:
+                raise ApplicationError("since must be an ISO 8601 time.", field="since")
+            messages = messages.filter(created_at__gte=since)
+        return messages.order_by("-created_at", "-id")
+
+    @extend_schema(
+        parameters=[
+            TENANT_HEADER,
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="The same key and body within 24 h get the same answer, once.",
+            ),
+        ],
+        request=SendSerializer,
+        responses={202: MessageSerializer},
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = SendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        key = request.headers.get("Idempotency-Key", "").strip()[:200]
+        if not key:
+            return self._send(data)
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+        records = IdempotencyRecord.objects.for_tenant(self.tenant).filter(
+            user=request.user, key=key, created_at__gte=timezone.now() - IDEMPOTENCY_TTL
+        )
+        IdempotencyRecord.objects.for_tenant(self.tenant).filter(
+            user=request.user, key=key, created_at__lt=timezone.now() - IDEMPOTENCY_TTL
+        ).delete()
+        try:
+            with transaction.atomic():
+                existing = records.select_for_update().first()
+                if existing is None:
+                    response = self._send(data)
+                    IdempotencyRecord.objects.create(
+                        tenant=self.tenant,
+                        user=request.user,
+                        key=key,
+                        request_hash=digest,
+                        response_status=response.status_code,
+                        response_body=response.data,
+                    )
+                    return response
+        except IntegrityError:
+            # Another request with this key won the race: ours was rolled back whole (its
+            # message too); answer as the winner did.
+            existing = records.get()
+        return self._replay(existing, digest)
+
+    def _replay(self, record: IdempotencyRecord, digest: str) -> Response:
+        if record.request_hash != digest:
+            return Response(
+                {
+                    "code": "idempotency_key_reused",
+                    "detail": "This Idempotency-Key was used with another request body.",
+                },
+                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            )
+        return Response(record.response_body, status=record.response_status)
+
+    def _send(self, data: dict[str, Any]) -> Response:
+        messages = message_send(
+            user=self.request.user,
+            tenant=self.tenant,
+            did=data.get("from") or None,
+            to=data["to"],
+            body=data.get("body", ""),
+            media_urls=tuple(data.get("media_urls", [])),
+            source=Source.API,
+        )
+        body = MessageSerializer(messages[0]).data
+        body["parts"] = [m.pk for m in messages]
+        return Response(body, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,289 @@
+"""SMS/MMS configurations: create, change, rotate the webhook, verify against VoIP.ms."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.errors import ApplicationError, Conflict
+from core.tasks import enqueue
+from sms.models import SmsConfiguration, VerificationStatus, webhook_token_digest
+from sms.providers import voipms_client_for
+from tenants.models import Tenant, User
+from tenants.services import audit_record
+from trunks.models import Brand, PoolRange, Trunk
+from trunks.numbers import InvalidNumber, number_to_int
+from trunks.voipms.errors import VoipmsError
+
+EDITABLE_FIELDS = (
+    "name",
+    "trunk",
+    "username",
+    "number_format",
+    "channel",
+    "long_message_policy",
+    "prepend_plus",
+    "daily_send_limit",
+    "enabled",
+    "poll_enabled",
+)
+
+
+def _new_token() -> str:
+    # 32 random bytes: 256 bits, URL-safe.
+    return secrets.token_urlsafe(32)
+
+
+def _check_trunk(*, tenant: Tenant, trunk: Trunk) -> None:
+    if trunk.brand != Brand.VOIPMS:
+        raise ApplicationError("Choose a VoIP.ms trunk.", code="trunk_not_voipms", field="trunk")
+    if not Trunk.objects.available_to(tenant).filter(pk=trunk.pk).exists():
+        raise ApplicationError(
+            "Choose a trunk assigned to this tenant.", code="trunk_not_assigned", field="trunk"
+        )
+
+
+def _save(configuration: SmsConfiguration) -> None:
+    configuration.full_clean(exclude=["tenant"], validate_unique=False)
+    clash = (
+        SmsConfiguration.objects.for_tenant(configuration.tenant)
+        .filter(name=configuration.name)
+        .exclude(pk=configuration.pk)
+        .exists()
+    )
+    if clash:
+        raise ApplicationError(
+            f"A configuration named {configuration.name!r} exists already.",
+            code="name_taken",
+            field="name",
+        )
+    try:
+        with transaction.atomic():
+            configuration.save()
+    except IntegrityError as error:
+        raise Conflict("The configuration could not be saved; try again.") from error
+
+
+@transaction.atomic
+def sms_configuration_create(
+    *, tenant: Tenant, actor: User | None, api_password: str, **fields: Any
+) -> SmsConfiguration:
+    """Create a configuration with a fresh webhook URL."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+    if not api_password:
+        raise ApplicationError(
+            "Enter the VoIP.ms API password.", code="required", field="api_password"
+        )
+    configuration = SmsConfiguration(tenant=tenant, api_password=api_password, **fields)
+    _check_trunk(tenant=tenant, trunk=configuration.trunk)
+    token = _new_token()
+    configuration.webhook_token = token
+    configuration.webhook_token_digest = webhook_token_digest(token)
+    _save(configuration)
+    audit_record(
+        actor=actor,
+        action="created",
+        tenant=tenant,
+        obj=configuration,
+        detail={"fields": sorted([*fields, "api_password"])},
+    )
+    return configuration
+
+
+@transaction.atomic
+def sms_configuration_update(
+    *,
+    configuration: SmsConfiguration,
+    actor: User | None,
+    api_password: str | None = None,
+    **fields: Any,
+) -> SmsConfiguration:
+    """Change a configuration; a blank or missing API password keeps the stored one."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+    configuration = SmsConfiguration.objects.select_for_update().get(pk=configuration.pk)
+    changed = [name for name, value in fields.items() if getattr(configuration, name) != value]
+    for name, value in fields.items():
+        setattr(configuration, name, value)
+    if api_password:
+        configuration.api_password = api_password
+        changed.append("api_password")
+    if "trunk" in changed:
+        _check_trunk(tenant=configuration.tenant, trunk=configuration.trunk)
+    _save(configuration)
+    if changed:
+        audit_record(
+            actor=actor,
+            action="changed",
+            tenant=configuration.tenant,
+            obj=configuration,
+            detail={"fields": sorted(changed)},
+        )
+    return configuration
+
+
+@transaction.atomic
+def sms_configuration_rotate_webhook(*, configuration: SmsConfiguration, actor: User | None) -> str:
+    """Give the configuration a new webhook URL; the old one stops working at once."""
+    token = _new_token()
+    SmsConfiguration.objects.filter(pk=configuration.pk).update(
+        webhook_token=token,
+        webhook_token_digest=webhook_token_digest(token),
+        updated_at=timezone.now(),
+    )
+    configuration.webhook_token = token
+    configuration.webhook_token_digest = webhook_token_digest(token)
+    audit_record(
+        actor=actor, action="webhook_rotated", tenant=configuration.tenant, obj=configuration
+    )
+    return configuration.webhook_url
+
+
+@transaction.atomic
+def sms_configuration_delete(*, configuration: SmsConfiguration, actor: User | None) -> None:
+    """Delete a configuration and its webhook URL."""
+    audit_record(actor=actor, action="deleted", tenant=configuration.tenant, obj=configuration)
+    configuration.delete()
+
+
+def sms_configuration_set_enabled(
+    *, configuration: SmsConfiguration, enabled: bool, actor: User | None
+) -> SmsConfiguration:
+    """Switch a configuration on or off."""
+    return sms_configuration_update(configuration=configuration, actor=actor, enabled=enabled)
+
+
+@transaction.atomic
+def sms_configuration_verify_start(*, configuration: SmsConfiguration, actor: User | None) -> None:
+    """Mark the configuration as being verified and enqueue the verification."""
+    SmsConfiguration.objects.filter(pk=configuration.pk).update(
+        verification_status=VerificationStatus.RUNNING
+    )
+    configuration.verification_status = VerificationStatus.RUNNING
+    audit_record(
+        actor=actor, action="verification_started", tenant=configuration.tenant, obj=configuration
+    )
+    enqueue("sms.verify_configuration", configuration.pk)
+
+
+logger = logging.getLogger(__name__)
+
+
+API_MENU = "Main Menu > SOAP and REST/JSON API"
+
+
+LISTED = 20
+
+
+PLAIN_WORDS = {
+    "invalid_credentials": "VoIP.ms rejected the username or API password. Check the e-mail "
+    f"you sign in to VoIP.ms with, and the API password set under {API_MENU}.",
+    "missing_credentials": "VoIP.ms rejected the username or API password. Check the e-mail "
+    f"you sign in to VoIP.ms with, and the API password set under {API_MENU}.",
+    "api_not_enabled": "The API is switched off for this VoIP.ms account. "
+    f"Enable it under {API_MENU}.",
+}
+
+
+def _problem(error: VoipmsError, ip: str | None) -> str:
+    if error.code == "ip_not_enabled":
+        where = f"this portal's IP address {ip}" if ip else "this portal's IP address"
+        return (
+            f"VoIP.ms refuses API calls from {where}. Add it to the allowed IP addresses "
+            f"under {API_MENU}."
+        )
+    if error.code in PLAIN_WORDS:
+        return PLAIN_WORDS[error.code]
+    if not error.permanent:
+        return f"VoIP.ms did not answer properly ({error.code}). Try again in a minute."
+    return f"VoIP.ms answered {error.code}: {error.message}"
+
+
+def _pool_numbers(configuration: SmsConfiguration, limit: int = 100_000) -> set[int]:
+    numbers: set[int] = set()
+    ranges = PoolRange.objects.for_tenant(configuration.tenant).filter(trunk=configuration.trunk)
+    for pool_range in ranges:
+        numbers.update(range(pool_range.start, min(pool_range.end, pool_range.start + limit) + 1))
+    return numbers
+
+
+def _finish(configuration: SmsConfiguration, status: str, result: dict[str, Any]) -> dict[str, Any]:
+    result["status"] = status
+    SmsConfiguration.objects.filter(pk=configuration.pk).update(
+        verification_status=status, verification_result=result, verified_at=timezone.now()
+    )
+    audit_record(
+        actor=None,
+        action="verified",
+        tenant=configuration.tenant,
+        obj=configuration,
+        detail={"status": status},
+    )
+    return result
+
+
+def sms_configuration_verify(*, configuration: SmsConfiguration) -> dict[str, Any]:
+    """Ask VoIP.ms about the configuration's account and store a result in plain words."""
+    result: dict[str, Any] = {"ip": None, "problems": [], "warnings": [], "dids": []}
+    with voipms_client_for(configuration, read_timeout=30.0) as client:
+        try:
+            result["ip"] = client.get_ip()
+        except VoipmsError as error:
+            result["problems"].append(_problem(error, None))
+            return _finish(configuration, VerificationStatus.FAILED, result)
+        try:
+            dids = client.get_dids_info()
+        except VoipmsError as error:
+            result["problems"].append(_problem(error, result["ip"]))
+            return _finish(configuration, VerificationStatus.FAILED, result)
+
+    pool = _pool_numbers(configuration)
+    account: dict[int, Any] = {}
+    for info in dids:
+        try:
+            account[number_to_int(info.did)] = info
+        except InvalidNumber:
+            continue
+    in_pool = sorted(number for number in account if number in pool)
+    result["dids"] = [
+        {
+            "did": f"+{number}",
+            "sms_enabled": account[number].sms_enabled,
+            "mms_available": account[number].mms_available,
+            "webhook_matches": account[number].webhook == configuration.webhook_url,
+        }
+        for number in in_pool
+    ]
+    result["account_did_count"] = len(account)
+    no_sms = [f"+{n}" for n in in_pool if not account[n].sms_enabled]
+    if no_sms:
+        result["warnings"].append(
+            "SMS is not enabled at VoIP.ms on "
+            + ", ".join(no_sms[:LISTED])
+            + (f" and {len(no_sms) - LISTED} more" if len(no_sms) > LISTED else "")
+            + ": DID Numbers > Manage DIDs > Edit > Message Service (SMS/MMS)."
+        )
+    other_hook = [f"+{n}" for n in in_pool if account[n].webhook != configuration.webhook_url]
+    if other_hook:
+        result["warnings"].append(
+            "The SMS/MMS Webhook URL at VoIP.ms is not this configuration's URL on "
+            + ", ".join(other_hook[:LISTED])
+            + (f" and {len(other_hook) - LISTED} more" if len(other_hook) > LISTED else "")
+            + "."
+        )
+    missing = sorted(pool - set(account))
+    if missing:
+        result["warnings"].append(
+            f"{len(missing)} pool number(s) are not on this VoIP.ms account: "
+            + ", ".join(f"+{n}" for n in missing[:LISTED])
+            + (" …" if len(missing) > LISTED else "")
+        )
+    status = VerificationStatus.WARNING if result["warnings"] else VerificationStatus.OK
+    return _finish(configuration, status, result)

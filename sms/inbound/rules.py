@@ -1,0 +1,171 @@
+"""Inbound rules: validated against the tenant's pool, masks and destinations."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
+from django.db import transaction
+
+from core.errors import ApplicationError
+from core.netguard import AddressRefused, url_literal_host_check
+from sms.models import Action, InboundRule
+from tenants.models import Extension, RingGroup, Tenant, User
+from tenants.services import audit_record
+from trunks.models import PoolRange, Trunk
+from trunks.numbers import (
+    CallerMaskError,
+    InvalidNumber,
+    number_to_int,
+    parse_caller_mask,
+    parse_nanp,
+)
+
+PERIODS = (
+    ("office", "Office hours"),
+    ("after_hours", "Outside office hours"),
+    ("holiday", "Holidays"),
+)
+RULE_FIELDS = (
+    "name",
+    "trunk",
+    "did_range",
+    "caller_mask",
+    "priority",
+    "enabled",
+    "use_custom_hours",
+    "custom_hours",
+    *(
+        f"{prefix}_{part}"
+        for prefix, _ in PERIODS
+        for part in ("action", "extension", "ring_group", "target")
+    ),
+)
+_HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def did_range_parse(text: str) -> tuple[int, int]:
+    """Return (start, end) of "number" or "a-b" as 11-digit integers, or raise ApplicationError."""
+    parts = [part.strip() for part in text.split("-")]
+    if len(parts) > 2 or not all(parts):
+        raise ApplicationError(
+            "Write one number or a range a-b.", code="invalid_did", field="did_range"
+        )
+    try:
+        start, end = (number_to_int(parse_nanp(part)) for part in (parts[0], parts[-1]))
+    except InvalidNumber as error:
+        raise ApplicationError(str(error), code="invalid_did", field="did_range") from error
+    if start > end:
+        raise ApplicationError("The range is reversed.", code="invalid_did", field="did_range")
+    return start, end
+
+
+def _check_destination(*, tenant: Tenant, rule: InboundRule, prefix: str, label: str) -> None:
+    action = getattr(rule, f"{prefix}_action")
+    target = (getattr(rule, f"{prefix}_target") or "").strip()
+    field = f"{prefix}_target"
+    extension: Extension | None = getattr(rule, f"{prefix}_extension")
+    group: RingGroup | None = getattr(rule, f"{prefix}_ring_group")
+    if extension is not None and extension.tenant_id != tenant.pk:
+        raise ApplicationError(
+            f"{label}: choose an extension of this tenant.", field=f"{prefix}_extension"
+        )
+    if group is not None and group.tenant_id != tenant.pk:
+        raise ApplicationError(
+            f"{label}: choose a ring group of this tenant.", field=f"{prefix}_ring_group"
+        )
+    if action == Action.EXTENSION and extension is None:
+        raise ApplicationError(f"{label}: choose the extension.", field=f"{prefix}_extension")
+    if action == Action.RING_GROUP and group is None:
+        raise ApplicationError(f"{label}: choose the ring group.", field=f"{prefix}_ring_group")
+    try:
+        if action == Action.FORWARD:
+            setattr(rule, field, parse_nanp(target))
+        elif action == Action.EMAIL:
+            validate_email(target)
+        elif action == Action.HTTP:
+            URLValidator(schemes=["http", "https"])(target)
+            url_literal_host_check(url=target)
+        elif action == Action.AUTO_REPLY and not target:
+            raise ApplicationError(f"{label}: write the reply.", field=field)
+    except (InvalidNumber, ValidationError) as error:
+        message = error.messages[0] if isinstance(error, ValidationError) else str(error)
+        raise ApplicationError(f"{label}: {message}", field=field) from error
+    except AddressRefused as error:
+        message = f"{label}: {error.message}."
+        raise ApplicationError(message, code=error.code, field=field) from error
+
+
+def _check_hours(hours: Any) -> None:
+    if not isinstance(hours, list):
+        raise ApplicationError("Office hours must be a list.", field="custom_hours")
+    for entry in hours:
+        if (
+            not isinstance(entry, dict)
+            or entry.get("weekday") not in range(7)
+            or not _HOURS.match(str(entry.get("start", "")))
+            or not _HOURS.match(str(entry.get("end", "")))
+            or entry["start"] >= entry["end"]
+        ):
+            raise ApplicationError(
+                'Each range needs {"weekday": 0-6, "start": "HH:MM", "end": "HH:MM"} with start '
+                "before end.",
+                field="custom_hours",
+            )
+
+
+@transaction.atomic
+def inbound_rule_save(
+    *, tenant: Tenant, actor: User | None, rule: InboundRule | None = None, **fields: Any
+) -> InboundRule:
+    """Create or change an inbound rule after checking its DIDs, mask and destinations."""
+    unknown = set(fields) - set(RULE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+    created = rule is None
+    rule = rule or InboundRule(tenant=tenant)
+    for name, value in fields.items():
+        setattr(rule, name, value)
+    trunk: Trunk = rule.trunk
+    if not Trunk.objects.available_to(tenant).filter(pk=trunk.pk).exists():
+        raise ApplicationError("Choose a trunk assigned to this tenant.", field="trunk")
+    rule.did_start, rule.did_end = did_range_parse(rule.did_range)
+    inside = PoolRange.objects.for_tenant(tenant).filter(
+        trunk=trunk, start__lte=rule.did_start, end__gte=rule.did_end
+    )
+    if not inside.exists():
+        raise ApplicationError(
+            f"{rule.did_range} is not inside this tenant's DID pool on {trunk.name}.",
+            code="did_not_in_pool",
+            field="did_range",
+        )
+    try:
+        parse_caller_mask(rule.caller_mask or "")
+    except CallerMaskError as error:
+        raise ApplicationError(str(error), field="caller_mask") from error
+    _check_hours(rule.custom_hours)
+    for prefix, label in PERIODS:
+        _check_destination(tenant=tenant, rule=rule, prefix=prefix, label=label)
+    if InboundRule.objects.for_tenant(tenant).filter(name=rule.name).exclude(pk=rule.pk).exists():
+        raise ApplicationError(f"A rule named {rule.name!r} exists already.", field="name")
+    rule.full_clean(
+        exclude=["tenant", "did_start", "did_end", "webhook_secret"], validate_unique=False
+    )
+    rule.save()
+    audit_record(
+        actor=actor,
+        action="created" if created else "changed",
+        tenant=tenant,
+        obj=rule,
+        detail={"fields": sorted(fields)},
+    )
+    return rule
+
+
+@transaction.atomic
+def inbound_rule_delete(*, rule: InboundRule, actor: User | None) -> None:
+    """Delete an inbound rule."""
+    audit_record(actor=actor, action="deleted", tenant=rule.tenant, obj=rule)
+    rule.delete()

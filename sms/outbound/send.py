@@ -1,0 +1,330 @@
+"""Sending a message as a user, a program or the portal itself: checks, outbox rows, wake-up."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from django.db import transaction
+from django.db.models import F, QuerySet, Sum
+from django.utils import timezone
+
+from core.errors import ApplicationError, NotAllowed
+from core.tasks import enqueue
+from sms.models import (
+    Conversation,
+    Direction,
+    Kind,
+    LongMessagePolicy,
+    Message,
+    MessageStatus,
+    SmsCallerId,
+    SmsConfiguration,
+    Source,
+)
+from sms.outbound.rules import routes_for_message
+from sms.outbound.splitting import MMS_MAX_CHARS, split_sms, utf8_len
+from sms.selectors import is_opted_out
+from tenants.models import Extension, SmsPermission, Tenant, User
+from trunks.models import PoolRange, Trunk
+from trunks.numbers import (
+    InvalidNumber,
+    parse_nanp,
+)
+from trunks.selectors import tenant_owns_number, tenant_pool_numbers, tenant_pool_numbers_containing
+
+logger = logging.getLogger(__name__)
+
+
+def _enqueue(messages: list[Message]) -> None:
+    # Parts of a split text go in order: each later part is enqueued when the one before it
+    # is sent (see message_deliver).
+    ids = [m.pk for m in messages if m.part_index == 0]
+    for pk in ids:
+        enqueue("sms.deliver_message", pk)
+
+
+def message_build_parts(
+    *, configuration: SmsConfiguration, body: str, media_urls: tuple[str, ...] = ()
+) -> list[tuple[str, str]]:
+    """Return (kind, text) for each message to send: one MMS, or SMS parts of ≤160 bytes."""
+    if media_urls or (
+        utf8_len(body) > 160 and configuration.long_message_policy == LongMessagePolicy.MMS
+    ):
+        if len(body) > MMS_MAX_CHARS:
+            raise ApplicationError(
+                f"An MMS holds at most {MMS_MAX_CHARS} characters.", code="too_long", field="body"
+            )
+        return [(Kind.MMS, body)]
+    if not body.strip():
+        raise ApplicationError("Write a message.", code="message_empty", field="body")
+    # A part of only white space would be refused by VoIP.ms (message_empty) and leave the
+    # text half sent: leave it out.
+    return [(Kind.SMS, part) for part in split_sms(body) if part.strip()]
+
+
+@transaction.atomic
+def message_queue(
+    *,
+    configuration: SmsConfiguration,
+    conversation: Conversation | None,
+    did: str,
+    to: str,
+    body: str,
+    media_urls: tuple[str, ...] = (),
+    source: str,
+    extension: object | None = None,
+    ignore_opt_out: bool = False,
+    route_plan: list[dict[str, object]] | None = None,
+) -> list[Message]:
+    """Create the outbox rows of a text (one per part) and enqueue them after commit."""
+    tenant = configuration.tenant
+    if not ignore_opt_out and is_opted_out(tenant=tenant, did=did, remote=to):
+        raise ApplicationError(
+            f"{to} opted out of messages from {did} (texted STOP).", code="opted_out", field="to"
+        )
+    parts = message_build_parts(configuration=configuration, body=body, media_urls=media_urls)
+    group = uuid.uuid4() if len(parts) > 1 else None
+    plan = route_plan or [{"configuration_id": configuration.pk, "did": did, "dst": to}]
+    messages = [
+        Message.objects.create(
+            tenant=tenant,
+            configuration=configuration,
+            conversation=conversation,
+            direction=Direction.OUT,
+            kind=kind,
+            status=MessageStatus.QUEUED,
+            source=source,
+            did=did,
+            remote=to,
+            body=text,
+            media_urls=list(media_urls) if kind == Kind.MMS else [],
+            segments=len(parts),
+            route_plan=plan,
+            part_group=group,
+            part_index=index,
+            extension=extension,
+        )
+        for index, (kind, text) in enumerate(parts)
+    ]
+    if conversation is not None:
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_message_at=timezone.now(), last_message_text=body[:200] or "[media]"
+        )
+    _enqueue(messages)
+    return messages
+
+
+def message_queue_automatic(
+    *,
+    conversation: Conversation,
+    body: str,
+    to: str | None = None,
+    ignore_opt_out: bool = False,
+) -> list[Message]:
+    """Queue an automatic reply (or a forward to `to`) from the conversation's DID."""
+    configuration = conversation.configuration
+    if configuration is None:
+        return []
+    try:
+        destination = parse_nanp(to) if to else conversation.remote
+    except InvalidNumber:
+        logger.warning("automatic message: %r is not a valid destination", to)
+        return []
+    target = conversation
+    if to:
+        target, _ = Conversation.objects.get_or_create(
+            tenant=conversation.tenant,
+            did=conversation.did,
+            remote=destination,
+            defaults={"configuration": configuration},
+        )
+    try:
+        return message_queue(
+            configuration=configuration,
+            conversation=target,
+            did=conversation.did,
+            to=destination,
+            body=body,
+            source=Source.SYSTEM,
+            ignore_opt_out=ignore_opt_out,
+        )
+    except ApplicationError as error:
+        logger.info("automatic message not queued: %s", error.code)
+        return []
+
+
+_DIGITS = re.compile(r"\D")
+
+
+_QUERY_FORMATTING = re.compile(r"[\s+().-]")
+
+
+_QUERY_DIGITS = re.compile(r"[0-9]*")
+
+
+def _sends_from_pools(user: User) -> bool:
+    return user.is_system_admin or user.is_tenant_admin
+
+
+def _configured_trunk_ids(tenant: Tenant) -> list[int]:
+    return list(
+        SmsConfiguration.objects.for_tenant(tenant)
+        .filter(enabled=True)
+        .values_list("trunk_id", flat=True)
+    )
+
+
+def _caller_ids(user: User, tenant: Tenant) -> QuerySet[SmsCallerId]:
+    extension = _extension(user, tenant)
+    if extension is None or extension.sms_permission == SmsPermission.DISABLE:
+        return SmsCallerId.objects.none()
+    return SmsCallerId.objects.for_tenant(tenant).filter(extension=extension)
+
+
+def sender_dids_for_user(*, user: User, tenant: Tenant) -> list[str]:
+    """Return the DIDs the user may send from (admins: every pooled DID with a configuration)."""
+    if _sends_from_pools(user):
+        numbers: list[str] = []
+        for trunk in Trunk.objects.filter(pk__in=_configured_trunk_ids(tenant)):
+            numbers.extend(tenant_pool_numbers(tenant=tenant, trunk=trunk, limit=200))
+        return sorted(set(numbers))
+    return list(_caller_ids(user, tenant).values_list("did", flat=True))
+
+
+def sender_did_count_for_user(*, user: User, tenant: Tenant) -> int:
+    """Return how many DIDs the user may send from, counted on the pool ranges in one query."""
+    if _sends_from_pools(user):
+        # A number pooled on two configured trunks counts twice: the count only chooses between
+        # a list and a search box.
+        size = F("end") - F("start") + 1
+        return (
+            PoolRange.objects.for_tenant(tenant)
+            .filter(trunk_id__in=_configured_trunk_ids(tenant))
+            .aggregate(total=Sum(size))["total"]
+            or 0
+        )
+    return _caller_ids(user, tenant).count()
+
+
+def sender_dids_matching(*, user: User, tenant: Tenant, query: str, limit: int) -> list[str]:
+    """Return the first DIDs the user may send from whose digits contain the query's digits.
+
+    Spaces, dots, dashes, brackets and "+" in the query are ignored; the digits left are looked
+    for anywhere in the 11 digits of the DID's E.164 form (see tenant_pool_numbers_containing).
+    An empty query matches every DID; a query with a letter matches none. The DIDs are those
+    sender_dids_for_user allows, whole pools for administrators, in ascending order.
+    """
+    digits = _QUERY_FORMATTING.sub("", query)
+    if not _QUERY_DIGITS.fullmatch(digits):
+        return []
+    if _sends_from_pools(user):
+        return tenant_pool_numbers_containing(
+            tenant=tenant, trunk_ids=_configured_trunk_ids(tenant), digits=digits, limit=limit
+        )
+    dids = _caller_ids(user, tenant).values_list("did", flat=True)
+    return sorted(did for did in dids if digits in did.removeprefix("+"))[:limit]
+
+
+def _extension(user: User, tenant: Tenant) -> Extension | None:
+    extension = getattr(user, "extension", None)
+    return extension if extension is not None and extension.tenant_id == tenant.pk else None
+
+
+def _sender_did(*, user: User, tenant: Tenant, did: str | None) -> str:
+    allowed = sender_dids_for_user(user=user, tenant=tenant)
+    if not (user.is_system_admin or user.is_tenant_admin):
+        extension = _extension(user, tenant)
+        if extension is None or extension.sms_permission == SmsPermission.DISABLE:
+            raise NotAllowed(
+                "This extension is not allowed to send SMS; ask the tenant administrator.",
+                code="sms_not_allowed",
+            )
+    if not did:
+        if len(allowed) == 1:
+            return allowed[0]
+        raise ApplicationError(
+            "Choose the number to send from.", code="from_required", field="from"
+        )
+    try:
+        did = parse_nanp(did)
+    except InvalidNumber as error:
+        raise ApplicationError(str(error), code="invalid_from", field="from") from error
+    if not tenant_owns_number(tenant=tenant, number=did):
+        raise ApplicationError(
+            f"{did} is not one of this tenant's numbers.", code="did_not_in_pool", field="from"
+        )
+    # Administrators may send from any pooled DID (the list above is only the first ones).
+    if not (user.is_system_admin or user.is_tenant_admin) and did not in allowed:
+        raise NotAllowed(f"You may not send from {did}.", code="from_not_allowed")
+    return did
+
+
+@transaction.atomic
+def message_send(
+    *,
+    user: User,
+    tenant: Tenant,
+    to: str,
+    body: str = "",
+    did: str | None = None,
+    media_urls: tuple[str, ...] = (),
+    source: str = Source.PORTAL,
+) -> list[Message]:
+    """Check and queue a message from a user; nothing is queued when a check fails."""
+    if not tenant.enabled or not tenant.message_channels_enabled:
+        raise NotAllowed(
+            "Message Channels are switched off for this tenant.", code="message_channels_disabled"
+        )
+    sender = _sender_did(user=user, tenant=tenant, did=did)
+    try:
+        destination = parse_nanp(to)
+    except InvalidNumber as error:
+        raise ApplicationError(
+            "The destination must be a valid US or Canadian 10-digit number.",
+            code="invalid_destination",
+            field="to",
+        ) from error
+    extension = _extension(user, tenant)
+    routes = routes_for_message(
+        tenant=tenant, did=sender, dialled=to, extension=extension, at=timezone.now()
+    )
+    if not routes:
+        raise ApplicationError(
+            f"No enabled SMS/MMS configuration serves {sender}.",
+            code="no_configuration",
+            field="from",
+        )
+    first = SmsConfiguration.objects.select_related("tenant").get(pk=routes[0].configuration_id)
+    if media_urls and first.channel != "mms":
+        raise ApplicationError(
+            "This number's configuration sends SMS only; remove the attachments.",
+            code="mms_not_enabled",
+            field="media_urls",
+        )
+    conversation, _ = Conversation.objects.get_or_create(
+        tenant=tenant,
+        did=sender,
+        remote=destination,
+        defaults={"configuration": first, "extension": extension},
+    )
+    if (
+        extension is not None
+        and conversation.extension_id is None
+        and not conversation.ring_group_id
+    ):
+        # The extension that starts a conversation sees its replies in its inbox.
+        Conversation.objects.filter(pk=conversation.pk).update(extension=extension)
+    messages = message_queue(
+        configuration=first,
+        conversation=conversation,
+        did=routes[0].did,
+        to=destination,
+        body=body,
+        media_urls=tuple(media_urls),
+        source=source,
+        extension=extension,
+        route_plan=[route.as_json() for route in routes],
+    )
+    return messages

@@ -1,1 +1,0 @@
-"""Every write and side effect of the sms app, one module per subject."""

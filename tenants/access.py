@@ -1,0 +1,41 @@
+"""The one answer to "may this tenant send and receive messages now?", used everywhere.
+
+The webhook URL, inbound processing, sending, the delivery and side-effect tasks, the REST API
+and the admin pages all ask `messaging_refusal` (or `messaging_check`, which raises), so the rule
+is written once. Querysets that must filter in SQL use `MESSAGING_ALLOWED`.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q
+
+from core.errors import NotAllowed
+from tenants.models import Tenant
+
+
+class MessagingRefused(NotAllowed):
+    """Raise when the tenant may not send or receive messages now."""
+
+    code = "message_channels_disabled"
+
+
+def messaging_refusal(tenant: Tenant) -> str:
+    """Return why the tenant may not send or receive messages now, or "" when it may."""
+    if not tenant.enabled:
+        return "the tenant is disabled"
+    if not tenant.message_channels_enabled:
+        return "Message Channels are off for this tenant"
+    return ""
+
+
+def messaging_check(tenant: Tenant) -> None:
+    """Raise MessagingRefused, with the reason, when the tenant may not use messaging."""
+    reason = messaging_refusal(tenant)
+    if reason:
+        code = "tenant_disabled" if not tenant.enabled else MessagingRefused.code
+        raise MessagingRefused(reason[0].upper() + reason[1:] + ".", code=code)
+
+
+def messaging_allowed(prefix: str = "") -> Q:
+    """Return the filter `messaging_refusal` applies, for tenants reached through `prefix`."""
+    return Q(**{f"{prefix}enabled": True, f"{prefix}message_channels_enabled": True})
