@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from portal.health import health_report
 from sms.dashboard import configuration_health, message_volume
+from tenants.access import messaging_refusal
 from tenants.services import tenant_manage_stop
 
 
@@ -68,7 +69,7 @@ class TenantAdminSite(_PortalSite):
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         tenant = request.tenant
         dashboard = None
-        if tenant is not None and tenant.message_channels_enabled:
+        if tenant is not None and not messaging_refusal(tenant):
             dashboard = {
                 "volume": message_volume(tenant=tenant),
                 "health": configuration_health(tenant=tenant),

@@ -240,15 +240,20 @@ CELERY_TASK_ROUTES = {
     "sms.process_webhooks": {"queue": "inbound"},
     "sms.fetch_media": {"queue": "inbound"},
     "sms.poll_voipms_account": {"queue": "inbound"},
-    "sms.deliver_to_destination": {"queue": "default"},
+    "sms.deliver_destination": {"queue": "default"},
     "sms.deliver_message": {"queue": "outbound"},
     "sms.reconcile_message": {"queue": "outbound"},
     "sms.carrier_status": {"queue": "outbound"},
 }
+# Beat runs the sweepers this often; a row that waited this long is published again.
+SWEEP_INTERVAL_SECONDS = env.float("SWEEP_INTERVAL_SECONDS", default=30.0)
+# A webhook delivery whose processing raised is tried again with backoff, this many times in all.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=5)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.heartbeat", "schedule": 30.0},
-    "outbox-sweep": {"task": "sms.outbox_sweep", "schedule": 30.0},
+    "outbox-sweep": {"task": "sms.outbox_sweep", "schedule": SWEEP_INTERVAL_SECONDS},
     "carrier-status": {"task": "sms.carrier_status", "schedule": 300.0},
     "poll-voipms-accounts": {
         "task": "sms.poll_voipms_accounts",

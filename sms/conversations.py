@@ -17,6 +17,7 @@ from sms.models import (
 )
 from sms.outbound.send import message_queue
 from sms.selectors import is_opted_out
+from tenants.access import messaging_check
 from tenants.models import Extension, RingGroupMember, SmsPermission, Tenant, User
 from tenants.services import audit_record
 
@@ -41,13 +42,6 @@ def _check_may_send(*, user: User, tenant: Tenant) -> Extension | None:
     return extension
 
 
-def _check_channels(tenant: Tenant) -> None:
-    if not tenant.message_channels_enabled:
-        raise NotAllowed(
-            "Message Channels are switched off for this tenant.", code="message_channels_disabled"
-        )
-
-
 def conversation_mark_read(*, conversation: Conversation) -> None:
     """Mark the conversation and its received messages read."""
     if not conversation.unread_count:
@@ -63,7 +57,7 @@ def conversation_mark_read(*, conversation: Conversation) -> None:
 def conversation_reply(*, conversation: Conversation, user: User, body: str) -> list[Message]:
     """Queue the user's reply to the conversation's contact, from the conversation's DID."""
     tenant = conversation.tenant
-    _check_channels(tenant)
+    messaging_check(tenant)
     extension = _check_may_send(user=user, tenant=tenant)
     if conversation.configuration is None:
         raise ApplicationError(
@@ -118,7 +112,7 @@ def conversation_transfer(
 def message_retry(*, message: Message, actor: User) -> Message:
     """Queue a failed outbound message again; its attempt count is kept."""
     tenant = message.tenant
-    _check_channels(tenant)
+    messaging_check(tenant)
     _check_may_send(user=actor, tenant=tenant)
     if message.direction != Direction.OUT:
         raise ApplicationError("Only outbound messages can be retried.", code="not_outbound")

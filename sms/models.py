@@ -165,11 +165,20 @@ class WebhookDelivery(TenantOwned):
     reason = models.CharField(max_length=500, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # When the sweeper tries a failed delivery again; null once it has had its last try.
+    next_try_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "webhook deliveries"
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["tenant", "-received_at"], name="delivery_tenant_time")]
+        indexes = [
+            models.Index(fields=["tenant", "-received_at"], name="delivery_tenant_time"),
+            models.Index(
+                fields=["next_try_at"],
+                condition=models.Q(status="failed"),
+                name="delivery_failed_retry",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.method} {self.received_at:%Y-%m-%d %H:%M:%S} {self.status}"
@@ -512,6 +521,51 @@ class DestinationAttempt(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target} #{self.attempt}"
+
+
+class DestinationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class DestinationDelivery(TenantOwned):
+    """A received message to hand to an e-mail address or an HTTP endpoint: one side effect.
+
+    Written in the transaction that routes the message, so a lost task loses nothing: the
+    sweeper enqueues again a pending row whose try is long overdue. The address is read from the
+    rule or the extension when it is tried; every try is a DestinationAttempt.
+    """
+
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="destination_deliveries"
+    )
+    action = models.CharField(max_length=12, choices=Action.choices)
+    rule = models.ForeignKey(
+        "InboundRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    period = models.CharField(max_length=12, blank=True)
+    extension = models.ForeignKey(
+        "tenants.Extension", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=10, choices=DestinationStatus.choices, default=DestinationStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_try_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_try_at"],
+                condition=models.Q(status="pending"),
+                name="destination_pending",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} of message {self.message_id}: {self.status}"
 
 
 class DeliveryAttempt(TenantOwned):

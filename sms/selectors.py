@@ -10,6 +10,13 @@ from sms.models import Conversation, InboundRule, OptOut, SmsConfiguration
 from tenants.models import Holiday, OfficeHours, Tenant, User
 from trunks.numbers import CallerMaskError, InvalidNumber, number_to_int, parse_caller_mask
 
+# A rule's destinations, read with the rule: routing never queries them one by one.
+DESTINATION_RELATIONS = tuple(
+    f"{period}_{relation}"
+    for period in ("office", "after_hours", "holiday")
+    for relation in ("extension", "ring_group")
+)
+
 
 def inbound_rule_matching(
     *, configuration: SmsConfiguration, did: str, caller: str
@@ -19,8 +26,15 @@ def inbound_rule_matching(
         number = number_to_int(did)
     except InvalidNumber:
         return None
-    candidates = InboundRule.objects.for_tenant(configuration.tenant).filter(
-        trunk_id=configuration.trunk_id, enabled=True, did_start__lte=number, did_end__gte=number
+    candidates = (
+        InboundRule.objects.for_tenant(configuration.tenant)
+        .filter(
+            trunk_id=configuration.trunk_id,
+            enabled=True,
+            did_start__lte=number,
+            did_end__gte=number,
+        )
+        .select_related(*DESTINATION_RELATIONS)
     )
     matching = []
     for rule in candidates:

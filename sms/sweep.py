@@ -1,9 +1,15 @@
-"""Every periodic repair job: lost sends, stuck sends, waiting webhook deliveries, pending media."""
+"""Every periodic repair job: whatever a lost task, a dead worker or a broker outage left behind.
+
+The database is the record of all work: a queued message, a received or failed webhook delivery,
+a pending media file, a pending e-mail or HTTP destination. A task is only a wake-up, so beat runs
+`sweep_all` every SWEEP_INTERVAL_SECONDS and publishes again every row that waited longer than
+that. Publishing twice is safe everywhere: each task claims its row before it does anything.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
@@ -12,6 +18,8 @@ from django.utils import timezone
 from core.tasks import publish_quietly
 from sms.models import (
     DeliveryStatus,
+    DestinationDelivery,
+    DestinationStatus,
     Direction,
     MediaStatus,
     Message,
@@ -26,17 +34,32 @@ logger = logging.getLogger(__name__)
 SWEEP_BATCH = 20  # deliveries per re-enqueued task
 
 
-# A pending media file whose try is this far overdue lost its task (a worker died with it).
-MEDIA_LOST_AFTER = timedelta(minutes=10)
+# A pending media file or destination whose try is this far overdue lost its task (a worker
+# died with it).
+LOST_AFTER = timedelta(minutes=10)
+
+
+def _waited() -> datetime:
+    """Return the moment before which a row has waited long enough to be published again."""
+    return timezone.now() - timedelta(seconds=settings.SWEEP_INTERVAL_SECONDS)
+
+
+def sweep_all() -> dict[str, int]:
+    """Run every sweep once and return how many rows each published again."""
+    return {
+        "messages": outbox_sweep(),
+        "stuck": outbox_unstick(),
+        "deliveries": deliveries_sweep(),
+        "media": media_sweep(),
+        "destinations": destinations_sweep(),
+    }
 
 
 def outbox_sweep() -> int:
-    """Re-enqueue queued messages whose task may be lost (older than a minute and due)."""
-    now = timezone.now()
-    minute_ago = now - timedelta(seconds=60)
+    """Re-enqueue queued messages whose task may be lost (waiting a sweep interval and due)."""
+    waited = _waited()
     due = Message.objects.filter(direction=Direction.OUT, status=MessageStatus.QUEUED).filter(
-        Q(next_attempt_at__isnull=True, created_at__lt=minute_ago)
-        | Q(next_attempt_at__lt=minute_ago)
+        Q(next_attempt_at__isnull=True, created_at__lt=waited) | Q(next_attempt_at__lt=waited)
     )
     ids = list(due.values_list("pk", flat=True)[:1000])
     for pk in ids:
@@ -68,14 +91,30 @@ def outbox_unstick() -> int:
 
 
 def deliveries_sweep() -> int:
-    """Re-enqueue webhook deliveries still waiting after a minute (their task was lost)."""
-    minute_ago = timezone.now() - timedelta(seconds=60)
-    waiting = WebhookDelivery.objects.filter(
-        status=DeliveryStatus.RECEIVED, received_at__lt=minute_ago
-    ).values_list("pk", flat=True)[:1000]
-    ids = list(waiting)
+    """Publish again deliveries still waiting after a sweep interval, and failed ones now due.
+
+    A failed delivery is tried again after its backoff (`next_try_at`), at most
+    WEBHOOK_MAX_ATTEMPTS times in all; after the last it stays failed, counted in the
+    configuration's health.
+    """
+    now = timezone.now()
+    waiting = list(
+        WebhookDelivery.objects.filter(
+            status=DeliveryStatus.RECEIVED, received_at__lt=_waited()
+        ).values_list("pk", flat=True)[:1000]
+    )
+    due = list(
+        WebhookDelivery.objects.filter(
+            status=DeliveryStatus.FAILED, next_try_at__lte=now
+        ).values_list("pk", flat=True)[:1000]
+    )
+    # Not due again before its task had a sweep interval to run.
+    WebhookDelivery.objects.filter(pk__in=due).update(
+        next_try_at=now + timedelta(seconds=settings.SWEEP_INTERVAL_SECONDS)
+    )
+    ids = waiting + due
     for start in range(0, len(ids), SWEEP_BATCH):
-        # Safe to repeat: processing a delivery twice makes one message.
+        # Safe to repeat: a delivery is claimed (row lock) and processed once.
         publish_quietly("sms.process_webhooks", ids[start : start + SWEEP_BATCH])
     return len(ids)
 
@@ -84,12 +123,27 @@ def media_sweep() -> int:
     """Re-enqueue pending media files whose next try is long overdue (their task was lost)."""
     now = timezone.now()
     overdue = MessageMedia.objects.filter(
-        status=MediaStatus.PENDING, next_try_at__lt=now - MEDIA_LOST_AFTER
+        status=MediaStatus.PENDING, next_try_at__lt=now - LOST_AFTER
     ).values_list("pk", flat=True)[:1000]
     ids = list(overdue)
-    # Due again now: a file is re-enqueued at most once per MEDIA_LOST_AFTER.
+    # Due again now: a file is re-enqueued at most once per LOST_AFTER.
     MessageMedia.objects.filter(pk__in=ids).update(next_try_at=now)
     for pk in ids:
         # Safe to repeat: of two copies of a try, only one claims it.
         publish_quietly("sms.fetch_media", pk)
+    return len(ids)
+
+
+def destinations_sweep() -> int:
+    """Re-enqueue pending e-mail and HTTP destinations whose next try is long overdue."""
+    now = timezone.now()
+    ids = list(
+        DestinationDelivery.objects.filter(
+            status=DestinationStatus.PENDING, next_try_at__lt=now - LOST_AFTER
+        ).values_list("pk", flat=True)[:1000]
+    )
+    DestinationDelivery.objects.filter(pk__in=ids).update(next_try_at=now)
+    for pk in ids:
+        # Safe to repeat: a destination already delivered is not delivered again.
+        publish_quietly("sms.deliver_destination", pk)
     return len(ids)

@@ -1,4 +1,11 @@
-"""Celery entry points of the sms app: thin wrappers that load a row and call one service."""
+"""Celery entry points of the sms app: thin wrappers that take ids and call one service.
+
+Every task runs the same way: it takes primitive ids, the service loads its row (a row that is
+gone is logged and ignored), the tenant is asked once, through `tenants.access`, whether it may
+use messaging, and one service does the work. Tasks are published only after the transaction that
+wrote their row commits (`core.tasks.enqueue`), and every kind of row has a sweeper
+(`sms.sweep`) that publishes again what a lost task left behind.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +14,15 @@ import logging
 from celery import shared_task
 
 from sms.configurations import sms_configuration_verify
-from sms.inbound.destinations import destination_deliver, destination_target
+from sms.inbound.destinations import destination_delivery_run
 from sms.inbound.media import media_fetch, media_retry_note
 from sms.inbound.poll import poll_account, poll_accounts_enqueue
 from sms.inbound.process import webhook_delivery_process
 from sms.models import SmsConfiguration
 from sms.outbound.deliver import message_deliver
 from sms.outbound.reconcile import carrier_status_update, message_reconcile
-from sms.sweep import deliveries_sweep, media_sweep, outbox_unstick
-from sms.sweep import outbox_sweep as sweep_outbox
+from sms.sweep import sweep_all
+from tenants.access import messaging_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +35,19 @@ def verify_configuration(configuration_id: int) -> None:
         .filter(pk=configuration_id)
         .first()
     )
-    if configuration is None or not configuration.tenant.enabled:
+    if configuration is None:
+        logger.info("verify_configuration: configuration %s is gone", configuration_id)
+        return
+    refusal = messaging_refusal(configuration.tenant)
+    if refusal:
+        logger.info("verify_configuration %s: %s", configuration_id, refusal)
         return
     sms_configuration_verify(configuration=configuration)
 
 
 @shared_task(name="sms.process_webhook", ignore_result=True, acks_late=True)
 def process_webhook(delivery_id: int) -> None:
-    """Turn a stored webhook delivery into a message and route it (safe to run twice)."""
+    """Turn a stored webhook delivery into a routed message (safe to run twice)."""
     webhook_delivery_process(delivery_id=delivery_id)
 
 
@@ -43,7 +55,8 @@ def process_webhook(delivery_id: int) -> None:
 def process_webhooks(delivery_ids: list[int]) -> None:
     """Process a batch of stored deliveries, as web processes hand them on (safe to repeat).
 
-    One delivery that fails is logged and left to the sweeper; the rest of the batch goes on.
+    A delivery that fails is marked failed by the service (the sweeper retries it); the rest of
+    the batch goes on.
     """
     for delivery_id in delivery_ids:
         try:
@@ -71,32 +84,16 @@ def fetch_media(media_id: int) -> None:
         fetch_media.apply_async((media_id,), countdown=retry_in)
 
 
-@shared_task(name="sms.deliver_to_destination", ignore_result=True, acks_late=True)
-def deliver_to_destination(
-    message_id: int,
-    action: str,
-    rule_id: int | None = None,
-    period: str | None = None,
-    extension_id: int | None = None,
-    attempt: int = 1,
-) -> None:
-    """Hand a received message to an e-mail address or an HTTP endpoint, with retries.
+@shared_task(name="sms.deliver_destination", ignore_result=True, acks_late=True)
+def deliver_destination(destination_id: int) -> None:
+    """Hand a received message to its e-mail or HTTP destination once; retries come back.
 
     The address is read from the rule or extension, so no URL (which may hold a token)
     travels in task arguments.
     """
-    target = destination_target(
-        message_id=message_id, rule_id=rule_id, period=period, extension_id=extension_id
-    )
-    if not target:
-        return
-    retry_in = destination_deliver(
-        message_id=message_id, action=action, target=target, rule_id=rule_id, attempt=attempt
-    )
+    retry_in = destination_delivery_run(destination_id=destination_id)
     if retry_in is not None:
-        deliver_to_destination.apply_async(
-            (message_id, action, rule_id, period, extension_id, attempt + 1), countdown=retry_in
-        )
+        deliver_destination.apply_async((destination_id,), countdown=retry_in)
 
 
 @shared_task(name="sms.poll_voipms_accounts", ignore_result=True)
@@ -119,14 +116,11 @@ def reconcile_message(message_id: int) -> None:
 
 @shared_task(name="sms.outbox_sweep", ignore_result=True)
 def outbox_sweep() -> None:
-    """Re-enqueue lost sends, deliveries and media; reconcile stuck sends (run by beat)."""
-    sweep_outbox()
-    outbox_unstick()
-    deliveries_sweep()
-    media_sweep()
+    """Publish again what lost tasks left behind, and settle stuck sends (run by beat)."""
+    sweep_all()
 
 
 @shared_task(name="sms.carrier_status", ignore_result=True)
 def carrier_status() -> None:
-    """Mark recent sends delivered from VoIP.ms's carrier status (run by beat)."""
+    """Mark recent sends delivered or failed from VoIP.ms's carrier status (run by beat)."""
     carrier_status_update()

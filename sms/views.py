@@ -50,6 +50,7 @@ from sms.outbound.send import (
 )
 from sms.outbound.splitting import MMS_MAX_CHARS, SMS_MAX_BYTES
 from sms.selectors import conversations_for_user, is_opted_out
+from tenants.access import messaging_refusal
 from tenants.models import RingGroupMember, Tenant
 from trunks.models import PoolRange
 from trunks.numbers import InvalidNumber, number_to_int, parse_nanp
@@ -175,7 +176,7 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "opted_out": is_opted_out(
             tenant=request.tenant, did=conversation.did, remote=conversation.remote
         ),
-        "channels_on": request.tenant.message_channels_enabled,
+        "channels_on": not messaging_refusal(request.tenant),
         "members": members,
         "limits": {"sms_bytes": SMS_MAX_BYTES, "mms_chars": MMS_MAX_CHARS},
     }

@@ -8,6 +8,7 @@ from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.request import Request
 
 from core.api import IsSystemAdmin
+from tenants.access import messaging_check
 from tenants.models import Tenant
 from tenants.services import tenant_create, tenant_update
 
@@ -16,12 +17,6 @@ class TenantRequired(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "tenant_required"
     default_detail = "System administrators must name a tenant with the X-Tenant header."
-
-
-class MessageChannelsOff(exceptions.APIException):
-    status_code = status.HTTP_403_FORBIDDEN
-    default_code = "message_channels_disabled"
-    default_detail = "Message Channels are switched off for this tenant."
 
 
 def resolve_api_tenant(request: Request) -> Tenant:
@@ -49,8 +44,8 @@ class TenantScopedViewSet(viewsets.GenericViewSet):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         self.tenant = resolve_api_tenant(request)
-        if self.requires_message_channels and not self.tenant.message_channels_enabled:
-            raise MessageChannelsOff()
+        if self.requires_message_channels:
+            messaging_check(self.tenant)
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):

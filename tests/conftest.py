@@ -15,6 +15,7 @@ from tenants.models import Role, SmsPermission, Tenant, User
 from tenants.services import extension_create, tenant_create, user_create
 from tests import factories
 from tests.browser import browser, page  # noqa: F401 - Playwright fixtures for every test module
+from tests.tasks import TaskRecorder
 
 
 @pytest.fixture
@@ -108,6 +109,14 @@ def _portal_settings(settings: object) -> None:
     from sms.inbound import store as deliveries
 
     deliveries._last_noted.clear()
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> TaskRecorder:
+    """Record every task the code publishes (through core.tasks) instead of sending it."""
+    recorder = TaskRecorder()
+    monkeypatch.setattr("core.tasks.publish", recorder)
+    return recorder
 
 
 # What every host name but localhost resolves to in tests (a public address: example.com's).

@@ -14,6 +14,7 @@ from core.admin import (
     TenantScopedAdmin,
 )
 from core.errors import ApplicationError
+from tenants.access import messaging_refusal
 
 
 class ChannelsRequiredMixin:
@@ -21,7 +22,7 @@ class ChannelsRequiredMixin:
 
     def _allowed(self, request: HttpRequest) -> bool:
         tenant = getattr(request, "tenant", None)
-        return super()._allowed(request) and tenant is not None and tenant.message_channels_enabled
+        return super()._allowed(request) and tenant is not None and not messaging_refusal(tenant)
 
 
 def tenant_zone(request: HttpRequest) -> Any:

@@ -386,5 +386,6 @@ class WebhookDeliveryAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScope
         skipped = queryset.count() - count
         text = f"{count} deliver{'y' if count == 1 else 'ies'} queued for processing."
         if skipped:
-            text += f" {skipped} already processed or duplicate, left alone."
+            plural = "" if skipped == 1 else "s"
+            text += f" {skipped} duplicate{plural} of another delivery, left alone."
         messages.success(request, text)

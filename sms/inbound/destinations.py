@@ -10,16 +10,25 @@ import secrets
 import smtplib
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
+from django.utils import timezone
 
 from core.http import HttpError, backoff_delay, post_json
-from sms.models import Action, DestinationAttempt, InboundRule, Message
-from tenants.models import Extension
+from sms.models import (
+    Action,
+    DestinationAttempt,
+    DestinationDelivery,
+    DestinationStatus,
+    InboundRule,
+    Message,
+)
+from tenants.access import messaging_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -39,20 +48,55 @@ def _setting(name: str, default: float) -> float:
     return getattr(settings, name, default)
 
 
-def destination_target(
-    *, message_id: int, rule_id: int | None, period: str | None, extension_id: int | None
-) -> str | None:
-    """Return the address a task delivers to, read from the database (never a task argument)."""
-    message = Message.objects.filter(pk=message_id).only("tenant_id").first()
-    if message is None:
+def destination_target(*, destination: DestinationDelivery) -> str:
+    """Return the address to deliver to, read from the rule or extension when it is tried."""
+    if destination.extension is not None:
+        return destination.extension.email
+    if destination.rule is not None and destination.period in ("office", "after_hours", "holiday"):
+        return getattr(destination.rule, f"{destination.period}_target")
+    return ""
+
+
+def destination_delivery_run(*, destination_id: int) -> float | None:
+    """Try a pending destination once and record the outcome; return seconds until a retry."""
+    destination = (
+        DestinationDelivery.objects.select_related("rule", "extension")
+        .filter(pk=destination_id, status=DestinationStatus.PENDING)
+        .first()
+    )
+    if destination is None:
         return None
-    if extension_id is not None:
-        extension = Extension.objects.filter(pk=extension_id, tenant_id=message.tenant_id).first()
-        return extension.email if extension is not None else None
-    if rule_id is not None and period in ("office", "after_hours", "holiday"):
-        rule = InboundRule.objects.filter(pk=rule_id, tenant_id=message.tenant_id).first()
-        return getattr(rule, f"{period}_target") if rule is not None else None
-    return None
+    target = destination_target(destination=destination)
+    attempt = destination.attempts + 1
+    retry_in = None
+    if target:
+        retry_in = destination_deliver(
+            message_id=destination.message_id,
+            action=destination.action,
+            target=target,
+            rule_id=destination.rule_id,
+            attempt=attempt,
+        )
+    if retry_in is not None:
+        status = DestinationStatus.PENDING
+    elif (
+        target
+        and DestinationAttempt.objects.filter(
+            message_id=destination.message_id,
+            action=destination.action,
+            target=target[:500],
+            ok=True,
+        ).exists()
+    ):
+        status = DestinationStatus.DELIVERED
+    else:
+        status = DestinationStatus.FAILED
+    DestinationDelivery.objects.filter(pk=destination.pk).update(
+        status=status,
+        attempts=attempt,
+        next_try_at=timezone.now() + timedelta(seconds=retry_in or 0),
+    )
+    return retry_in
 
 
 def destination_deliver(
@@ -68,8 +112,9 @@ def destination_deliver(
     if done:
         # A task delivered twice (acks_late after a lost worker) must not mail or POST twice.
         return None
-    if not message.tenant.enabled:
-        outcome = _Outcome(ok=False, error="the tenant is disabled")
+    refusal = messaging_refusal(message.tenant)
+    if refusal:
+        outcome = _Outcome(ok=False, error=refusal)
     elif action == Action.EMAIL:
         outcome = _email(message, target)
     elif action == Action.HTTP:

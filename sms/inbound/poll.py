@@ -15,6 +15,7 @@ from core.tasks import enqueue
 from sms.inbound.process import inbound_message_ingest
 from sms.models import SmsConfiguration, Source
 from sms.providers import voipms_client_for
+from tenants.access import messaging_allowed, messaging_refusal
 from trunks.numbers import normalize_number
 from trunks.selectors import did_owner_tenant_id
 from trunks.voipms.client import VOIPMS_TIMEZONE, SmsRecord
@@ -40,10 +41,7 @@ class PollResult:
 
 def _pollable() -> QuerySet[SmsConfiguration]:
     return SmsConfiguration.objects.filter(
-        enabled=True,
-        poll_enabled=True,
-        tenant__enabled=True,
-        tenant__message_channels_enabled=True,
+        messaging_allowed("tenant__"), enabled=True, poll_enabled=True
     )
 
 
@@ -135,7 +133,7 @@ class _Owners:
             if owners[candidate.trunk_id] != candidate.tenant_id:
                 continue
             tenant = candidate.tenant
-            if candidate.enabled and tenant.enabled and tenant.message_channels_enabled:
+            if candidate.enabled and not messaging_refusal(tenant):
                 return candidate
             # The DID's tenant switched messaging off: the message is his, so it is not filed
             # under another tenant's configuration either.

@@ -16,6 +16,7 @@ from django.utils import timezone
 from core import tasks as core_tasks
 from core.batching import Batcher
 from sms.models import DeliveryStatus, SmsConfiguration, WebhookDelivery
+from tenants.access import messaging_refusal
 from tenants.models import Tenant
 
 # The configuration's "last webhook" time is written at most this often: one UPDATE per webhook
@@ -137,9 +138,10 @@ def _accept_sql(vendor: str, received: bool) -> str:
     values = f"c.{tenant_id}, c.{pk}, %s, %s, %s, %s, %s, %s, {headers}, %s, %s, %s, 0"
     where = f"c.{q('webhook_token_digest')} = %s"
     if received:
-        # Received needs an enabled configuration of a tenant whose Message Channels are on;
-        # otherwise no row is stored here and the slower path says why.
-        where += f" AND c.{q('enabled')} AND t.{q('message_channels_enabled')}"
+        # Received needs an enabled configuration of a tenant that may use messaging (the
+        # condition of tenants.access.messaging_refusal); otherwise no row is stored here and
+        # the slower path says why.
+        where += f" AND c.{q('enabled')} AND t.{q('enabled')} AND t.{q('message_channels_enabled')}"
     return " ".join(
         [
             f"INSERT INTO {deliveries} ({columns}) SELECT {values}",
@@ -228,9 +230,10 @@ def webhook_delivery_accept(
     )
     if configuration is None:
         return None
-    if not configuration.tenant.message_channels_enabled:
+    refusal = messaging_refusal(configuration.tenant)
+    if refusal:
         # Answered 200 so VoIP.ms stops retrying; the request is kept, marked ignored.
-        status, reason = DeliveryStatus.IGNORED, "Message Channels are off for this tenant"
+        status, reason = DeliveryStatus.IGNORED, refusal
     elif not configuration.enabled:
         status, reason = DeliveryStatus.IGNORED, "the configuration is disabled"
     delivery = webhook_delivery_store(

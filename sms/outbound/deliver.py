@@ -25,6 +25,7 @@ from sms.models import (
     SmsConfiguration,
 )
 from sms.providers import voipms_client_for
+from tenants.access import messaging_refusal
 from trunks.numbers import format_for_voipms
 from trunks.voipms.errors import VoipmsError, VoipmsOutcomeUnknown
 
@@ -184,8 +185,8 @@ def message_deliver(*, message_id: int, slot_reserved: bool = False) -> Delivery
     refusal = None
     if configuration is None:
         refusal = ("no_configuration", "The SMS/MMS configuration was deleted.")
-    elif not configuration.tenant.enabled or not configuration.tenant.message_channels_enabled:
-        refusal = ("channels_off", "Message Channels are off for this tenant.")
+    elif messaging_refusal(configuration.tenant):
+        refusal = ("channels_off", messaging_refusal(configuration.tenant) + ".")
     elif not configuration.enabled:
         refusal = ("configuration_disabled", "The SMS/MMS configuration is disabled.")
     if refusal is not None:

@@ -26,6 +26,7 @@ from sms.models import (
 from sms.outbound.rules import routes_for_message
 from sms.outbound.splitting import MMS_MAX_CHARS, split_sms, utf8_len
 from sms.selectors import is_opted_out
+from tenants.access import messaging_check
 from tenants.models import Extension, SmsPermission, Tenant, User
 from trunks.models import PoolRange, Trunk
 from trunks.numbers import (
@@ -273,10 +274,7 @@ def message_send(
     source: str = Source.PORTAL,
 ) -> list[Message]:
     """Check and queue a message from a user; nothing is queued when a check fails."""
-    if not tenant.enabled or not tenant.message_channels_enabled:
-        raise NotAllowed(
-            "Message Channels are switched off for this tenant.", code="message_channels_disabled"
-        )
+    messaging_check(tenant)
     sender = _sender_did(user=user, tenant=tenant, did=did)
     try:
         destination = parse_nanp(to)

@@ -516,7 +516,7 @@ def test_the_conversation_list_links_to_the_inbox(
 
 
 @pytest.mark.django_db
-def test_reprocess_requeues_failed_deliveries_and_leaves_processed_ones(
+def test_reprocess_requeues_failed_and_processed_deliveries_and_leaves_duplicates(
     world: World,
     client_for: ClientFor,
     django_capture_on_commit_callbacks: Any,
@@ -537,6 +537,7 @@ def test_reprocess_requeues_failed_deliveries_and_leaves_processed_ones(
         )
 
     failed, processed = store(DeliveryStatus.FAILED), store(DeliveryStatus.PROCESSED)
+    duplicate = store(DeliveryStatus.DUPLICATE)
     client = client_for(world.admin_a)
 
     detail = client.get(f"{DELIVERIES}{failed.pk}/change/").content.decode()
@@ -546,23 +547,29 @@ def test_reprocess_requeues_failed_deliveries_and_leaves_processed_ones(
     ):
         response = client.post(
             DELIVERIES,
-            {"action": "reprocess", "_selected_action": [failed.pk, processed.pk], "index": "0"},
+            {
+                "action": "reprocess",
+                "_selected_action": [failed.pk, processed.pk, duplicate.pk],
+                "index": "0",
+            },
             follow=True,
         )
 
     assert "raw body kept" in detail
-    assert "1 delivery queued for processing. 1 already processed or duplicate" in (
+    assert "2 deliveries queued for processing. 1 duplicate of another delivery" in (
         response.content.decode()
     )
     failed.refresh_from_db()
     processed.refresh_from_db()
+    duplicate.refresh_from_db()
     assert (failed.status, failed.reason, failed.processed_at) == (
         DeliveryStatus.RECEIVED,
         "",
         None,
     )
-    assert processed.status == DeliveryStatus.PROCESSED
-    delay.assert_called_once_with(failed.pk)
+    assert processed.status == DeliveryStatus.RECEIVED
+    assert duplicate.status == DeliveryStatus.DUPLICATE
+    assert sorted(delay.ids()) == sorted([failed.pk, processed.pk])
 
 
 @pytest.mark.django_db

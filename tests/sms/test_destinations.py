@@ -16,11 +16,20 @@ import requests
 import responses
 from django.core import mail
 from django.db import connection
+from django.utils import timezone
 
 from core.http import USER_AGENT
 from sms.inbound.destinations import destination_deliver
 from sms.inbound.process import inbound_message_ingest
-from sms.models import Action, DestinationAttempt, InboundRule, Message, Source
+from sms.models import (
+    Action,
+    DestinationAttempt,
+    DestinationDelivery,
+    DestinationStatus,
+    InboundRule,
+    Message,
+    Source,
+)
 from tenants.models import Extension
 from tests.factories import World
 from tests.sms.helpers import make_configuration, make_rule
@@ -303,7 +312,7 @@ def test_http_destination_will_not_sign_with_another_tenants_rule(
     assert (attempt.ok, attempt.error) == (False, "the inbound rule was deleted")
 
 
-def test_deliver_to_destination_task_schedules_the_next_attempt(
+def test_deliver_destination_task_tries_once_and_schedules_the_next_attempt(
     message: Message,
     rule: InboundRule,
     mocked: responses.RequestsMock,
@@ -313,19 +322,43 @@ def test_deliver_to_destination_task_schedules_the_next_attempt(
 
     scheduled: list[tuple[tuple[object, ...], float]] = []
     monkeypatch.setattr(
-        tasks.deliver_to_destination,
+        tasks.deliver_destination,
         "apply_async",
         lambda args, countdown: scheduled.append((args, countdown)),
     )
     mocked.post(HOOK_URL, status=500)
+    destination = DestinationDelivery.objects.create(
+        tenant=message.tenant, message=message, action=Action.HTTP, rule=rule, period="office"
+    )
 
-    tasks.deliver_to_destination(message.pk, Action.HTTP, rule_id=rule.pk, period="office")
+    tasks.deliver_destination(destination.pk)
 
     # The URL is read from the rule: it never travels in the task's arguments.
-    assert [args for args, _ in scheduled] == [
-        (message.pk, Action.HTTP, rule.pk, "office", None, 2)
-    ]
+    assert [args for args, _ in scheduled] == [(destination.pk,)]
     assert mocked.calls[0].request.url == HOOK_URL
+    destination.refresh_from_db()
+    assert (destination.status, destination.attempts) == (DestinationStatus.PENDING, 1)
+    assert destination.next_try_at > timezone.now()
+
+
+def test_a_destination_that_fails_for_good_is_marked_failed_and_not_tried_again(
+    message: Message, rule: InboundRule, mocked: responses.RequestsMock
+) -> None:
+    from sms import tasks
+
+    # An internal address stays refused however often it is tried.
+    InboundRule.objects.filter(pk=rule.pk).update(office_target="http://localhost:6379/")
+    destination = DestinationDelivery.objects.create(
+        tenant=message.tenant, message=message, action=Action.HTTP, rule=rule, period="office"
+    )
+
+    tasks.deliver_destination(destination.pk)
+    tasks.deliver_destination(destination.pk)  # a repeated task: the row is no longer pending
+
+    destination.refresh_from_db()
+    assert (destination.status, destination.attempts) == (DestinationStatus.FAILED, 1)
+    assert DestinationAttempt.objects.filter(message=message).count() == 1
+    assert len(mocked.calls) == 0
 
 
 @pytest.mark.parametrize(

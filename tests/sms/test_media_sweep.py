@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from sms import tasks
 from sms.models import MediaStatus, MessageMedia
-from sms.sweep import MEDIA_LOST_AFTER, media_sweep
+from sms.sweep import LOST_AFTER, media_sweep
 from tenants.models import Tenant
 from tests.sms.test_media import MEDIA_URL, make_media
 
@@ -46,7 +46,7 @@ def test_a_long_overdue_pending_media_is_enqueued_again_once(
     tenant_a: Tenant, enqueued: list[int]
 ) -> None:
     media = make_media(tenant_a)
-    _overdue(media, MEDIA_LOST_AFTER + timedelta(minutes=1))
+    _overdue(media, LOST_AFTER + timedelta(minutes=1))
     assert media_sweep() == 1
     assert enqueued == [media.pk]
     assert media_sweep() == 0  # due again from now: not enqueued at every sweep
@@ -84,9 +84,7 @@ def test_a_scheduled_retry_is_not_taken_for_lost(
     due_in = (media.next_try_at - timezone.now()).total_seconds()
     assert abs(due_in - scheduled[0]) < 60
     # Ten minutes after the try the retry is still ahead: the sweeper leaves it alone.
-    MessageMedia.objects.filter(pk=media.pk).update(
-        next_try_at=media.next_try_at - MEDIA_LOST_AFTER
-    )
+    MessageMedia.objects.filter(pk=media.pk).update(next_try_at=media.next_try_at - LOST_AFTER)
     assert media_sweep() == 0
     assert enqueued == []
 

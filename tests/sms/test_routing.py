@@ -11,7 +11,17 @@ import pytest
 from freezegun import freeze_time
 
 from sms.inbound.process import inbound_message_ingest
-from sms.models import Action, Conversation, Direction, Message, MessageStatus, OptOut, Source
+from sms.models import (
+    Action,
+    Conversation,
+    DestinationDelivery,
+    DestinationStatus,
+    Direction,
+    Message,
+    MessageStatus,
+    OptOut,
+    Source,
+)
 from sms.selectors import inbound_rule_matching, time_period
 from tenants.models import Extension, Holiday, OfficeHours, RingGroup, RingGroupMember
 from tenants.services import extension_create
@@ -341,10 +351,14 @@ def test_an_extension_asking_for_e_mail_is_notified(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         _receive(configuration, "Call me")
     # Run only the notification task, synchronously, as the worker would.
-    from sms.tasks import deliver_to_destination
+    from sms.tasks import deliver_destination
 
     message = Message.objects.get(direction=Direction.IN)
-    deliver_to_destination(message.pk, Action.EMAIL, extension_id=reception.pk)
+    destination = DestinationDelivery.objects.get(message=message)
+    assert (destination.action, destination.extension) == (Action.EMAIL, reception)
+    deliver_destination(destination.pk)
+    destination.refresh_from_db()
+    assert (destination.status, destination.attempts) == (DestinationStatus.DELIVERED, 1)
     assert callbacks
     assert mail.outbox[0].to == ["desk@example.com"]
     assert "Call me" in mail.outbox[0].body
