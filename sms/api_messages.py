@@ -49,6 +49,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "created_at",
             "sent_at",
             "received_at",
+            "received_at_note",
         ]
         read_only_fields = fields
 

@@ -71,9 +71,9 @@ def webhook_delivery_process(*, delivery_id: int) -> None:
     WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=F("attempts") + 1)
     try:
         if delivery.method == "POST" and bytes(delivery.body).strip():
-            parsed = parse_webhook_json(bytes(delivery.body))
+            parsed = parse_webhook_json(bytes(delivery.body), now=delivery.received_at)
         else:
-            parsed = parse_callback_query_string(delivery.query)
+            parsed = parse_callback_query_string(delivery.query, now=delivery.received_at)
     except WebhookError as error:
         _finish_delivery(delivery, DeliveryStatus.REJECTED, str(error))
         _note_error(configuration, f"Rejected webhook: {error}")
@@ -116,7 +116,7 @@ def inbound_message_ingest(
 ) -> Ingested:
     """Store a received message once per (account, kind, id), then route it."""
     tenant = configuration.tenant
-    received_at = inbound.received_at or timezone.now()
+    received_at = inbound.received_at or (delivery.received_at if delivery else timezone.now())
     try:
         with transaction.atomic():
             message = Message.objects.create(
@@ -134,6 +134,7 @@ def inbound_message_ingest(
                 provider_id=inbound.provider_id,
                 delivery=delivery,
                 received_at=received_at,
+                received_at_note=inbound.time_note,
             )
     except IntegrityError:
         # The unique constraint on (account, kind, id) says we have it already.
