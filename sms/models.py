@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from core.crypto import EncryptedTextField
 from tenants.models import TenantOwned
+from trunks.numbers import MAX_DID_LENGTH, MAX_SENDER_LENGTH
 
 
 def webhook_token_digest(token: str) -> str:
@@ -230,8 +231,8 @@ class Conversation(TenantOwned):
     configuration = models.ForeignKey(
         SmsConfiguration, null=True, on_delete=models.SET_NULL, related_name="conversations"
     )
-    did = models.CharField(max_length=20)
-    remote = models.CharField(max_length=40)
+    did = models.CharField(max_length=MAX_DID_LENGTH)
+    remote = models.CharField(max_length=MAX_SENDER_LENGTH)
     extension = models.ForeignKey(
         "tenants.Extension", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -265,8 +266,8 @@ class Message(TenantOwned):
     kind = models.CharField(max_length=3, choices=Kind.choices, default=Kind.SMS)
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.WEBHOOK)
-    did = models.CharField(max_length=20)
-    remote = models.CharField(max_length=40)
+    did = models.CharField(max_length=MAX_DID_LENGTH)
+    remote = models.CharField(max_length=MAX_SENDER_LENGTH)
     body = models.TextField(blank=True)
     media_urls = models.JSONField(default=list, blank=True)
     segments = models.PositiveSmallIntegerField(default=1)
@@ -297,6 +298,12 @@ class Message(TenantOwned):
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     received_at = models.DateTimeField(null=True, blank=True)
+    received_at_note = models.CharField(
+        "note on the time received",
+        max_length=200,
+        blank=True,
+        help_text="Why the arrival time stands in for the time VoIP.ms gave.",
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
@@ -332,7 +339,8 @@ class MessageMedia(TenantOwned):
     """A file of an MMS: the provider's URL, and our copy once fetched."""
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="media")
-    url = models.URLField(max_length=2000)
+    # Text, not a bounded URLField: a link VoIP.ms sends is kept whole, however long.
+    url = models.TextField()
     status = models.CharField(
         max_length=10, choices=MediaStatus.choices, default=MediaStatus.PENDING
     )
@@ -363,8 +371,8 @@ class MessageMedia(TenantOwned):
 class OptOut(TenantOwned):
     """A contact who texted STOP to one of the tenant's DIDs: nothing more is sent to him."""
 
-    did = models.CharField(max_length=20)
-    remote = models.CharField(max_length=40)
+    did = models.CharField(max_length=MAX_DID_LENGTH)
+    remote = models.CharField(max_length=MAX_SENDER_LENGTH)
     keyword = models.CharField(max_length=20)
     created_at = models.DateTimeField(auto_now_add=True)
 

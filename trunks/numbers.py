@@ -15,6 +15,13 @@ NUMBER_FORMAT_E164 = "e164"
 DEFAULT_MAX_RANGE_SIZE = 10000
 # E.164 allows 15 digits; an international prefix such as 011 adds up to 3 more.
 MAX_NUMBER_LENGTH = 20
+# The widest DID and sender an inbound message may carry, in characters once normalised. The
+# webhook parser refuses anything wider and the sms columns are exactly this wide, so whatever
+# is acknowledged fits. A DID is "+" and up to 19 digits; a sender may also be an international
+# number written with spaces, or an alphanumeric sender ID (11 characters in GSM, more from
+# e-mail gateways).
+MAX_DID_LENGTH = 20
+MAX_SENDER_LENGTH = 40
 
 # Explicit ASCII classes: `\d` and `\s` would also accept Arabic-Indic digits or NBSP.
 _NANP_LIKE = re.compile(r"\+?[0-9 ().-]+")

@@ -225,6 +225,7 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
         "last_attempt_at",
         "next_attempt_at",
         "received_at",
+        "received_at_note",
         "sent_at",
         "delivered_at",
         "read_at",

@@ -50,6 +50,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "created_at",
             "sent_at",
             "received_at",
+            "received_at_note",
         ]
         read_only_fields = fields
 

@@ -132,9 +132,9 @@ def _process(delivery: WebhookDelivery) -> str:
         return _close(delivery, DeliveryStatus.IGNORED, refusal)
     try:
         if delivery.method == "POST" and bytes(delivery.body).strip():
-            parsed = parse_webhook_json(bytes(delivery.body))
+            parsed = parse_webhook_json(bytes(delivery.body), now=delivery.received_at)
         else:
-            parsed = parse_callback_query_string(delivery.query)
+            parsed = parse_callback_query_string(delivery.query, now=delivery.received_at)
     except WebhookError as error:
         _note_error(configuration.pk, f"Rejected webhook: {error}")
         return _close(delivery, DeliveryStatus.REJECTED, str(error))
@@ -281,6 +281,7 @@ def _ingest(
             provider_id=inbound.provider_id,
             delivery=delivery,
             received_at=received_at,
+            received_at_note=inbound.time_note,
             **fields,
         )
         _media_rows(message, inbound.media_urls)

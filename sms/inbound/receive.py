@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from core import metrics
 from sms.inbound.store import webhook_delivery_accept
 from sms.models import DeliveryStatus, webhook_token_digest
-from trunks.voipms.webhooks import WebhookError, parse_callback_query, parse_webhook_json
+from trunks.voipms.webhooks import WebhookError, parse_callback_query_string, parse_webhook_json
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,9 @@ def _judge(request: HttpRequest, body: bytes) -> tuple[str, str, int]:
         if request.method == "POST" and body.strip():
             parse_webhook_json(body)
         else:
-            parse_callback_query(request.GET)
+            # The raw query string, as stored, not request.GET: the worker parses the stored
+            # string, and door and worker must read the same values to agree.
+            parse_callback_query_string(request.META.get("QUERY_STRING", ""))
     except WebhookError as error:
         return DeliveryStatus.REJECTED, str(error), 400
     return DeliveryStatus.RECEIVED, "", 200

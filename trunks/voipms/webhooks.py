@@ -6,12 +6,12 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
-from trunks.numbers import normalize_number
+from trunks.numbers import MAX_DID_LENGTH, MAX_SENDER_LENGTH, normalize_number
 
 MESSAGE_RECEIVED = "message.received"
 SOURCE_WEBHOOK = "webhook"
@@ -30,6 +30,17 @@ _CALLBACK_TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
     r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
 )
+# PostgreSQL text cannot hold NUL, and a lone surrogate (JSON "\ud800") cannot be written as
+# UTF-8: a string with either could be acknowledged but never stored (ARCHITECTURE.md, Inbound
+# flow), so both become U+FFFD at the door.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_DID = re.compile(r"\+?[0-9]+")
+# Besides letters and digits, what senders write: "+1 (845) 555-0101", "Dr. Who", "AT&T".
+_SENDER_PUNCTUATION = frozenset(" +-.()&@_'!?,:/#")
+# VoIP.ms started in the 2000s and stamps a message when it arrives there: a time outside this
+# window is a bug or a placeholder, and the arrival time serves better (ARCHITECTURE.md).
+EARLIEST_SENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_SENT_TIME_AHEAD = timedelta(days=1)
 
 
 class WebhookError(ValueError):
@@ -55,6 +66,8 @@ class InboundMessage:
     received_at_raw: str
     event_type: str
     source: str
+    # Why received_at is None although VoIP.ms sent a time; empty when nothing was set aside.
+    time_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,75 @@ class IgnoredEvent:
 
     event_type: str
     reason: str
+
+
+# Values shared by both forms --------------------------------------------------------------
+
+
+def _clean(value: str) -> str:
+    """Return the text with NUL characters and lone surrogates replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
+def _did(raw: str, path: str) -> str:
+    """Return our DID normalised, or raise WebhookError if it cannot be a phone number."""
+    number = normalize_number(_clean(raw))
+    if not number:
+        raise WebhookError(f"{path} is empty")
+    # VoIP.ms DIDs are US and Canadian numbers (DOMAIN.md §2); short codes pass as digits.
+    if not _DID.fullmatch(number):
+        raise WebhookError(f'{path} is not a phone number: only digits and a leading "+"')
+    if len(number) > MAX_DID_LENGTH:
+        raise WebhookError(f"{path} is longer than {MAX_DID_LENGTH} characters")
+    return number
+
+
+def _sender(raw: str, path: str) -> str:
+    """Return the sender normalised, or raise WebhookError if it is no number or sender ID."""
+    number = normalize_number(_clean(raw))
+    if not number:
+        raise WebhookError(f"{path} is empty")
+    if len(number) > MAX_SENDER_LENGTH:
+        raise WebhookError(f"{path} is longer than {MAX_SENDER_LENGTH} characters")
+    for char in number:
+        # Control and format characters (NUL, line breaks, right-to-left overrides) are how a
+        # sender would be forged or garbled on screen; no real number or sender ID has them.
+        if not (char.isalnum() or char in _SENDER_PUNCTUATION):
+            raise WebhookError(
+                f"{path} holds U+{ord(char):04X}, which no phone number or sender name has"
+            )
+    if not any(char.isalnum() for char in number):
+        raise WebhookError(f"{path} has no letter or digit")
+    return number
+
+
+def _media_url(raw: str, path: str) -> str:
+    """Return a media link stripped, or raise WebhookError if it is not an http(s) URL."""
+    url = _clean(raw).strip()
+    if not url:
+        raise WebhookError(f"{path} is empty")
+    try:
+        parts = urlsplit(url)
+        web_link = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a malformed host, such as "http://[bad"
+        web_link = False
+    # Media links are downloaded later (DOMAIN.md §3): anything but a web link cannot be.
+    if not web_link:
+        raise WebhookError(f"{path} is not an http or https URL")
+    return url
+
+
+def _plausible(parsed: datetime | None, now: datetime | None) -> tuple[datetime | None, str]:
+    """Return the time and no note, or no time and why, when VoIP.ms cannot have meant it."""
+    if parsed is None:
+        return None, ""
+    latest = (now or datetime.now(UTC)) + MAX_SENT_TIME_AHEAD
+    if EARLIEST_SENT_TIME <= parsed <= latest:
+        return parsed, ""
+    return None, (
+        f"VoIP.ms gave the sent time {parsed.isoformat()}, which cannot be right; "
+        "the arrival time is used instead."
+    )
 
 
 # JSON webhook ------------------------------------------------------------------------------
@@ -92,7 +174,7 @@ def _provider_id(value: Any, path: str) -> int:
 
 
 def _phone_number(container: Mapping[str, Any], path: str) -> str:
-    """Return a normalised phone_number read from a JSON object."""
+    """Return the phone_number string of a JSON object, not yet checked or normalised."""
     value = container.get("phone_number")
     if value is None:
         raise WebhookError(f"{path}.phone_number is missing")
@@ -101,9 +183,7 @@ def _phone_number(container: Mapping[str, Any], path: str) -> str:
         value = str(value)
     if not isinstance(value, str):
         raise WebhookError(f"{path}.phone_number must be a string")
-    if not value.strip():
-        raise WebhookError(f"{path}.phone_number is empty")
-    return normalize_number(value)
+    return value
 
 
 def _to_number(payload: Mapping[str, Any]) -> str:
@@ -116,7 +196,7 @@ def _to_number(payload: Mapping[str, Any]) -> str:
     first = recipients[0]
     if not isinstance(first, dict):
         raise WebhookError("data.payload.to[0] must be an object")
-    return _phone_number(first, "data.payload.to[0]")
+    return _did(_phone_number(first, "data.payload.to[0]"), "data.payload.to[0].phone_number")
 
 
 def _from_number(payload: Mapping[str, Any]) -> str:
@@ -126,7 +206,7 @@ def _from_number(payload: Mapping[str, Any]) -> str:
         raise WebhookError("data.payload.from.phone_number is missing")
     if not isinstance(sender, dict):
         raise WebhookError("data.payload.from must be an object")
-    return _phone_number(sender, "data.payload.from")
+    return _sender(_phone_number(sender, "data.payload.from"), "data.payload.from.phone_number")
 
 
 def _kind(payload: Mapping[str, Any]) -> str:
@@ -148,7 +228,7 @@ def _text(payload: Mapping[str, Any]) -> str:
         return ""
     if not isinstance(value, str):
         raise WebhookError("data.payload.text must be a string")
-    return value
+    return _clean(value)
 
 
 def _media_urls(payload: Mapping[str, Any]) -> tuple[str, ...]:
@@ -168,9 +248,7 @@ def _media_urls(payload: Mapping[str, Any]) -> tuple[str, ...]:
             raise WebhookError(f"{path}.url is missing")
         if not isinstance(url, str):
             raise WebhookError(f"{path}.url must be a string")
-        if not url.strip():
-            raise WebhookError(f"{path}.url is empty")
-        urls.append(url.strip())
+        urls.append(_media_url(url, f"{path}.url"))
     return tuple(urls)
 
 
@@ -188,7 +266,7 @@ def _received_at(payload: Mapping[str, Any]) -> tuple[datetime | None, str]:
     if parsed.tzinfo is None:
         # Every captured webhook time is UTC ("+00:00"); read a bare time the same way.
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed, raw
+    return parsed, _clean(raw)
 
 
 def _decode_json(body: bytes) -> Any:
@@ -207,8 +285,13 @@ def _decode_json(body: bytes) -> Any:
         raise WebhookError("body is not JSON") from None
 
 
-def parse_webhook_json(body: bytes) -> InboundMessage | IgnoredEvent:
-    """Return the message in a VoIP.ms JSON webhook body, or the event to acknowledge and ignore."""
+def parse_webhook_json(
+    body: bytes, *, now: datetime | None = None
+) -> InboundMessage | IgnoredEvent:
+    """Return the message in a VoIP.ms JSON webhook body, or the event to acknowledge and ignore.
+
+    `now` is the arrival time that judges whether the sent time is plausible (default: now).
+    """
     document = _decode_json(body)
     if not isinstance(document, dict):
         raise WebhookError("body is not a JSON object")
@@ -218,6 +301,7 @@ def parse_webhook_json(body: bytes) -> InboundMessage | IgnoredEvent:
         raise WebhookError("data.event_type is missing")
     if not isinstance(event_type, str):
         raise WebhookError("data.event_type must be a string")
+    event_type = _clean(event_type)
     if event_type != MESSAGE_RECEIVED:
         # Only message.received has ever been seen; anything else is answered 200 so VoIP.ms
         # stops retrying, and kept for a human to read (DOMAIN.md §3).
@@ -232,7 +316,8 @@ def parse_webhook_json(body: bytes) -> InboundMessage | IgnoredEvent:
         provider_id = _provider_id(data["id"], "data.id")
     else:
         raise WebhookError("data.payload.id is missing")
-    received_at, received_at_raw = _received_at(payload)
+    parsed, received_at_raw = _received_at(payload)
+    received_at, time_note = _plausible(parsed, now)
     return InboundMessage(
         kind=_kind(payload),
         provider_id=provider_id,
@@ -244,6 +329,7 @@ def parse_webhook_json(body: bytes) -> InboundMessage | IgnoredEvent:
         received_at_raw=received_at_raw,
         event_type=event_type,
         source=SOURCE_WEBHOOK,
+        time_note=time_note,
     )
 
 
@@ -291,33 +377,60 @@ def _callback_time(raw: str) -> datetime | None:
     return parsed
 
 
-def parse_callback_query(query: Mapping[str, str] | Mapping[str, list[str]]) -> InboundMessage:
-    """Return the message in the decoded query parameters of a VoIP.ms URL callback."""
+def parse_callback_query(
+    query: Mapping[str, str] | Mapping[str, list[str]], *, now: datetime | None = None
+) -> InboundMessage:
+    """Return the message in the decoded query parameters of a VoIP.ms URL callback.
+
+    `now` is the arrival time that judges whether the sent time is plausible (default: now).
+    """
     values = _single_values(query)
-    from_number = normalize_number(_required(values, "from"))
-    to_number = normalize_number(_required(values, "to"))
+    from_number = _sender(_required(values, "from"), 'query parameter "from"')
+    to_number = _did(_required(values, "to"), 'query parameter "to"')
     provider_id = _provider_id(_required(values, "id"), 'query parameter "id"')
     media = values.get("media", "")
     # {TIMESTAMP} and {MEDIA} come from the wiki only: an unsubstituted one means "none".
     if _PLACEHOLDER.fullmatch(media.strip()):
         media = ""
-    media_urls = tuple(url.strip() for url in media.split(",") if url.strip())
-    received_at_raw = values.get("date", "")
+    entries = [entry for entry in media.split(",") if entry.strip()]
+    media_urls = tuple(
+        _media_url(entry, f'query parameter "media" entry {position}')
+        for position, entry in enumerate(entries, start=1)
+    )
+    received_at_raw = _clean(values.get("date", ""))
+    received_at, time_note = _plausible(_callback_time(received_at_raw.strip()), now)
     return InboundMessage(
         # A callback carries no type: an MMS without media reads as SMS, a known limit of GET.
         kind=KIND_MMS if media_urls else KIND_SMS,
         provider_id=provider_id,
         from_number=from_number,
         to_number=to_number,
-        text=values.get("message", ""),
+        text=_clean(values.get("message", "")),
         media_urls=media_urls,
-        received_at=_callback_time(received_at_raw.strip()),
+        received_at=received_at,
         received_at_raw=received_at_raw,
         event_type=MESSAGE_RECEIVED,
         source=SOURCE_CALLBACK,
+        time_note=time_note,
     )
 
 
-def parse_callback_query_string(qs: str) -> InboundMessage:
-    """Return the message in the raw query string of a VoIP.ms URL callback ("+" is a space)."""
-    return parse_callback_query(parse_qs(qs.removeprefix("?"), keep_blank_values=True))
+def _wsgi_text(qs: str) -> str:
+    """Return a query string as Django reads it: WSGI bytes as UTF-8, else as Latin-1."""
+    # WSGI hands the query string over as bytes spelled in Latin-1; a client that put raw UTF-8
+    # into the URL means UTF-8, and Django's request.GET reads it so. Text that is not Latin-1,
+    # or not UTF-8 once encoded, is kept as it is.
+    try:
+        return qs.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return qs
+
+
+def parse_callback_query_string(qs: str, *, now: datetime | None = None) -> InboundMessage:
+    """Return the message in the raw query string of a VoIP.ms URL callback ("+" is a space).
+
+    The webhook view judges a callback and the worker processes it with this same function on
+    the same stored string, so what was acknowledged is what gets stored.
+    """
+    query = parse_qs(_wsgi_text(qs).removeprefix("?"), keep_blank_values=True)
+    return parse_callback_query(query, now=now)

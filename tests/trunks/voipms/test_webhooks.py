@@ -524,7 +524,8 @@ def test_webhook_raises_only_webhook_error_on_any_json_value(document: Any) -> N
 
 @given(
     provider_id=st.integers(1, 2**63 - 1),
-    text=st.text(),
+    # NUL is the one storable-looking character that is not kept (see the U+FFFD tests).
+    text=st.text(st.characters(exclude_characters="\x00")),
     urls=st.lists(
         st.from_regex(r"https://voip\.ms/media/[A-Za-z0-9=]{1,20}/media\.png", fullmatch=True),
         max_size=3,
@@ -712,3 +713,170 @@ def test_callback_raises_only_webhook_error_on_any_mapping(query: dict[str, Any]
     except WebhookError:
         return
     assert isinstance(result, InboundMessage)
+
+
+# What could not be stored is refused, or cleaned, at the door ------------------------------
+
+NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+
+def test_webhook_turns_nul_and_lone_surrogates_into_replacement_characters() -> None:
+    body = (
+        (FIXTURES / "sms.json")
+        .read_bytes()
+        .replace(b'"Connect webhook test 14:20:19"', b'"a\\u0000b\\ud800c\\udc00\\ud83c\\udf82"')
+    )
+    message = parse_webhook_json(body)
+    assert isinstance(message, InboundMessage)
+    # A lone surrogate becomes U+FFFD; a proper pair is the character it encodes.
+    assert message.text == "a\ufffdb\ufffdc\ufffd\U0001f382"
+
+
+def test_webhook_cleans_an_unknown_event_type_it_quotes_in_its_reason() -> None:
+    result = _parse({"data": {"event_type": "message.\x00sent\ud800"}})
+    assert isinstance(result, IgnoredEvent)
+    assert result.event_type == "message.\ufffdsent\ufffd"
+    assert "\x00" not in result.reason
+
+
+@pytest.mark.parametrize(
+    ("sender", "expected"),
+    [
+        ("72975", "72975"),
+        ("ACME Co.", "ACME Co."),
+        ("AT&T", "AT&T"),
+        ("+44 20 7946 0958", "+44 20 7946 0958"),
+        ("(845) 723-1213", SENDER),
+        ("Montr\u00e9al", "Montr\u00e9al"),
+        ("9" * 40, "9" * 40),
+    ],
+)
+def test_webhook_keeps_short_codes_alphanumeric_and_foreign_senders(
+    sender: str, expected: str
+) -> None:
+    message = _parse(_body(**{"from": {"phone_number": sender}}))
+    assert isinstance(message, InboundMessage)
+    assert message.from_number == expected
+
+
+@pytest.mark.parametrize(
+    ("sender", "reason"),
+    [
+        ("9" * 41, "is longer than 40 characters"),
+        ("A" * 200, "is longer than 40 characters"),
+        ("ACME\u202e", "holds U+202E, which no phone number or sender name has"),
+        ("84572\x0031213", "holds U+FFFD, which no phone number or sender name has"),
+        ("845\n7231213", "holds U+000A, which no phone number or sender name has"),
+        ("\U0001f44d", "holds U+1F44D, which no phone number or sender name has"),
+        ("+-.", "has no letter or digit"),
+    ],
+)
+def test_webhook_refuses_a_sender_no_phone_or_sender_id_could_be(sender: str, reason: str) -> None:
+    document = _body(**{"from": {"phone_number": sender}})
+    assert _reason(document) == f"data.payload.from.phone_number {reason}"
+
+
+@pytest.mark.parametrize(
+    ("did", "reason"),
+    [
+        ("1" * 21, "is longer than 20 characters"),
+        ("+" + "1" * 20, "is longer than 20 characters"),
+        ("DID", 'is not a phone number: only digits and a leading "+"'),
+        ("845557776\x00", 'is not a phone number: only digits and a leading "+"'),
+        ("+44 20 7946 0958", 'is not a phone number: only digits and a leading "+"'),
+    ],
+)
+def test_webhook_refuses_a_did_that_is_not_a_phone_number(did: str, reason: str) -> None:
+    document = _body(to=[{"phone_number": did}])
+    assert _reason(document) == f"data.payload.to[0].phone_number {reason}"
+
+
+def test_webhook_accepts_a_did_of_exactly_twenty_characters() -> None:
+    message = _parse(_body(to=[{"phone_number": "+" + "4" * 19}]))
+    assert isinstance(message, InboundMessage)
+    assert message.to_number == "+" + "4" * 19
+
+
+def test_webhook_keeps_a_long_media_url_whole() -> None:
+    url = "https://voip.ms/media/" + "A" * 2500 + "/media.png"
+    message = _parse(_body(type="MMS", media=[{"url": f" {url} "}]))
+    assert isinstance(message, InboundMessage)
+    assert message.media_urls == (url,)
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "file:///etc/passwd", "voip.ms/media.png", "http://[bad", "x"]
+)
+def test_webhook_refuses_a_media_url_that_is_not_a_web_link(url: str) -> None:
+    document = _body(type="MMS", media=[{"url": url}])
+    assert _reason(document) == "data.payload.media[0].url is not an http or https URL"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "0001-01-01T00:00:00+00:00",
+        "0001-01-01T00:00:00+14:00",
+        "1999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-12:00",
+        "2026-12-05T12:00:01+00:00",
+    ],
+)
+def test_webhook_sets_an_impossible_time_aside_with_a_note(raw: str) -> None:
+    message = parse_webhook_json(json.dumps(_body(received_at=raw)).encode(), now=NOW)
+    assert isinstance(message, InboundMessage)
+    assert message.received_at is None
+    assert message.received_at_raw == raw
+    assert "cannot be right; the arrival time is used instead" in message.time_note
+    assert datetime.fromisoformat(raw).isoformat() in message.time_note
+
+
+@pytest.mark.parametrize("raw", ["2000-01-01T00:00:00Z", "2026-12-05T12:00:00+00:00"])
+def test_webhook_keeps_a_time_at_either_edge_of_the_plausible_window(raw: str) -> None:
+    message = parse_webhook_json(json.dumps(_body(received_at=raw)).encode(), now=NOW)
+    assert isinstance(message, InboundMessage)
+    assert message.received_at == datetime.fromisoformat(raw)
+    assert message.time_note == ""
+
+
+def test_callback_sets_an_impossible_eastern_time_aside_with_a_note() -> None:
+    message = parse_callback_query({**CALLBACK, "date": "9999-12-31 23:59:59"}, now=NOW)
+    assert message.received_at is None
+    assert message.time_note.startswith("VoIP.ms gave the sent time 9999-12-31T23:59:59-05:00")
+
+
+def test_callback_query_string_turns_an_encoded_nul_into_a_replacement_character() -> None:
+    message = parse_callback_query_string(
+        "from=8457231213&to=8455577768&id=7&message=a%00b%ED%A0%80&date=%00"
+    )
+    assert message.text == "a\ufffdb\ufffd\ufffd\ufffd"
+    assert message.received_at_raw == "\ufffd"
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("from=%00&to=8455577768&id=7", 'query parameter "from" holds U+FFFD'),
+        ("from=8457231213&to=845557776%00&id=7", 'query parameter "to" is not a phone number'),
+        (
+            "from=8457231213&to=8455577768&id=7&media=https%3A%2F%2Fa.example%2F1.png%2Cftp%3A%2F%2Fx",
+            'query parameter "media" entry 2 is not an http or https URL',
+        ),
+    ],
+)
+def test_callback_query_string_refuses_numbers_and_media_that_cannot_be(
+    query: str, reason: str
+) -> None:
+    with pytest.raises(WebhookError) as caught:
+        parse_callback_query_string(query)
+    assert str(caught.value).startswith(reason)
+
+
+def test_callback_query_string_reads_raw_utf8_bytes_as_django_does() -> None:
+    # WSGI spells the bytes of the query string as Latin-1 characters.
+    raw = "from=8457231213&to=8455577768&id=7&message=Caf\u00e9 \U0001f44d"
+    wsgi = raw.encode("utf-8").decode("latin-1")
+    assert parse_callback_query_string(wsgi).text == "Caf\u00e9 \U0001f44d"
+    # Bytes that are not UTF-8 are read as Latin-1, as Django's request.GET falls back to.
+    latin = "from=8457231213&to=8455577768&id=7&message=caf\u00e9"
+    assert parse_callback_query_string(latin).text == "caf\u00e9"
