@@ -16,12 +16,22 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+
 
 def publish(
     name: str, args: tuple[Any, ...], kwargs: dict[str, Any], countdown: float | None
 ) -> None:
     """Send one task message to the broker now (the one place a task is published)."""
-    current_app.send_task(name, args=args, kwargs=kwargs, countdown=countdown)
+    # A short retry budget: a request must not hang on a broker outage (the sweeper covers it).
+    current_app.send_task(
+        name, args=args, kwargs=kwargs, countdown=countdown, retry_policy=PUBLISH_RETRY_POLICY
+    )
 
 
 def publish_quietly(name: str, *args: Any, countdown: float | None = None, **kwargs: Any) -> bool:
