@@ -245,6 +245,8 @@ CELERY_TASK_ROUTES = {
     "sms.reconcile_message": {"queue": "outbound"},
     "sms.carrier_status": {"queue": "outbound"},
 }
+# How often sent messages are checked against VoIP.ms's carrier status (getSMS/getMMS).
+CARRIER_STATUS_INTERVAL_SECONDS = env.float("CARRIER_STATUS_INTERVAL_SECONDS", default=300.0)
 # Beat runs the sweepers this often; a row that waited this long is published again.
 SWEEP_INTERVAL_SECONDS = env.float("SWEEP_INTERVAL_SECONDS", default=30.0)
 # A webhook delivery whose processing raised is tried again with backoff, this many times in all.
@@ -254,7 +256,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "portal.heartbeat", "schedule": 30.0},
     "outbox-sweep": {"task": "sms.outbox_sweep", "schedule": SWEEP_INTERVAL_SECONDS},
-    "carrier-status": {"task": "sms.carrier_status", "schedule": 300.0},
+    "carrier-status": {"task": "sms.carrier_status", "schedule": CARRIER_STATUS_INTERVAL_SECONDS},
     "poll-voipms-accounts": {
         "task": "sms.poll_voipms_accounts",
         "schedule": env.float("SMS_POLL_INTERVAL_SECONDS", default=300.0),

@@ -20,7 +20,7 @@ from trunks.numbers import normalize_number
 from trunks.selectors import did_owner_tenant_id
 from trunks.voipms.client import VOIPMS_TIMEZONE, SmsRecord
 from trunks.voipms.errors import VoipmsError
-from trunks.voipms.webhooks import MESSAGE_RECEIVED, InboundMessage
+from trunks.voipms.webhooks import MESSAGE_RECEIVED, InboundMessage, clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def _inbound(record: SmsRecord) -> InboundMessage:
         provider_id=record.id,
         from_number=normalize_number(record.contact),
         to_number=normalize_number(record.did),
-        text=record.message,
+        text=clean_text(record.message),
         media_urls=record.media,
         received_at=record.date,
         received_at_raw=record.date.isoformat(),

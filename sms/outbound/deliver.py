@@ -257,8 +257,9 @@ def message_deliver(*, message_id: int, slot_reserved: bool = False) -> Delivery
         return DeliveryOutcome(MessageStatus.UNKNOWN)
     except VoipmsError as error:
         elapsed = time.monotonic() - started
-        if error.nothing_sent:
-            # Refused by VoIP.ms, or before the request went out: no send to count.
+        if error.nothing_sent or not error.permanent:
+            # Refused by VoIP.ms, failed before the request went out, or a transient failure
+            # (tried again later, and counted then): no send to count now.
             store.uncount_send(account, day)
         if not error.permanent and message.attempt_count < settings.SMS_MAX_ATTEMPTS:
             delay = max(_backoff(message.attempt_count), error.retry_after or 0)

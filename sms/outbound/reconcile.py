@@ -27,15 +27,8 @@ RECONCILE_WINDOW = timedelta(minutes=15)
 EASTERN = ZoneInfo("America/New_York")
 
 
-# getSMS/getMMS rows asked for per call, and DID-by-DID calls per account and kind in one run
-# of the carrier status update when an account's answer was cut short.
+# getSMS/getMMS rows asked for per call; a longer answer may have been cut short.
 HISTORY_LIMIT = 1000
-
-
-CARRIER_STATUS_DID_CALLS = 20
-
-
-CARRIER_STATUS_MAX_WAIT = 5.0  # seconds to wait for a request slot before leaving it to a run
 
 
 def message_reconcile(*, message_id: int) -> str:
@@ -114,12 +107,13 @@ def message_reconcile(*, message_id: int) -> str:
 
 
 def carrier_status_update() -> int:
-    """Mark sends of the last 48 hours delivered from VoIP.ms's carrier status, per account.
+    """Settle sends of the last 48 hours from VoIP.ms's carrier status, per account and kind.
 
     One history call per account and kind (getSMS, getMMS). An answer as long as the limit may
-    have left rows out: the sends still unseen are then asked for DID by DID, at most
-    CARRIER_STATUS_DID_CALLS calls per account and kind in one run, within the account's rate.
+    have left rows out: the sends still unseen are then asked for DID by DID, within the
+    account's request rate, until the next run is due (no fixed number of rows).
     """
+    deadline = time.monotonic() + settings.CARRIER_STATUS_INTERVAL_SECONDS
     since = timezone.now() - timedelta(hours=48)
     recent = Message.objects.filter(
         direction=Direction.OUT,
@@ -149,9 +143,10 @@ def carrier_status_update() -> int:
                 dids = sorted({did for _, did in unseen.values()})
                 if len(rows) < HISTORY_LIMIT or not dids:
                     continue
-                # The answer may have been cut short: ask for the rest DID by DID.
-                for did in dids[:CARRIER_STATUS_DID_CALLS]:
-                    if not _wait_for_request_slot(account):
+                # The answer may have been cut short: ask for the rest DID by DID, within the
+                # account's request rate, until the next run is due.
+                for did in dids:
+                    if not unseen or not _wait_for_request_slot(account, deadline):
                         break
                     rows = history(**window, did=_ten(did), limit=HISTORY_LIMIT)
                     delivered += _apply_carrier_status(rows, unseen)
@@ -161,24 +156,34 @@ def carrier_status_update() -> int:
 
 
 def _apply_carrier_status(rows: list[SmsRecord], unseen: dict[int, tuple[int, str]]) -> int:
-    """Record the carrier status of the rows' sends; return how many are now delivered."""
-    delivered = 0
+    """Record the carrier status of the rows' sends; return how many are now settled.
+
+    The raw text is kept on the message; a delivered or failed text settles its status.
+    """
+    settled = 0
     for row in rows:
         if row.id not in unseen or not row.carrier_status:
             continue
         pk, _ = unseen.pop(row.id)
         fields: dict[str, object] = {"carrier_status": row.carrier_status[:200]}
-        if "delivered" in row.carrier_status.lower():
+        state = row.carrier_state
+        if state == "delivered":
             fields.update(status=MessageStatus.DELIVERED, delivered_at=timezone.now())
-            delivered += 1
+        elif state == "failed":
+            fields.update(
+                status=MessageStatus.FAILED,
+                error_code="carrier_failed",
+                error_message=f"The carrier reported: {row.carrier_status}"[:500],
+            )
+        settled += state != "sent"
         Message.objects.filter(pk=pk, status=MessageStatus.SENT).update(**fields)
-    return delivered
+    return settled
 
 
-def _wait_for_request_slot(account: str) -> bool:
-    """Take the account's next request slot, waiting a little; False: the rest waits a run."""
+def _wait_for_request_slot(account: str, deadline: float) -> bool:
+    """Take the account's next request slot, waiting for it; False once the deadline is near."""
     wait = limits().reserve_request(account, settings.VOIPMS_REQUESTS_PER_SECOND)
-    if wait > CARRIER_STATUS_MAX_WAIT:
+    if time.monotonic() + wait > deadline:
         return False
     time.sleep(max(wait, 0))
     return True
@@ -191,7 +196,5 @@ def _ten(e164: str) -> str:
         return e164
 
 
-def _eastern():
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo("America/New_York")
+def _eastern() -> ZoneInfo:
+    return EASTERN

@@ -456,10 +456,10 @@ def test_a_send_voipms_refused_is_not_counted_against_the_daily_cap(
 
 
 @pytest.mark.django_db
-def test_an_html_answer_still_counts_against_the_daily_cap(
+def test_a_transient_failure_does_not_count_against_the_daily_cap(
     send: Callable[..., list[Message]], voipms: FakeVoipms, configuration: SmsConfiguration
 ) -> None:
-    # Without VoIP.ms's own status nobody can tell whether the text went out: count it.
+    # A transient answer (a Cloudflare page) is tried again later, and counted then.
     SmsConfiguration.objects.filter(pk=configuration.pk).update(daily_send_limit=1)
     (first,) = send("First")
     (second,) = send("Second")
@@ -468,8 +468,8 @@ def test_an_html_answer_still_counts_against_the_daily_cap(
     deliver(first)
     assert first.status == MessageStatus.QUEUED
     deliver(second)
-    assert second.status == MessageStatus.FAILED
-    assert second.error_code == "limit_reached"
+    assert second.status == MessageStatus.QUEUED  # retried, not refused by the cap
+    assert second.error_code != "limit_reached"
 
 
 # Outcome unknown ------------------------------------------------------------------------------
@@ -1226,3 +1226,47 @@ def test_carrier_status_makes_no_did_calls_when_the_answer_was_complete(
     assert len(voipms.reads()) == 1
     missing.refresh_from_db()
     assert missing.status == MessageStatus.SENT
+
+
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [
+        ("Message delivered to handset.", "delivered"),
+        ("Delivered", "delivered"),
+        ("Message failed", "failed"),
+        ("Undeliverable: invalid destination", "failed"),
+        ("Message not delivered", "failed"),
+        ("Rejected by carrier", "failed"),
+        ("Expired", "failed"),
+        ("Message sent", "sent"),
+        ("queued", "sent"),
+        ("", "sent"),
+    ],
+)
+def test_every_carrier_status_text_maps_to_delivered_failed_or_sent(text: str, state: str) -> None:
+    from trunks.voipms.client import carrier_state
+
+    assert carrier_state(text) == state
+
+
+@pytest.mark.django_db
+def test_carrier_status_marks_a_send_the_carrier_failed_as_failed_and_keeps_the_text(
+    world: World, voipms: FakeVoipms
+) -> None:
+    configuration = world.objects_a[SmsConfiguration]
+    message = _sent_message(configuration, SENDER, 601)
+    text = "Message failed: undeliverable"
+    voipms.answer(
+        "getSMS",
+        {
+            "status": "success",
+            "sms": [sent_row(601, "Message 601", timezone.now(), carrier_status=text)],
+        },
+    )
+
+    assert carrier_status_update() == 1
+
+    message.refresh_from_db()
+    assert (message.status, message.carrier_status) == (MessageStatus.FAILED, text)
+    assert message.error_code == "carrier_failed"
+    assert text in message.error_message

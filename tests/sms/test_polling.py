@@ -6,7 +6,7 @@ import email.parser
 import email.policy
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -377,3 +377,19 @@ def test_poll_voipms_account_task_polls_the_configuration(
     poll_voipms_account(configuration.pk)
 
     assert [message.source for message in inbound_messages()] == [Source.POLL]
+
+
+def test_polled_text_with_a_nul_or_a_lone_surrogate_is_stored_cleaned() -> None:
+    from sms.inbound.poll import _inbound
+    from trunks.voipms.client import SmsRecord
+
+    record = SmsRecord(
+        id=1,
+        kind="sms",
+        date=datetime.now(tz=UTC),
+        type=1,
+        did="2125550101",
+        contact="8457231213",
+        message="a\x00b\ud800c",
+    )
+    assert _inbound(record).text == "a\ufffdb\ufffdc"

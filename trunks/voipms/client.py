@@ -69,6 +69,29 @@ class SmsRecord:
     carrier_status: str = ""
     media: tuple[str, ...] = ()
 
+    @property
+    def carrier_state(self) -> str:
+        """Return what the carrier status says of a sent message: delivered, failed or sent."""
+        return carrier_state(self.carrier_status)
+
+
+# Words in getSMS/getMMS's free-text `carrier_status` of a sent row. The one text DOMAIN.md has
+# seen is "Message delivered to handset."; the failure words cover the carriers' usual wording
+# ("Message failed", "undeliverable", "rejected by carrier", "expired"). Anything else (empty,
+# "sent", "queued", "accepted") means the carrier has not settled it yet.
+_DELIVERED_WORDS = ("delivered",)
+_FAILED_WORDS = ("fail", "undeliver", "not delivered", "reject", "expired", "blocked", "error")
+
+
+def carrier_state(text: str) -> str:
+    """Map a VoIP.ms carrier status text to "delivered", "failed" or "sent" (not settled)."""
+    lowered = text.lower()
+    if any(word in lowered for word in _FAILED_WORDS):
+        return "failed"
+    if any(word in lowered for word in _DELIVERED_WORDS):
+        return "delivered"
+    return "sent"
+
 
 @dataclass(frozen=True)
 class DidInfo:

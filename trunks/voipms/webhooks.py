@@ -81,14 +81,14 @@ class IgnoredEvent:
 # Values shared by both forms --------------------------------------------------------------
 
 
-def _clean(value: str) -> str:
+def clean_text(value: str) -> str:
     """Return the text with NUL characters and lone surrogates replaced by U+FFFD."""
     return _UNSTORABLE.sub("\ufffd", value)
 
 
 def _did(raw: str, path: str) -> str:
     """Return our DID normalised, or raise WebhookError if it cannot be a phone number."""
-    number = normalize_number(_clean(raw))
+    number = normalize_number(clean_text(raw))
     if not number:
         raise WebhookError(f"{path} is empty")
     # VoIP.ms DIDs are US and Canadian numbers (DOMAIN.md §2); short codes pass as digits.
@@ -101,7 +101,7 @@ def _did(raw: str, path: str) -> str:
 
 def _sender(raw: str, path: str) -> str:
     """Return the sender normalised, or raise WebhookError if it is no number or sender ID."""
-    number = normalize_number(_clean(raw))
+    number = normalize_number(clean_text(raw))
     if not number:
         raise WebhookError(f"{path} is empty")
     if len(number) > MAX_SENDER_LENGTH:
@@ -120,7 +120,7 @@ def _sender(raw: str, path: str) -> str:
 
 def _media_url(raw: str, path: str) -> str:
     """Return a media link stripped, or raise WebhookError if it is not an http(s) URL."""
-    url = _clean(raw).strip()
+    url = clean_text(raw).strip()
     if not url:
         raise WebhookError(f"{path} is empty")
     try:
@@ -228,7 +228,7 @@ def _text(payload: Mapping[str, Any]) -> str:
         return ""
     if not isinstance(value, str):
         raise WebhookError("data.payload.text must be a string")
-    return _clean(value)
+    return clean_text(value)
 
 
 def _media_urls(payload: Mapping[str, Any]) -> tuple[str, ...]:
@@ -266,7 +266,7 @@ def _received_at(payload: Mapping[str, Any]) -> tuple[datetime | None, str]:
     if parsed.tzinfo is None:
         # Every captured webhook time is UTC ("+00:00"); read a bare time the same way.
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed, _clean(raw)
+    return parsed, clean_text(raw)
 
 
 def _decode_json(body: bytes) -> Any:
@@ -301,7 +301,7 @@ def parse_webhook_json(
         raise WebhookError("data.event_type is missing")
     if not isinstance(event_type, str):
         raise WebhookError("data.event_type must be a string")
-    event_type = _clean(event_type)
+    event_type = clean_text(event_type)
     if event_type != MESSAGE_RECEIVED:
         # Only message.received has ever been seen; anything else is answered 200 so VoIP.ms
         # stops retrying, and kept for a human to read (DOMAIN.md §3).
@@ -397,7 +397,7 @@ def parse_callback_query(
         _media_url(entry, f'query parameter "media" entry {position}')
         for position, entry in enumerate(entries, start=1)
     )
-    received_at_raw = _clean(values.get("date", ""))
+    received_at_raw = clean_text(values.get("date", ""))
     received_at, time_note = _plausible(_callback_time(received_at_raw.strip()), now)
     return InboundMessage(
         # A callback carries no type: an MMS without media reads as SMS, a known limit of GET.
@@ -405,7 +405,7 @@ def parse_callback_query(
         provider_id=provider_id,
         from_number=from_number,
         to_number=to_number,
-        text=_clean(values.get("message", "")),
+        text=clean_text(values.get("message", "")),
         media_urls=media_urls,
         received_at=received_at,
         received_at_raw=received_at_raw,
