@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from typing import Any
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
@@ -86,6 +87,15 @@ class Tenant(models.Model):
 
 class PortalUserManager(UserManager.from_queryset(TenantQuerySet)):
     """User manager with for_tenant(), like every tenant-owned model."""
+
+    def create_superuser(
+        self, username: str, email: str | None = None, password: str | None = None, **extra: Any
+    ) -> User:
+        """Create a system administrator (`manage.py createsuperuser` creates the first one)."""
+        # A superuser has no tenant, which the user_tenant_matches_role constraint allows only
+        # to a system administrator.
+        extra.setdefault("role", Role.SYSTEM_ADMIN)
+        return super().create_superuser(username, email, password, **extra)
 
 
 class Role(models.TextChoices):

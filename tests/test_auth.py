@@ -6,10 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 
 from tenants.middleware import MANAGED_TENANT_SESSION_KEY
-from tenants.models import AuditEvent, User
+from tenants.models import AuditEvent, Role, User
 from tests.factories import World
 
 ClientFor = Callable[[User | None], Client]
@@ -246,3 +247,10 @@ def test_switch_to_administrator_is_refused_to_tenant_users_and_over_get(
     assert client_for(world.admin_a).post("/tenant/switch-to-administrator/").status_code == 403
     assert client_for(world.sysadmin).get("/tenant/switch-to-administrator/").status_code == 405
     assert not AuditEvent.objects.filter(action="switch_to_administrator").exists()
+
+
+@pytest.mark.django_db
+def test_createsuperuser_creates_a_system_administrator_without_a_tenant() -> None:
+    call_command("createsuperuser", interactive=False, username="root", email="root@example.com")
+    user = User.objects.get(username="root")
+    assert (user.role, user.tenant_id, user.is_superuser) == (Role.SYSTEM_ADMIN, None, True)

@@ -1,4 +1,14 @@
-"""Webhook deliveries: store what arrived, and hand it to processing after commit."""
+"""Webhook deliveries: store what arrived, and hand it to processing after commit.
+
+Two paths store a delivery. The webhook view takes the fast one, `webhook_delivery_accept`, for
+speed: a webhook costs one hand-written `INSERT ... SELECT` (the token lookup and the insert in
+one statement and one round trip, prepared once per connection on PostgreSQL), and the request
+never waits on the broker, since stored ids are handed to the workers in batches from a
+background thread (`core.batching`). Its twin, `webhook_delivery_store`, does the same through the
+ORM: the fast path falls back to it whenever its statement stores nothing (a disabled
+configuration, Message Channels off), and tests and admin tools call it directly. The two must
+store identical rows; tests/sms/test_store_paths_agree.py proves it, so change both together.
+"""
 
 from __future__ import annotations
 
@@ -93,8 +103,17 @@ def webhook_delivery_store(
 ) -> WebhookDelivery:
     """Store a request that reached a configuration's webhook URL and note its arrival.
 
-    One INSERT, committed on its own: the request is safe before it is acknowledged.
+    The ORM twin of `webhook_delivery_accept`, storing the same row: a disabled configuration,
+    or a tenant whose Message Channels are off, turns received into ignored. One INSERT,
+    committed on its own: the request is safe before it is acknowledged.
     """
+    if status == DeliveryStatus.RECEIVED:
+        # Answered 200 so VoIP.ms stops retrying; the request is kept, marked ignored.
+        refusal = messaging_refusal(configuration.tenant)
+        if refusal:
+            status, reason = DeliveryStatus.IGNORED, refusal
+        elif not configuration.enabled:
+            status, reason = DeliveryStatus.IGNORED, "the configuration is disabled"
     now = timezone.now()
     delivery = WebhookDelivery.objects.create(
         tenant_id=configuration.tenant_id,
@@ -230,12 +249,7 @@ def webhook_delivery_accept(
     )
     if configuration is None:
         return None
-    refusal = messaging_refusal(configuration.tenant)
-    if refusal:
-        # Answered 200 so VoIP.ms stops retrying; the request is kept, marked ignored.
-        status, reason = DeliveryStatus.IGNORED, refusal
-    elif not configuration.enabled:
-        status, reason = DeliveryStatus.IGNORED, "the configuration is disabled"
+    # The statement stored nothing for a known URL: the ORM twin says why and stores it ignored.
     delivery = webhook_delivery_store(
         configuration=configuration,
         method=method,
