@@ -217,8 +217,11 @@ def _rule_matches(
                 return False
         except CallerMaskError:
             return False
-    if rule.hours != HoursMode.ALWAYS:
-        return time_period(tenant=rule.tenant, at=at) == rule.hours
+    if rule.hours == HoursMode.OFFICE:
+        return time_period(tenant=rule.tenant, at=at) == "office"
+    if rule.hours == HoursMode.AFTER_HOURS:
+        # The office is closed on a holiday: "outside office hours" holds then too.
+        return time_period(tenant=rule.tenant, at=at) != "office"
     return True
 
 

@@ -165,7 +165,12 @@ def test_a_rule_is_saved_and_deleted_through_the_service(
     assert (rule.did_start, rule.did_end) == (12125550101, 12125550101)
     assert rule.caller_mask == "1312555****"
     assert rule.custom_hours == []
-    assert AuditEvent.objects.filter(action="created", object_id=str(rule.pk)).count() == 1
+    assert (
+        AuditEvent.objects.filter(
+            action="created", object_type="sms.inboundrule", object_id=str(rule.pk)
+        ).count()
+        == 1
+    )
 
     changed = client.post(
         f"{RULES}{rule.pk}/change/", rule_form(extension, did_range="12125550102-12125550104")
@@ -174,13 +179,20 @@ def test_a_rule_is_saved_and_deleted_through_the_service(
     assert changed.status_code == 302
     rule.refresh_from_db()
     assert (rule.did_start, rule.did_end) == (12125550102, 12125550104)
-    assert AuditEvent.objects.filter(action="changed", object_id=str(rule.pk)).count() == 1
+    assert (
+        AuditEvent.objects.filter(
+            action="changed", object_type="sms.inboundrule", object_id=str(rule.pk)
+        ).count()
+        == 1
+    )
 
     response = client.post(f"{RULES}{rule.pk}/delete/", {"post": "yes"})
 
     assert response.status_code == 302
     assert not InboundRule.objects.exists()
-    assert AuditEvent.objects.filter(action="deleted", object_id=str(rule.pk)).exists()
+    assert AuditEvent.objects.filter(
+        action="deleted", object_type="sms.inboundrule", object_id=str(rule.pk)
+    ).exists()
 
 
 @pytest.mark.django_db
