@@ -75,9 +75,9 @@ def _history(configuration: SmsConfiguration) -> tuple[list[SmsRecord], VoipmsEr
     }
     records: list[SmsRecord] = []
     with voipms_client_for(configuration) as client:
-        for read in (client.get_sms, client.get_mms):
+        for kind in ("sms", "mms"):
             try:
-                rows = read(**window)
+                rows = client.get_messages(kind, **window)
             except VoipmsError as error:
                 return records, error
             if len(rows) >= window["limit"]:

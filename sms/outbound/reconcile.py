@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from core.limits import limits
 from core.tasks import enqueue
-from sms.models import DeliveryAttempt, Direction, Kind, Message, MessageStatus, SmsConfiguration
+from sms.models import DeliveryAttempt, Direction, Message, MessageStatus, SmsConfiguration
 from sms.providers import voipms_client_for
 from trunks.numbers import InvalidNumber, normalize_number
 from trunks.voipms.client import SmsRecord
@@ -48,8 +48,8 @@ def message_reconcile(*, message_id: int) -> str:
     dst = str(step.get("dst", message.remote))
     try:
         with voipms_client_for(configuration, read_timeout=30.0) as client:
-            reader = client.get_mms if message.kind == Kind.MMS else client.get_sms
-            rows = reader(
+            rows = client.get_messages(
+                message.kind,
                 date_from=(eastern - timedelta(days=1)).date(),
                 date_to=(eastern + timedelta(days=1)).date(),
                 type=0,
@@ -137,8 +137,7 @@ def carrier_status_update() -> int:
             continue
         try:
             with voipms_client_for(configuration, read_timeout=30.0) as client:
-                history = client.get_mms if kind == Kind.MMS else client.get_sms
-                rows = history(**window, limit=HISTORY_LIMIT)
+                rows = client.get_messages(kind, **window, limit=HISTORY_LIMIT)
                 delivered += _apply_carrier_status(rows, unseen)
                 dids = sorted({did for _, did in unseen.values()})
                 if len(rows) < HISTORY_LIMIT or not dids:
@@ -148,7 +147,7 @@ def carrier_status_update() -> int:
                 for did in dids:
                     if not unseen or not _wait_for_request_slot(account, deadline):
                         break
-                    rows = history(**window, did=_ten(did), limit=HISTORY_LIMIT)
+                    rows = client.get_messages(kind, **window, did=_ten(did), limit=HISTORY_LIMIT)
                     delivered += _apply_carrier_status(rows, unseen)
         except VoipmsError as error:
             logger.warning("carrier status: VoIP.ms answered %s", error.code)

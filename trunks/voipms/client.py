@@ -166,51 +166,13 @@ class VoipmsClient:
         data = self._call("sendMMS", params, has_side_effect=True)
         return self._sent_id(data, "mms", "sendMMS")
 
-    def get_sms(
-        self,
-        *,
-        date_from: dt.date,
-        date_to: dt.date,
-        type: int | None = None,
-        did: str | None = None,
-        contact: str | None = None,
-        limit: int | None = None,
-        sms_id: int | None = None,
-    ) -> list[SmsRecord]:
-        """Return the SMS history rows that match the filters."""
-        return self._history(
-            "sms",
-            date_from=date_from,
-            date_to=date_to,
-            type=type,
-            did=did,
-            contact=contact,
-            limit=limit,
-            message_id=sms_id,
-        )
+    def get_sms(self, *, sms_id: int | None = None, **filters: Any) -> list[SmsRecord]:
+        """Return the SMS history rows that match the filters (see get_messages)."""
+        return self.get_messages("sms", message_id=sms_id, **filters)
 
-    def get_mms(
-        self,
-        *,
-        date_from: dt.date,
-        date_to: dt.date,
-        type: int | None = None,
-        did: str | None = None,
-        contact: str | None = None,
-        limit: int | None = None,
-        mms_id: int | None = None,
-    ) -> list[SmsRecord]:
-        """Return the MMS history rows that match the filters."""
-        return self._history(
-            "mms",
-            date_from=date_from,
-            date_to=date_to,
-            type=type,
-            did=did,
-            contact=contact,
-            limit=limit,
-            message_id=mms_id,
-        )
+    def get_mms(self, *, mms_id: int | None = None, **filters: Any) -> list[SmsRecord]:
+        """Return the MMS history rows that match the filters (see get_messages)."""
+        return self.get_messages("mms", message_id=mms_id, **filters)
 
     def get_dids_info(self, *, did: str | None = None) -> list[DidInfo]:
         """Return the messaging settings of one DID, or of every DID on the account."""
@@ -237,19 +199,21 @@ class VoipmsClient:
             raise VoipmsTransientError("bad_response", "VoIP.ms answered getIP without an IP")
         return ip.strip()
 
-    def _history(
+    def get_messages(
         self,
         kind: str,
         *,
         date_from: dt.date,
         date_to: dt.date,
-        type: int | None,
-        did: str | None,
-        contact: str | None,
-        limit: int | None,
-        message_id: int | None,
+        type: int | None = None,
+        did: str | None = None,
+        contact: str | None = None,
+        limit: int | None = None,
+        message_id: int | None = None,
     ) -> list[SmsRecord]:
-        """Return getSMS or getMMS rows as records of the given kind."""
+        """Return the history rows of one kind ("sms": getSMS, "mms": getMMS) that match."""
+        if kind not in ("sms", "mms"):
+            raise ValueError(f"kind must be 'sms' or 'mms', got {kind!r}")
         if type not in (None, 0, 1):
             raise ValueError(f"type must be 1 (received) or 0 (sent), got {type!r}")
         method = "getSMS" if kind == "sms" else "getMMS"

@@ -1125,3 +1125,8 @@ def test_errors_survive_pickling_for_celery(error: VoipmsError) -> None:
     assert vars(copy) == vars(error)
     assert str(copy) == str(error)
     assert copy.route_level is error.route_level
+
+
+def test_get_messages_refuses_a_kind_voipms_has_no_history_for(client: VoipmsClient) -> None:
+    with pytest.raises(ValueError, match="kind must be 'sms' or 'mms'"):
+        client.get_messages("fax", date_from=dt.date(2026, 9, 1), date_to=dt.date(2026, 9, 2))
