@@ -26,7 +26,7 @@ from functools import cached_property
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-GOAL_RATIO = 0.5
+GOAL_RATIO = 0.8
 FIRST_NUMBER = 12125000000
 
 
