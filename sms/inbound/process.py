@@ -175,7 +175,9 @@ def _finish(delivery_id: int, status: str, reason: str) -> str:
 def webhook_delivery_fail(*, delivery_id: int, error: BaseException) -> None:
     """Mark a delivery failed with the error; the sweeper tries it again after a backoff."""
     reason = f"processing failed: {type(error).__name__}: {error}"[:500]
-    delivery = WebhookDelivery.objects.filter(pk=delivery_id).only("attempts").first()
+    delivery = (
+        WebhookDelivery.objects.filter(pk=delivery_id).only("attempts", "configuration_id").first()
+    )
     if delivery is None:
         return
     attempts = delivery.attempts + 1
@@ -192,11 +194,7 @@ def webhook_delivery_fail(*, delivery_id: int, error: BaseException) -> None:
         attempts=attempts,
         next_try_at=next_try_at,
     )
-    configuration_id = (
-        WebhookDelivery.objects.filter(pk=delivery_id).values_list("configuration_id", flat=True)
-    ).first()
-    if configuration_id is not None:
-        _note_error(configuration_id, f"Processing failed: {type(error).__name__}")
+    _note_error(delivery.configuration_id, f"Processing failed: {type(error).__name__}")
     logger.warning(
         "webhook delivery %s: processing failed (try %d): %s", delivery_id, attempts, reason
     )
