@@ -362,6 +362,13 @@ MEDIA_MAX_BYTES = env.int("MEDIA_MAX_BYTES", default=5 * 1024 * 1024)
 # Requests per second to one VoIP.ms account, shared by all workers (VoIP.ms's own per-minute
 # limit is not published: DOMAIN.md §2).
 VOIPMS_REQUESTS_PER_SECOND = env.float("VOIPMS_REQUESTS_PER_SECOND", default=1.0)
+# Outbound workers: with OUTBOUND_SENDER_CONCURRENCY > 0 a worker keeps up to that many VoIP.ms
+# calls in flight on call threads that hold no database connection, and records their answers
+# on OUTBOUND_SENDER_DB_THREADS threads (sms/outbound/sender.py). 0 sends in the task's thread.
+OUTBOUND_SENDER_CONCURRENCY = env.int("OUTBOUND_SENDER_CONCURRENCY", default=0)
+OUTBOUND_SENDER_DB_THREADS = env.int("OUTBOUND_SENDER_DB_THREADS", default=2)
+# How long a warm shutdown waits for the sends in flight (a call ends within 45 s).
+OUTBOUND_SENDER_DRAIN_SECONDS = env.float("OUTBOUND_SENDER_DRAIN_SECONDS", default=60.0)
 # How long a message may stay "sending" before it is taken for lost and reconciled.
 SMS_SENDING_STUCK_SECONDS = env.int("SMS_SENDING_STUCK_SECONDS", default=900)
 # How long to wait for VoIP.ms's history before re-sending a message whose outcome is unknown.

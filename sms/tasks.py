@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.signals import worker_shutdown
+from django.conf import settings
 
 from sms.configurations import sms_configuration_verify
 from sms.inbound.destinations import destination_delivery_run
@@ -21,6 +23,7 @@ from sms.inbound.process import webhook_delivery_process
 from sms.models import SmsConfiguration
 from sms.outbound.deliver import message_deliver
 from sms.outbound.reconcile import carrier_status_update, message_reconcile
+from sms.outbound.sender import outbound_sender, sender_drain, sender_enabled
 from sms.sweep import sweep_all
 from tenants.access import messaging_refusal
 
@@ -67,8 +70,15 @@ def process_webhooks(delivery_ids: list[int]) -> None:
 
 @shared_task(name="sms.deliver_message", ignore_result=True, acks_late=True)
 def deliver_message(message_id: int, slot_reserved: bool = False) -> None:
-    """Send one queued outbound message; waits and transient failures come back later."""
-    outcome = message_deliver(message_id=message_id, slot_reserved=slot_reserved)
+    """Send one queued outbound message; waits and transient failures come back later.
+
+    With the background sender on, the call is handed over once the message is claimed and
+    this task returns at once; the sender records the answer (and any retry) itself.
+    """
+    if sender_enabled():
+        outcome = outbound_sender().submit(message_id=message_id, slot_reserved=slot_reserved)
+    else:
+        outcome = message_deliver(message_id=message_id, slot_reserved=slot_reserved)
     if outcome is not None and outcome.retry_in is not None:
         deliver_message.apply_async(
             (message_id,), {"slot_reserved": outcome.slot_reserved}, countdown=outcome.retry_in
@@ -124,3 +134,10 @@ def outbox_sweep() -> None:
 def carrier_status() -> None:
     """Mark recent sends delivered or failed from VoIP.ms's carrier status (run by beat)."""
     carrier_status_update()
+
+
+@worker_shutdown.connect
+def _wait_for_sends_in_flight(**kwargs: object) -> None:
+    """On a warm shutdown, let the background sender record the calls it has in flight."""
+    if not sender_drain(settings.OUTBOUND_SENDER_DRAIN_SECONDS):
+        logger.warning("stopped with VoIP.ms sends in flight; the sweeper settles them")

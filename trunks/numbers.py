@@ -117,15 +117,6 @@ def to_e164_format(e164: str) -> str:
     return e164
 
 
-def format_for_voipms(e164: str, number_format: str) -> str:
-    """Return the number as the DID's VoIP.ms number format ("nanpa" or "e164") expects."""
-    if number_format == NUMBER_FORMAT_NANPA:
-        return to_nanpa(e164)
-    if number_format == NUMBER_FORMAT_E164:
-        return to_e164_format(e164)
-    raise ValueError(f'number format must be "nanpa" or "e164", not "{number_format}"')
-
-
 def number_to_int(e164_or_digits: str) -> int:
     """Return the 11-digit integer 1NXXNXXXXXX of a +1, 1-prefixed or 10-digit number."""
     if e164_or_digits.startswith("+1"):

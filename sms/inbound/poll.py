@@ -18,8 +18,9 @@ from sms.providers import voipms_client_for
 from tenants.access import messaging_allowed, messaging_refusal
 from trunks.numbers import normalize_number
 from trunks.selectors import did_owner_tenant_id
-from trunks.voipms.client import VOIPMS_TIMEZONE, SmsRecord
+from trunks.voipms.client import SmsRecord
 from trunks.voipms.errors import VoipmsError
+from trunks.voipms.formats import voipms_date
 from trunks.voipms.webhooks import MESSAGE_RECEIVED, InboundMessage, clean_text
 
 logger = logging.getLogger(__name__)
@@ -64,8 +65,7 @@ def poll_accounts_enqueue() -> list[int]:
 
 def _history(configuration: SmsConfiguration) -> tuple[list[SmsRecord], VoipmsError | None]:
     """Return the received SMS and MMS of yesterday and today, and the first error met."""
-    # VoIP.ms reads date filters as US Eastern dates (DOMAIN.md §2).
-    today = timezone.now().astimezone(VOIPMS_TIMEZONE).date()
+    today = voipms_date()
     window = {
         "date_from": today - timedelta(days=1),
         "date_to": today,

@@ -1,4 +1,14 @@
-"""Deliver one outbox row to VoIP.ms at most once per attempt decision: claim, call, record."""
+"""Deliver one outbox row to VoIP.ms at most once per attempt decision, in three steps.
+
+1. `delivery_prepare` (database and Redis): claim the queued row (`queued` -> `sending`), check the
+   tenant and configuration, take a request slot and a daily-cap count, and build the call.
+2. `delivery_call` (network only): one sendSMS/sendMMS. It touches no database connection, so a
+   call that waits 7-11 s on VoIP.ms holds nothing but a socket.
+3. `delivery_settle` (database): record the attempt and the message's next state.
+
+`message_deliver` runs the three in one thread (the Celery task). `sms.outbound.sender` runs step 2
+on many threads and steps 1 and 3 on a few, for throughput within a small connection budget.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +17,6 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -26,11 +35,8 @@ from sms.models import (
 )
 from sms.providers import voipms_client_for
 from tenants.access import messaging_refusal
-from trunks.numbers import format_for_voipms
 from trunks.voipms.errors import VoipmsError, VoipmsOutcomeUnknown
-
-EASTERN = ZoneInfo("America/New_York")
-
+from trunks.voipms.formats import format_for_voipms, voipms_day
 
 LIMITS_RETRY_SECONDS = 5.0
 
@@ -45,6 +51,27 @@ class DeliveryOutcome:
     status: str
     retry_in: float | None = None
     slot_reserved: bool = False
+
+
+@dataclass
+class SendJob:
+    """A claimed message and everything its VoIP.ms call needs, loaded before the call."""
+
+    message: Message
+    configuration: SmsConfiguration
+    account: str
+    day: str
+    did: str
+    dst: str
+
+
+@dataclass
+class CallResult:
+    """What one sendSMS/sendMMS call answered: a VoIP.ms id, or the error it raised."""
+
+    provider_id: int | None = None
+    error: VoipmsError | None = None
+    elapsed: float = 0.0
 
 
 def _backoff(attempt: int) -> float:
@@ -129,10 +156,6 @@ def _fail_later_parts(message: Message, *, include_self: bool) -> None:
     )
 
 
-def _eastern_day() -> str:
-    return timezone.now().astimezone(EASTERN).strftime("%Y-%m-%d")
-
-
 def _route(message: Message) -> tuple[int | None, str, str]:
     plan = message.route_plan or []
     if message.route_index < len(plan):
@@ -173,8 +196,30 @@ def _next_route(message: Message, error: VoipmsError) -> DeliveryOutcome | None:
     return DeliveryOutcome(MessageStatus.QUEUED, retry_in=0.0)
 
 
-def message_deliver(*, message_id: int, slot_reserved: bool = False) -> DeliveryOutcome | None:
-    """Claim a queued message and send it to VoIP.ms once; None when another worker has it."""
+def _refusal(configuration: SmsConfiguration | None) -> tuple[str, str] | None:
+    if configuration is None:
+        return ("no_configuration", "The SMS/MMS configuration was deleted.")
+    refusal = messaging_refusal(configuration.tenant)
+    if refusal:
+        return ("channels_off", refusal + ".")
+    if not configuration.enabled:
+        return ("configuration_disabled", "The SMS/MMS configuration is disabled.")
+    return None
+
+
+def _fail(message: Message, code: str, detail: str) -> DeliveryOutcome:
+    _record(message, "failed", code, detail)
+    _finish(message, MessageStatus.FAILED, error_code=code, error_message=detail[:500])
+    return DeliveryOutcome(MessageStatus.FAILED)
+
+
+def delivery_prepare(
+    *, message_id: int, slot_reserved: bool = False
+) -> SendJob | DeliveryOutcome | None:
+    """Claim a queued message and get its call ready; an outcome when no call is to be made.
+
+    None means another worker has the message (or it is not queued any more).
+    """
     message = _claim(message_id)
     if message is None:
         return None
@@ -182,21 +227,13 @@ def message_deliver(*, message_id: int, slot_reserved: bool = False) -> Delivery
     configuration = (
         SmsConfiguration.objects.select_related("tenant").filter(pk=configuration_id).first()
     )
-    refusal = None
-    if configuration is None:
-        refusal = ("no_configuration", "The SMS/MMS configuration was deleted.")
-    elif messaging_refusal(configuration.tenant):
-        refusal = ("channels_off", messaging_refusal(configuration.tenant) + ".")
-    elif not configuration.enabled:
-        refusal = ("configuration_disabled", "The SMS/MMS configuration is disabled.")
+    refusal = _refusal(configuration)
     if refusal is not None:
-        _record(message, "failed", *refusal)
-        _finish(message, MessageStatus.FAILED, error_code=refusal[0], error_message=refusal[1])
-        return DeliveryOutcome(MessageStatus.FAILED)
+        return _fail(message, *refusal)
 
     account = configuration.username.lower()
     store = limits()
-    day = _eastern_day()
+    day = voipms_day()
     try:
         if not slot_reserved:
             wait = store.reserve_request(account, settings.VOIPMS_REQUESTS_PER_SECOND)
@@ -220,33 +257,49 @@ def message_deliver(*, message_id: int, slot_reserved: bool = False) -> Delivery
             "is reached; sending resumes tomorrow (US Eastern time).",
             permanent=True,
         )
-        outcome = _next_route(message, error)
-        if outcome is not None:
-            return outcome
-        _record(message, "failed", error.code, error.message)
-        _finish(message, MessageStatus.FAILED, error_code=error.code, error_message=error.message)
-        return DeliveryOutcome(MessageStatus.FAILED)
+        return _next_route(message, error) or _fail(message, error.code, error.message)
 
-    did = format_for_voipms(did_e164, configuration.number_format)
     dst = format_for_voipms(dst_e164, configuration.number_format)
     if configuration.prepend_plus and not dst.startswith("+"):
         dst = "+" + dst
+    return SendJob(
+        message=message,
+        configuration=configuration,
+        account=account,
+        day=day,
+        did=format_for_voipms(did_e164, configuration.number_format),
+        dst=dst,
+    )
+
+
+def delivery_call(job: SendJob) -> CallResult:
+    """Make the one VoIP.ms call of a prepared send; uses the network only, never the database."""
+    message = job.message
     started = time.monotonic()
-    # The HTTP call runs outside any transaction: no row lock is held for its 7-11 s. The
-    # database connection is handed back for that time too, so hundreds of sends in flight do
-    # not need hundreds of PostgreSQL connections.
-    if not connection.in_atomic_block:
-        connection.close()
     try:
-        with voipms_client_for(configuration) as client:
+        with voipms_client_for(job.configuration) as client:
             if message.kind == Kind.MMS:
                 provider_id = client.send_mms(
-                    did=did, dst=dst, message=message.body, media=message.media_urls
+                    did=job.did, dst=job.dst, message=message.body, media=message.media_urls
                 )
             else:
-                provider_id = client.send_sms(did=did, dst=dst, message=message.body)
-    except VoipmsOutcomeUnknown as error:
-        _record(message, "unknown", error.code, error.message, time.monotonic() - started)
+                provider_id = client.send_sms(did=job.did, dst=job.dst, message=message.body)
+    except VoipmsError as error:
+        return CallResult(error=error, elapsed=time.monotonic() - started)
+    except Exception as error:
+        # A fault of ours after the request may have left: whether VoIP.ms sent it is unknown,
+        # so it is settled from VoIP.ms's history, never sent again blindly.
+        logger.exception("message %s: the VoIP.ms call failed unexpectedly", message.pk)
+        unknown = VoipmsOutcomeUnknown(f"{type(error).__name__} during the VoIP.ms call")
+        return CallResult(error=unknown, elapsed=time.monotonic() - started)
+    return CallResult(provider_id=provider_id, elapsed=time.monotonic() - started)
+
+
+def delivery_settle(job: SendJob, result: CallResult) -> DeliveryOutcome:
+    """Record a call's result on the message: sent, unknown, back in the queue, or failed."""
+    message, error, elapsed = job.message, result.error, result.elapsed
+    if isinstance(error, VoipmsOutcomeUnknown):
+        _record(message, "unknown", error.code, error.message, elapsed)
         _finish(
             message,
             MessageStatus.UNKNOWN,
@@ -255,12 +308,14 @@ def message_deliver(*, message_id: int, slot_reserved: bool = False) -> Delivery
             "It is checked against VoIP.ms before any resend.",
         )
         return DeliveryOutcome(MessageStatus.UNKNOWN)
-    except VoipmsError as error:
-        elapsed = time.monotonic() - started
+    if error is not None:
         if error.nothing_sent or not error.permanent:
             # Refused by VoIP.ms, failed before the request went out, or a transient failure
             # (tried again later, and counted then): no send to count now.
-            store.uncount_send(account, day)
+            try:
+                limits().uncount_send(job.account, job.day)
+            except Exception as uncount_error:
+                logger.warning("daily count not returned: %s", type(uncount_error).__name__)
         if not error.permanent and message.attempt_count < settings.SMS_MAX_ATTEMPTS:
             delay = max(_backoff(message.attempt_count), error.retry_after or 0)
             _record(message, "retry", error.code, error.message, elapsed)
@@ -279,15 +334,27 @@ def message_deliver(*, message_id: int, slot_reserved: bool = False) -> Delivery
             message, MessageStatus.FAILED, error_code=error.code, error_message=error.message[:500]
         )
         return DeliveryOutcome(MessageStatus.FAILED)
-    _record(message, "sent", "", "", time.monotonic() - started)
+    _record(message, "sent", "", "", elapsed)
     _finish(
         message,
         MessageStatus.SENT,
-        provider_id=provider_id,
-        provider_account=account,
-        configuration_id=configuration.pk,
+        provider_id=result.provider_id,
+        provider_account=job.account,
+        configuration_id=job.configuration.pk,
         sent_at=timezone.now(),
         error_code="",
         error_message="",
     )
     return DeliveryOutcome(MessageStatus.SENT)
+
+
+def message_deliver(*, message_id: int, slot_reserved: bool = False) -> DeliveryOutcome | None:
+    """Claim a queued message and send it to VoIP.ms once; None when another worker has it."""
+    prepared = delivery_prepare(message_id=message_id, slot_reserved=slot_reserved)
+    if not isinstance(prepared, SendJob):
+        return prepared
+    # The HTTP call runs outside any transaction: no row lock is held for its 7-11 s, and the
+    # database connection is handed back for that time too.
+    if not connection.in_atomic_block:
+        connection.close()
+    return delivery_settle(prepared, delivery_call(prepared))

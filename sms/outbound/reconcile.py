@@ -6,7 +6,6 @@ import logging
 import time
 from collections import defaultdict
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -16,15 +15,12 @@ from core.limits import limits
 from core.tasks import enqueue
 from sms.models import DeliveryAttempt, Direction, Message, MessageStatus, SmsConfiguration
 from sms.providers import voipms_client_for
-from trunks.numbers import InvalidNumber, normalize_number
 from trunks.voipms.client import SmsRecord
 from trunks.voipms.errors import VoipmsError
+from trunks.voipms.formats import history_dates, history_number
 
 logger = logging.getLogger(__name__)
 RECONCILE_WINDOW = timedelta(minutes=15)
-
-
-EASTERN = ZoneInfo("America/New_York")
 
 
 # getSMS/getMMS rows asked for per call; a longer answer may have been cut short.
@@ -40,7 +36,6 @@ def message_reconcile(*, message_id: int) -> str:
     if configuration is None:
         return "no configuration"
     sent_around = message.last_attempt_at or message.created_at
-    eastern = sent_around.astimezone(_eastern())
     step = (message.route_plan or [{}])[
         min(message.route_index, len(message.route_plan or [{}]) - 1)
     ]
@@ -50,11 +45,10 @@ def message_reconcile(*, message_id: int) -> str:
         with voipms_client_for(configuration, read_timeout=30.0) as client:
             rows = client.get_messages(
                 message.kind,
-                date_from=(eastern - timedelta(days=1)).date(),
-                date_to=(eastern + timedelta(days=1)).date(),
+                **history_dates(sent_around),
                 type=0,
-                did=_ten(did),
-                contact=_ten(dst),
+                did=history_number(did),
+                contact=history_number(dst),
                 limit=200,
             )
     except VoipmsError as error:
@@ -128,8 +122,7 @@ def carrier_status_update() -> int:
         wanted[(account, kind)][provider_id] = (pk, did)
         configuration_of.setdefault(account, configuration_id)
     configurations = SmsConfiguration.objects.in_bulk(list(configuration_of.values()))
-    today = timezone.now().astimezone(_eastern()).date()
-    window = {"date_from": today - timedelta(days=2), "date_to": today, "type": 0}
+    window = {**history_dates(timezone.now(), days_before=2, days_after=0), "type": 0}
     delivered = 0
     for (account, kind), unseen in sorted(wanted.items()):
         configuration = configurations.get(configuration_of[account])
@@ -147,7 +140,9 @@ def carrier_status_update() -> int:
                 for did in dids:
                     if not unseen or not _wait_for_request_slot(account, deadline):
                         break
-                    rows = client.get_messages(kind, **window, did=_ten(did), limit=HISTORY_LIMIT)
+                    rows = client.get_messages(
+                        kind, **window, did=history_number(did), limit=HISTORY_LIMIT
+                    )
                     delivered += _apply_carrier_status(rows, unseen)
         except VoipmsError as error:
             logger.warning("carrier status: VoIP.ms answered %s", error.code)
@@ -186,14 +181,3 @@ def _wait_for_request_slot(account: str, deadline: float) -> bool:
         return False
     time.sleep(max(wait, 0))
     return True
-
-
-def _ten(e164: str) -> str:
-    try:
-        return normalize_number(e164).removeprefix("+1")
-    except InvalidNumber:
-        return e164
-
-
-def _eastern() -> ZoneInfo:
-    return EASTERN

@@ -61,8 +61,19 @@ def configuration(world: World, api_url: str) -> SmsConfiguration:
     return configuration
 
 
-def worker_env(api_url: str, **extra: str) -> dict[str, str]:
+# Each worker test runs with sends made in the task's thread, and with the background sender
+# (sms/outbound/sender.py) that keeps many calls in flight on few database connections.
+SENDER_MODES = {"task-thread": "0", "background-sender": "20"}
+
+
+@pytest.fixture(params=sorted(SENDER_MODES))
+def sender_mode(request: pytest.FixtureRequest) -> str:
+    return SENDER_MODES[request.param]
+
+
+def worker_env(api_url: str, sender: str = "0", **extra: str) -> dict[str, str]:
     return {
+        "OUTBOUND_SENDER_CONCURRENCY": sender,
         "VOIPMS_API_URL": api_url,
         "VOIPMS_REQUESTS_PER_SECOND": "1000",
         "SMS_RETRY_BASE_SECONDS": "0.2",
@@ -122,10 +133,13 @@ def assert_sent_exactly_once(messages: list[Message]) -> None:
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_thirty_messages_are_each_sent_exactly_once(
-    configuration: SmsConfiguration, api_url: str, tmp_path: Path
+    configuration: SmsConfiguration, api_url: str, tmp_path: Path, sender_mode: str
 ) -> None:
     with celery_worker(
-        tmp_path, queues="outbound,default", concurrency=8, extra_env=worker_env(api_url)
+        tmp_path,
+        queues="outbound,default",
+        concurrency=8,
+        extra_env=worker_env(api_url, sender_mode),
     ) as worker:
         messages = queue(configuration, [f"Batch message {n:02d}" for n in range(30)])
         wait_for(all_sent, worker)
@@ -137,10 +151,12 @@ def test_thirty_messages_are_each_sent_exactly_once(
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_batch_loses_no_message_and_sends_none_twice(
-    configuration: SmsConfiguration, api_url: str, tmp_path: Path, settings: Any
+    configuration: SmsConfiguration, api_url: str, tmp_path: Path, settings: Any, sender_mode: str
 ) -> None:
     sandbox_account_ensure(username=configuration.username, api_password=None, latency_ms=300)
-    env = worker_env(api_url, SMS_UNKNOWN_GRACE_SECONDS="0", SMS_SENDING_STUCK_SECONDS="0")
+    env = worker_env(
+        api_url, sender_mode, SMS_UNKNOWN_GRACE_SECONDS="0", SMS_SENDING_STUCK_SECONDS="0"
+    )
     settings.SMS_UNKNOWN_GRACE_SECONDS = 0
     settings.SMS_SENDING_STUCK_SECONDS = 0
 

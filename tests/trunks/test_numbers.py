@@ -18,7 +18,6 @@ from trunks.numbers import (
     MaskEntry,
     NumberListError,
     format_did_pool,
-    format_for_voipms,
     is_nanp_e164,
     length_list_matches,
     merge_did_ranges,
@@ -35,6 +34,7 @@ from trunks.numbers import (
     to_e164_format,
     to_nanpa,
 )
+from trunks.voipms.formats import format_for_voipms
 
 # Area codes of the United States and Canada, to build numbers that phonenumbers holds valid.
 US_CA_AREA_CODES = ("212", "332", "416", "514", "604", "646", "845", "917", "303", "613")

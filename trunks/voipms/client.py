@@ -13,7 +13,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import Any, Self
-from zoneinfo import ZoneInfo
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -25,6 +24,7 @@ from trunks.voipms.errors import (
     collapse_whitespace,
     error_for_status,
 )
+from trunks.voipms.formats import VOIPMS_TIMEZONE
 
 __version__ = "0.1.0"
 
@@ -32,8 +32,6 @@ DEFAULT_API_URL = "https://voip.ms/api/v1/rest.php"
 USER_AGENT = f"SeedSMSPortal/{__version__} (+https://github.com/seed-sms-portal)"
 MAX_MMS_MEDIA = 3
 
-# VoIP.ms reads the getSMS/getMMS date filters and writes row dates as US Eastern wall-clock time.
-VOIPMS_TIMEZONE = ZoneInfo("America/New_York")
 
 logger = logging.getLogger("trunks.voipms")
 

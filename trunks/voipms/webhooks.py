@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-from zoneinfo import ZoneInfo
 
 from trunks.numbers import MAX_DID_LENGTH, MAX_SENDER_LENGTH, normalize_number
+from trunks.voipms.formats import VOIPMS_TIMEZONE
 
 MESSAGE_RECEIVED = "message.received"
 SOURCE_WEBHOOK = "webhook"
@@ -19,8 +19,6 @@ SOURCE_CALLBACK = "callback"
 KIND_SMS = "sms"
 KIND_MMS = "mms"
 
-# VoIP.ms writes wall-clock times in US Eastern (DOMAIN.md §2, getSMS dates).
-VOIPMS_TIMEZONE = ZoneInfo("America/New_York")
 
 # Provider ids are stored in 64-bit integer columns.
 _MAX_PROVIDER_ID = 2**63 - 1
