@@ -24,6 +24,7 @@ from sms.models import SmsConfiguration
 from sms.outbound.deliver import message_deliver
 from sms.outbound.reconcile import carrier_status_update, message_reconcile
 from sms.outbound.sender import outbound_sender, sender_drain, sender_enabled
+from sms.selectors import shared_routing_reads
 from sms.sweep import sweep_all
 from tenants.access import messaging_refusal
 
@@ -58,14 +59,18 @@ def process_webhook(delivery_id: int) -> None:
 def process_webhooks(delivery_ids: list[int]) -> None:
     """Process a batch of stored deliveries, as web processes hand them on (safe to repeat).
 
+    The batch reads its configurations and routing rules once (`shared_routing_reads`); each
+    delivery is still processed in its own transaction.
+
     A delivery that fails is marked failed by the service (the sweeper retries it); the rest of
     the batch goes on.
     """
-    for delivery_id in delivery_ids:
-        try:
-            webhook_delivery_process(delivery_id=delivery_id)
-        except Exception:
-            logger.exception("webhook delivery %s: processing failed", delivery_id)
+    with shared_routing_reads():
+        for delivery_id in delivery_ids:
+            try:
+                webhook_delivery_process(delivery_id=delivery_id)
+            except Exception:
+                logger.exception("webhook delivery %s: processing failed", delivery_id)
 
 
 @shared_task(name="sms.deliver_message", ignore_result=True, acks_late=True)

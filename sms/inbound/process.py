@@ -45,7 +45,12 @@ from sms.models import (
     WebhookDelivery,
 )
 from sms.outbound.send import message_queue_automatic
-from sms.selectors import inbound_rule_matching, time_period
+from sms.selectors import (
+    inbound_rule_matching,
+    shared_read,
+    shared_routing_reads_active,
+    time_period,
+)
 from tenants.access import messaging_refusal
 from tenants.models import Extension, RingGroup, RingGroupMember, Tenant, User
 from tenants.services import audit_record
@@ -113,13 +118,25 @@ def webhook_delivery_process(*, delivery_id: int) -> str | None:
 
 
 def _claim(delivery_id: int) -> WebhookDelivery | None:
-    """Lock the delivery row for this transaction, if it still waits to be processed."""
-    return (
-        WebhookDelivery.objects.select_for_update(of=("self",))
-        .select_related("configuration__tenant", "configuration__trunk")
-        .filter(pk=delivery_id, status__in=PROCESSABLE)
-        .first()
+    """Lock the delivery row for this transaction, if it still waits to be processed.
+
+    Its configuration (with tenant and trunk) is read with it, or, within a batch's shared
+    reads, once for the whole batch.
+    """
+    claimable = WebhookDelivery.objects.select_for_update(of=("self",)).filter(
+        pk=delivery_id, status__in=PROCESSABLE
     )
+    if not shared_routing_reads_active():
+        return claimable.select_related("configuration__tenant", "configuration__trunk").first()
+    delivery = claimable.first()
+    if delivery is not None:
+        delivery.configuration = shared_read(
+            ("configuration", delivery.configuration_id),
+            lambda: SmsConfiguration.objects.select_related("tenant", "trunk").get(
+                pk=delivery.configuration_id
+            ),
+        )
+    return delivery
 
 
 def _process(delivery: WebhookDelivery) -> str:

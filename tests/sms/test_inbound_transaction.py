@@ -21,7 +21,7 @@ from sms.models import (
     WebhookDelivery,
 )
 from sms.sweep import deliveries_sweep
-from sms.tasks import process_webhook
+from sms.tasks import process_webhook, process_webhooks
 from tenants.models import Extension
 from tests.factories import World
 from tests.sms.helpers import make_configuration, make_rule
@@ -76,6 +76,43 @@ def test_a_routed_message_takes_at_most_eight_statements_and_one_commit(
     assert not any(text.startswith("SAVEPOINT") for text in sql)
     message = Message.objects.get()
     assert (message.status, message.extension) == (MessageStatus.ROUTED, routed_to_101)
+
+
+def _body_to(message_id: int, did: str, text: str) -> bytes:
+    payload = json.loads(_body(message_id, text))
+    payload["data"]["payload"]["to"][0]["phone_number"] = did
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_reads_the_routing_inputs_once_and_routes_as_one_by_one(
+    world: World,
+    configuration: Any,
+    routed_to_101: Extension,
+    client_for: Any,
+    published: TaskRecorder,
+) -> None:
+    dids = [f"212555010{n}" for n in range(6)] + ["2125550150"]  # the last: no rule, in no pool
+    deliveries = [
+        _deliver(client_for, configuration, _body_to(100 + n, did, f"Batch {n}"))
+        for n, did in enumerate(dids)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        process_webhooks([delivery.pk for delivery in deliveries])
+
+    sql = [q["sql"] for q in queries.captured_queries]
+    rule_reads = [text for text in sql if 'FROM "sms_inboundrule"' in text]
+    configuration_reads = [text for text in sql if text.startswith('SELECT "sms_smsconfiguration"')]
+    assert len(rule_reads) == 1, rule_reads
+    assert len(configuration_reads) == 1, configuration_reads
+    assert sql.count("COMMIT") == len(dids)  # still one transaction per delivery
+    messages = {m.did: m for m in Message.objects.all()}
+    for did in dids[:-1]:
+        assert messages[f"+1{did}"].status == MessageStatus.ROUTED
+        assert messages[f"+1{did}"].extension == routed_to_101
+    assert messages["+12125550150"].status == MessageStatus.UNROUTED
+    assert messages["+12125550150"].routed_to == "DID not in pool"
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"processed"}
 
 
 @pytest.mark.django_db
