@@ -9,21 +9,25 @@ PostgreSQL is the server of DATABASE_URL (default postgres://postgres@127.0.0.1:
 creates a database bench_webhook_<pid>, migrates it and drops it at the end), Redis db 9 (flushed
 at the start and at the end), gunicorn (gthread, --web-workers x --web-threads) serving the portal
 plus one bare view (bench/baseline_urls.py: one INSERT of the raw body, nothing else), and one
-Celery worker (-Q inbound,default) started only for the processing phases.
+Celery worker (-Q inbound,default; prefork with --worker-concurrency 2: two worker processes)
+started only for the processing phases.
 
 1. acknowledgement throughput: --requests webhook POSTs (20% repeats of earlier ids, 10% MMS whose
    media links point at a closed local port, MEDIA_FETCH_MAX_ATTEMPTS=1 so a refused fetch is not
    retried) from --threads client threads (one keep-alive requests.Session each), worker stopped;
    the same count against the bare one-INSERT view, in ABBA rounds; rates, the ratio
-   webhook/baseline (goal >= 0.7), and CPU ms per request of each process;
+   webhook/baseline (goal >= 0.9), and CPU ms per request of each process;
 2. acknowledgement latency at a fixed --rate (open loop, --duration-rate seconds): p50/p99
    measured from the scheduled send time (goal p99 <= 250 ms);
-3. the worker drains the backlog: errors (answers other than 200 "ok"), lost (distinct ids sent
-   minus distinct inbound messages stored) and duplicated ((kind, id) stored twice); goals 0;
-4. webhook-to-routed latency with the worker running: --routed-count fresh webhooks at
-   --routed-rate; per message Message.created_at minus the client's send time (the message is
-   routed in the next transaction of the same task), and, for information, the moment a poller
-   first saw it committed as "routed" (goals p50 <= 100 ms, p99 <= 1 s).
+3. the worker drains the backlog: messages processed per second from the first delivery
+   processed to the last (worker start-up excluded; goal >= 300/s with two worker processes),
+   errors (answers other than 200 "ok"), lost (distinct ids sent minus distinct inbound messages
+   stored) and duplicated ((kind, id) stored twice); goals 0;
+4. webhook-to-routed latency with the worker running: --routed-count webhooks at --routed-rate
+   (50/s), --duplicates of them repeats of earlier ids; per fresh message, from the client's send
+   time to the moment a poller (every 5 ms) first saw it committed as "routed": the clock stops
+   after the routed state is committed, so the figure is an upper bound (goals p50 <= 20 ms,
+   p99 <= 50 ms). Message.created_at minus the send time is printed for information.
 
 The whole run is bounded by --timeout (600 s); the exit status is 1 when a goal fails.
 """
@@ -65,10 +69,12 @@ ACCOUNT = "bench@voipms.example"
 POOL = "12125550100-12125550149"
 DIDS = [str(n)[1:] for n in range(12125550100, 12125550150)]  # as VoIP.ms sends them (NANPA)
 CALLERS = [f"312555{n:04d}" for n in range(1000, 1100)]
-GOAL_RATIO = 0.7
+GOAL_RATIO = 0.9
 GOAL_ACK_P99_MS = 250.0
-GOAL_ROUTED_P50_MS = 100.0
-GOAL_ROUTED_P99_MS = 1000.0
+GOAL_DRAIN_RATE = 300.0
+GOAL_ROUTED_P50_MS = 20.0
+GOAL_ROUTED_P99_MS = 50.0
+ROUTED_POLL_SECONDS = 0.005
 
 Key = tuple[str, int]  # (kind, VoIP.ms id)
 
@@ -82,7 +88,7 @@ def _parse_args() -> argparse.Namespace:
         "--duration-rate", type=float, default=20.0, help="seconds of the fixed-rate phase 2"
     )
     parser.add_argument("--routed-count", type=int, default=500, help="webhooks in phase 4")
-    parser.add_argument("--routed-rate", type=float, default=20.0, help="requests/s in phase 4")
+    parser.add_argument("--routed-rate", type=float, default=50.0, help="requests/s in phase 4")
     parser.add_argument("--duplicates", type=float, default=0.2, help="share of repeated ids")
     parser.add_argument("--mms", type=float, default=0.1, help="share of MMS among fresh ids")
     parser.add_argument("--web-workers", type=int, default=2)
@@ -603,8 +609,8 @@ class Results:
     errors: Counter[str] = field(default_factory=Counter)
     lost: int | None = None
     duplicated: int | None = None
+    drain_rate: float = 0.0
     routed_ms: list[float] = field(default_factory=list)
-    routed_seen_ms: list[float] = field(default_factory=list)
     not_routed: int = 0
 
 
@@ -732,6 +738,20 @@ def _wait_drained(processes: Processes, deadline: float, stop: Any) -> tuple[flo
     raise Aborted("stopped")
 
 
+def _processing_rate() -> float:
+    """Return deliveries processed per second, from the first processed to the last."""
+    from django.db.models import Count, Max, Min
+
+    from sms.models import WebhookDelivery
+
+    span = WebhookDelivery.objects.exclude(processed_at=None).aggregate(
+        first=Min("processed_at"), last=Max("processed_at"), count=Count("pk")
+    )
+    if not span["count"] or span["first"] == span["last"]:
+        return 0.0
+    return (span["count"] - 1) / (span["last"] - span["first"]).total_seconds()
+
+
 def _integrity(traffic: Traffic, results: Results) -> None:
     from django.db.models import Count
 
@@ -806,9 +826,10 @@ def _phase_drain(
         env,
     )
     seconds, processed = _wait_drained(processes, deadline, stop)
+    results.drain_rate = _processing_rate()
     print(
-        f"  drained {processed} deliveries in {seconds:.1f} s ({processed / seconds:.0f}/s, "
-        "worker start-up included; media fetches finished after that); "
+        f"  drained {processed} deliveries in {seconds:.1f} s, worker start-up included; "
+        f"{results.drain_rate:.0f}/s from the first processed to the last; "
         f"{CpuMeter.describe(before, cpu.snapshot(), processed)}",
         flush=True,
     )
@@ -831,11 +852,12 @@ def _phase_routed(
     from sms.models import Message
 
     print(
-        f"\n== 4. webhook-to-routed latency: {args.routed_count} fresh webhooks at "
-        f"{args.routed_rate:g} req/s, worker running",
+        f"\n== 4. webhook-to-routed latency: {args.routed_count} webhooks at "
+        f"{args.routed_rate:g} req/s ({args.duplicates:.0%} repeats), worker running",
         flush=True,
     )
-    items = traffic.batch(args.routed_count, repeats=0.0, mms_share=args.mms)
+    items = traffic.batch(args.routed_count, repeats=args.duplicates, mms_share=args.mms)
+    fresh = {item.key for item in items if not item.repeat}
     sent_at: dict[Key, float] = {}
     seen_at: dict[Key, float] = {}
     lock = threading.Lock()
@@ -843,10 +865,10 @@ def _phase_routed(
 
     def on_send(key: Key, at: float) -> None:
         with lock:
-            sent_at[key] = at
+            sent_at.setdefault(key, at)  # a repeat does not restart the clock
 
     def watch() -> None:
-        # Poll for messages committed as "routed" (at most one small indexed query per 20 ms).
+        # Poll for messages committed as "routed" (one small indexed query per 5 ms).
         try:
             while not watching.is_set():
                 with lock:
@@ -863,7 +885,7 @@ def _phase_routed(
                     with lock:
                         for key in rows:
                             seen_at.setdefault(key, now)
-                time.sleep(0.02)
+                time.sleep(ROUTED_POLL_SECONDS)
         finally:
             connection.close()
 
@@ -874,7 +896,7 @@ def _phase_routed(
         load = _open_loop(
             "webhook, worker running", webhook_url, items, args.routed_rate, stop, on_send=on_send
         )
-        wanted = {item.key for item in items}
+        wanted = fresh
         settle = time.monotonic() + 60
         while time.monotonic() < settle and not stop.is_set():
             processes.check_alive()
@@ -914,20 +936,21 @@ def _phase_routed(
         stages["stored"].append(1000 * (stored.timestamp() - send))
         stages["picked up"].append(1000 * (at - stored).total_seconds())
         stages["processed"].append(1000 * (processed - at).total_seconds())
-    results.routed_ms = [
+    created_ms = [
         1000 * (created[key][0].timestamp() - sent_at[key])
         for key in wanted
         if key in created and key in sent_at and created[key][1] == "routed"
     ]
-    results.routed_seen_ms = [
+    results.routed_ms = [
         1000 * (seen_at[key] - sent_at[key]) for key in wanted if key in seen_at and key in sent_at
     ]
     missing = len(wanted) - len(results.routed_ms)
     print(
-        f"  Message.created_at - send time: p50 {_percentile(results.routed_ms, 0.5):.1f} ms, "
+        f"  send -> seen committed as routed (poll every {ROUTED_POLL_SECONDS * 1000:g} ms): "
+        f"p50 {_percentile(results.routed_ms, 0.5):.1f} ms, "
         f"p99 {_percentile(results.routed_ms, 0.99):.1f} ms, "
         f"max {max(results.routed_ms, default=float('nan')):.1f} ms "
-        f"({len(results.routed_ms)} routed, {missing} not routed or missing)",
+        f"({len(results.routed_ms)} of {len(wanted)} fresh messages seen routed)",
         flush=True,
     )
     print(
@@ -943,9 +966,8 @@ def _phase_routed(
         flush=True,
     )
     print(
-        "  seen committed as routed (poll every 20 ms), for information: "
-        f"p50 {_percentile(results.routed_seen_ms, 0.5):.1f} ms, "
-        f"p99 {_percentile(results.routed_seen_ms, 0.99):.1f} ms",
+        "  Message.created_at (inside the routing transaction) - send time, for information: "
+        f"p50 {_percentile(created_ms, 0.5):.1f} ms, p99 {_percentile(created_ms, 0.99):.1f} ms",
         flush=True,
     )
     _wait_drained(processes, deadline, stop)
@@ -983,17 +1005,23 @@ def _report(results: Results, args: argparse.Namespace, aborted: str) -> bool:
             f"<= {GOAL_ACK_P99_MS:g} ms",
             fixed_p99 <= GOAL_ACK_P99_MS,
         ),
+        (
+            f"drain, {args.worker_concurrency} {args.worker_pool} worker(s)",
+            f"{results.drain_rate:.0f} messages/s" if results.drain_rate else "not measured",
+            f">= {GOAL_DRAIN_RATE:g}/s",
+            results.drain_rate >= GOAL_DRAIN_RATE,
+        ),
         ("errors (answers not 200 ok)", str(errors), "0", errors == 0),
         ("lost", _shown(results.lost), "0", results.lost == 0),
         ("duplicated", _shown(results.duplicated), "0", results.duplicated == 0),
         (
-            "webhook-to-routed p50",
+            "webhook-to-routed-commit p50",
             f"{routed_p50:.1f} ms" if results.routed_ms else "not measured",
             f"<= {GOAL_ROUTED_P50_MS:g} ms",
             routed_p50 <= GOAL_ROUTED_P50_MS,
         ),
         (
-            "webhook-to-routed p99",
+            "webhook-to-routed-commit p99",
             f"{routed_p99:.1f} ms" if results.routed_ms else "not measured",
             f"<= {GOAL_ROUTED_P99_MS:g} ms",
             routed_p99 <= GOAL_ROUTED_P99_MS,
