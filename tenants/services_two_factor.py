@@ -25,6 +25,7 @@ from tenants.services import audit_record
 RECOVERY_CODE_COUNT = 10
 AUTHENTICATOR_NAME = "Authenticator app"
 RECOVERY_DEVICE_NAME = "Recovery codes"
+MAX_CODE_LENGTH = 16
 
 
 class CodeRefused(ApplicationError):
@@ -150,12 +151,14 @@ def two_factor_verify(*, user: User, code: str) -> Device:
     """
     code = _normal_code(code)
     model = TOTPDevice if code.isdigit() else StaticDevice
+    # Codes are short and plain: anything else (a NUL, a page of text) is wrong without a query.
+    well_formed = code.isascii() and code.isalnum() and len(code) <= MAX_CODE_LENGTH
     accepted = False
     with transaction.atomic():
         device = (
             model.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk")
         ).first()
-        if device is not None and code:
+        if device is not None and well_formed:
             accepted = _verify(device, code)
     if not accepted:
         raise CodeRefused(

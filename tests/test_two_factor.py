@@ -212,6 +212,25 @@ def test_a_wrong_code_is_refused_with_a_clear_message(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "code", ["", "12\x0034", "abc\x00defg", "x" * 5000, "\uff11\uff12\uff13\uff14\uff15\uff16"]
+)
+def test_a_malformed_code_is_refused_without_an_error(user_a: User, code: str) -> None:
+    _, recovery_codes = _enrol(user_a)
+    client = _password(user_a.username).client
+
+    response = _enter(client, code)
+
+    assert response.status_code == 400
+    assert b"That code is not right" in response.content
+    disable = client.post("/account/security/", {"action": "disable", "code": code})
+    assert disable.status_code == 302
+    assert disable["Location"].startswith("/login/code/")
+    assert _enter(client, recovery_codes[0]).status_code == 302
+    assert client.post("/account/security/", {"action": "disable", "code": code}).status_code == 400
+
+
+@pytest.mark.django_db
 def test_the_same_app_code_is_not_accepted_twice(admin_a: User, clock: Any) -> None:
     device, _ = _enrol(admin_a)
     clock.tick(STEP)
