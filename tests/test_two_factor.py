@@ -546,3 +546,40 @@ def test_recovery_codes_are_never_all_digits(user_a: User, monkeypatch: Any) -> 
     codes = list(StaticToken.objects.filter(device__user=user_a).values_list("token", flat=True))
     assert "23456723" not in codes
     assert len(codes) == 10
+
+
+@pytest.mark.django_db
+def test_the_security_page_shows_only_the_signed_in_users_own_secret(
+    user_a: User, user_b: User, client_for: ClientFor
+) -> None:
+    two_factor_enrolment_start(user=user_b)
+    other_secret = TOTPDevice.objects.get(user=user_b).config_url.split("secret=")[1][:16]
+
+    page = client_for(user_a).get("/account/security/")
+
+    assert page.status_code == 200
+    assert b"is <strong>off</strong>" in page.content
+    assert other_secret.encode() not in page.content
+    assert b"totp-secret" not in page.content
+
+
+@pytest.mark.django_db
+def test_the_user_admin_shows_who_has_two_factor_sign_in(
+    sysadmin: User, user_a: User, user_b: User, client_for: ClientFor
+) -> None:
+    _enrol(user_a)
+    client = client_for(sysadmin)
+
+    listed = client.get("/admin/tenants/user/?two_factor_enabled__exact=1")
+    change = client.get(f"/admin/tenants/user/{user_a.pk}/change/")
+
+    assert listed.status_code == 200
+    assert user_a.username.encode() in listed.content
+    assert user_b.username.encode() not in listed.content
+    assert change.status_code == 200
+    assert b"Two-factor sign-in" in change.content
+    # The device's secret and the recovery codes are never shown in the admin.
+    key = TOTPDevice.objects.get(user=user_a).key
+    assert key.encode() not in change.content
+    assert client.get("/admin/otp_totp/totpdevice/").status_code == 404
+    assert client.get("/admin/otp_static/staticdevice/").status_code == 404
