@@ -87,12 +87,8 @@ def login_code(request: HttpRequest) -> HttpResponse:
             request.session.cycle_key()
             otp_login(request, device)
             return redirect(next_url)
-    return render(
-        request,
-        "registration/login_code.html",
-        {"error": error, "next": next_url},
-        status=400 if error else 200,
-    )
+    # A refused code shows the form again, like a wrong password on the sign-in page.
+    return render(request, "registration/login_code.html", {"error": error, "next": next_url})
 
 
 def _security_context(request: HttpRequest) -> dict[str, Any]:
@@ -118,7 +114,6 @@ def account_security(request: HttpRequest) -> HttpResponse:
     """Let a user set up, keep up or turn off his two-factor sign-in."""
     user = request.user
     extra: dict[str, Any] = {}
-    status = 200
     if request.method == "POST":
         action = request.POST.get("action", "")
         code = request.POST.get("code", "")
@@ -140,14 +135,9 @@ def account_security(request: HttpRequest) -> HttpResponse:
                 return redirect("account_security")
             else:
                 extra["error"] = "Choose an action on this page."
-                status = 400
         except ApplicationError as error:
             extra["error"] = error.message
-            extra["error_action"] = action
-            status = 400
-    return render(
-        request, "portal/security.html", {**_security_context(request), **extra}, status=status
-    )
+    return render(request, "portal/security.html", {**_security_context(request), **extra})
 
 
 @login_required
