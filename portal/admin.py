@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.models import Group
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.admin_sites import tenant_site
 from sms.admin.configurations import SmsConfigurationAdmin
@@ -30,8 +32,10 @@ from tenants.models import AuditEvent, Extension, Holiday, OfficeHours, RingGrou
 from trunks.admin import PrivateTrunkAdmin, TenantTrunkAdmin, TrunkAdmin
 from trunks.models import PrivateTrunk, Trunk, TrunkAssignment
 
-# Roles replace Django's groups in this portal.
-admin.site.unregister(Group)
+# Roles replace Django's groups in this portal. Two-factor devices are managed by their users
+# on their security page; a system administrator resets them from the user list.
+for model in (Group, StaticDevice, TOTPDevice):
+    admin.site.unregister(model)
 
 for model, model_admin in [
     (Tenant, TenantAdmin),

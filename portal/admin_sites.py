@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from portal.health import health_report
 from sms.dashboard import configuration_health, message_volume
 from tenants.access import messaging_refusal
+from tenants.middleware import second_factor_missing
 from tenants.services import tenant_manage_stop
 
 
@@ -54,7 +55,12 @@ class SystemAdminSite(_PortalSite):
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
-        return user.is_active and user.is_authenticated and user.is_system_admin
+        return (
+            user.is_active
+            and user.is_authenticated
+            and user.is_system_admin
+            and not second_factor_missing(user)
+        )
 
 
 class TenantAdminSite(_PortalSite):
@@ -80,6 +86,8 @@ class TenantAdminSite(_PortalSite):
         user = request.user
         tenant = getattr(request, "tenant", None)
         if not (user.is_active and user.is_authenticated) or tenant is None:
+            return False
+        if second_factor_missing(user):
             return False
         if user.is_system_admin:
             return True

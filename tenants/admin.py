@@ -18,12 +18,26 @@ from core.admin import TenantScopedAdmin
 from core.errors import ApplicationError
 from tenants.models import Role, Tenant, User
 from tenants.services import tenant_manage_start
+from tenants.services_two_factor import two_factor_reset
+
+
+@admin.action(description="Reset two-factor sign-in of the selected users")
+def reset_two_factor(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: Any) -> None:
+    """Turn off two-factor sign-in for users who lost their phone and recovery codes."""
+    users = list(queryset.filter(two_factor_enabled=True).select_related("tenant"))
+    for user in users:
+        two_factor_reset(actor=request.user, user=user)
+    model_admin.message_user(
+        request,
+        f"Two-factor sign-in was reset for {len(users)} user(s); they may set it up again.",
+        messages.SUCCESS,
+    )
 
 
 class TenantAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "country", "enabled", "message_channels_enabled", "manage"]
     list_editable = ["enabled"]
-    list_filter = ["enabled", "message_channels_enabled", "country"]
+    list_filter = ["enabled", "message_channels_enabled", "require_admin_2fa", "country"]
     search_fields = ["name", "slug"]
     list_per_page = 15
     actions_selection_counter = True
@@ -67,20 +81,29 @@ class PortalUserCreationForm(UserCreationForm):
 
 class PortalUserAdmin(UserAdmin):
     add_form = PortalUserCreationForm
-    list_display = ["username", "role", "tenant", "email", "is_active", "last_login"]
-    list_filter = ["role", "is_active", "tenant"]
+    list_display = [
+        "username",
+        "role",
+        "tenant",
+        "email",
+        "is_active",
+        "two_factor_enabled",
+        "last_login",
+    ]
+    list_filter = ["role", "is_active", "two_factor_enabled", "tenant"]
+    actions = [reset_two_factor]
     list_select_related = ["tenant"]
     search_fields = ["username", "email", "first_name", "last_name", "tenant__name"]
     fieldsets = (
         (None, {"fields": ("username", "password")}),
         ("Role", {"fields": ("role", "tenant")}),
         ("Personal info", {"fields": ("first_name", "last_name", "email")}),
-        ("Status", {"fields": ("is_active", "last_login", "date_joined")}),
+        ("Status", {"fields": ("is_active", "two_factor_enabled", "last_login", "date_joined")}),
     )
     add_fieldsets = (
         (None, {"fields": ("username", "role", "tenant", "email", "password1", "password2")}),
     )
-    readonly_fields = ["last_login", "date_joined"]
+    readonly_fields = ["two_factor_enabled", "last_login", "date_joined"]
 
     def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
         obj.is_staff = obj.is_superuser = obj.role == Role.SYSTEM_ADMIN
@@ -130,8 +153,9 @@ class TenantUserChangeForm(forms.ModelForm):
 class TenantUserAdmin(TenantScopedAdmin, UserAdmin):
     form = TenantUserChangeForm
     add_form = TenantUserCreationForm
-    list_display = ["username", "role", "email", "is_active", "last_login"]
-    list_filter = ["role", "is_active"]
+    list_display = ["username", "role", "email", "is_active", "two_factor_enabled", "last_login"]
+    list_filter = ["role", "is_active", "two_factor_enabled"]
+    actions = [reset_two_factor]
     search_fields = ["username", "email", "first_name", "last_name"]
     fieldsets = ((None, {"fields": ("username", "role", "first_name", "last_name", "email")}),)
     add_fieldsets = ((None, {"fields": ("username", "role", "email", "password1", "password2")}),)

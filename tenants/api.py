@@ -63,6 +63,7 @@ class TenantSerializer(serializers.ModelSerializer):
             "enabled",
             "message_channels_enabled",
             "allow_private_trunks",
+            "require_admin_2fa",
             "country",
             "timezone",
             "created_at",

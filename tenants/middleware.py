@@ -1,10 +1,17 @@
-"""Resolve the tenant a request acts in, once, as request.tenant."""
+"""Resolve the tenant a request acts in, once, as request.tenant; hold back half sign-ins."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
 
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 
 from tenants.models import Tenant
 
@@ -33,3 +40,60 @@ class TenantMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.tenant = tenant_for_request(request)
         return self.get_response(request)
+
+
+def second_factor_missing(user: Any) -> str:
+    """Return what the signed-in user still owes before using the portal.
+
+    "code" when he has two-factor sign-in and has not entered a code in this session, "enrol"
+    when it is required of him and not set up, "" otherwise (and for anonymous users).
+    """
+    if not user.is_authenticated:
+        return ""
+    if user.two_factor_enabled:
+        # OTPMiddleware installs is_verified(); without it nobody counts as verified.
+        is_verified = getattr(user, "is_verified", None)
+        return "" if callable(is_verified) and is_verified() else "code"
+    return "enrol" if user.two_factor_required else ""
+
+
+class SecondFactorMiddleware:
+    """Hold back a session that owes a second factor: only the code or set-up page opens.
+
+    HTML pages redirect to the code page (or to the set-up page when two-factor sign-in is
+    required and missing); the API then treats the session as signed out, while API tokens,
+    which carry no session, are not affected.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        missing = second_factor_missing(request.user)
+        if missing and not self._open(request, missing):
+            if request.path_info.startswith("/api/"):
+                request.user = AnonymousUser()
+                request.tenant = None
+            elif missing == "code":
+                return redirect(f"{reverse('login_code')}?{urlencode({'next': _next(request)})}")
+            else:
+                messages.warning(
+                    request, "Set up two-factor sign-in to continue: it is required for you."
+                )
+                return redirect("account_security")
+        return self.get_response(request)
+
+    @staticmethod
+    def _open(request: HttpRequest, missing: str) -> bool:
+        path = request.path_info
+        if path.startswith(f"/{settings.STATIC_URL.lstrip('/')}"):
+            return True
+        open_names = (
+            ["logout", "login_code"] if missing == "code" else ["logout", "account_security"]
+        )
+        return path in {reverse(name) for name in open_names}
+
+
+def _next(request: HttpRequest) -> str:
+    """Return where to go once the code is in: this page, or home after a form post."""
+    return request.get_full_path() if request.method == "GET" else reverse("home")

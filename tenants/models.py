@@ -5,6 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
@@ -67,6 +68,12 @@ class Tenant(models.Model):
     allow_private_trunks = models.BooleanField(
         default=False, help_text="Let the tenant's admins create trunks of their own."
     )
+    require_admin_2fa = models.BooleanField(
+        "require two-factor sign-in for administrators",
+        default=False,
+        help_text="The tenant's administrators must set up two-factor sign-in before they "
+        "can use the portal.",
+    )
     country = models.CharField(max_length=2, default="US", help_text="ISO 3166 country code.")
     timezone = models.CharField(
         max_length=64, default="America/New_York", validators=[validate_timezone]
@@ -111,6 +118,9 @@ class User(AbstractUser):
     tenant = models.ForeignKey(
         Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="users"
     )
+    # Kept by the two-factor services beside the user's django-otp devices, so that deciding
+    # whether a request still needs a code costs no query beyond loading the user.
+    two_factor_enabled = models.BooleanField("two-factor sign-in", default=False, editable=False)
 
     objects = PortalUserManager()
 
@@ -136,6 +146,13 @@ class User(AbstractUser):
     def is_tenant_admin(self) -> bool:
         """Return whether the user administers his tenant."""
         return self.role == Role.TENANT_ADMIN
+
+    @property
+    def two_factor_required(self) -> bool:
+        """Return whether the user must sign in with a second factor (a setting or his tenant)."""
+        if self.is_system_admin:
+            return settings.REQUIRE_ADMIN_2FA
+        return self.is_tenant_admin and self.tenant is not None and self.tenant.require_admin_2fa
 
 
 class SmsPermission(models.TextChoices):

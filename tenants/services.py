@@ -43,6 +43,7 @@ def tenant_create(
     enabled: bool = True,
     message_channels_enabled: bool = True,
     allow_private_trunks: bool = False,
+    require_admin_2fa: bool = False,
 ) -> Tenant:
     """Create a tenant after validating it."""
     tenant = Tenant(
@@ -53,6 +54,7 @@ def tenant_create(
         enabled=enabled,
         message_channels_enabled=message_channels_enabled,
         allow_private_trunks=allow_private_trunks,
+        require_admin_2fa=require_admin_2fa,
     )
     tenant.full_clean()
     tenant.save()
