@@ -232,9 +232,11 @@ def sending_env(sandbox_api_url: str) -> dict[str, str]:
     """Return a worker's settings for sending to the sandbox without waiting minutes.
 
     A send still "sending" 5 s after its try began is taken for lost and checked against
-    VoIP.ms's history, which gets 5 s to show it before a resend.
+    VoIP.ms's history, which gets 5 s to show it before a resend. Workers run the background
+    sender, as in production: a kill finds calls in flight on its call threads.
     """
     return {
+        "OUTBOUND_SENDER_CONCURRENCY": "50",
         "VOIPMS_API_URL": sandbox_api_url,
         "VOIPMS_REQUESTS_PER_SECOND": "1000",
         "SMS_RETRY_BASE_SECONDS": "0.2",
