@@ -70,7 +70,7 @@ def stacked_bars(
     legend = format_html_join(
         "",
         '<span class="legend"><svg class="swatch" width="10" height="10" aria-hidden="true">'
-        '<rect width="10" height="10" fill="{}"/></svg>{}</span>',
+        '<circle cx="5" cy="5" r="5" fill="{}"/></svg>{}</span>',
         ((s.color, s.label) for s in series),
     )
     return format_html(
