@@ -13,7 +13,7 @@ from core.redaction import redact_text
 # Settings, headers, cookies, POST fields and local variables whose values are hidden.
 HIDDEN_NAMES = re.compile(
     r"API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|COOKIE|SESSION|CSRF|DATABASE_URL|REDIS_URL|"
-    r"BROKER_URL|EMAIL_URL|LOCATION",
+    r"BROKER_URL|EMAIL_URL|^LOCATION$",
     re.IGNORECASE,
 )
 

@@ -70,7 +70,9 @@ def test_the_sign_in_page_runs_under_the_policy_without_errors(
     _visit(page, "/login/")
 
 
-def test_an_inline_script_is_refused_and_reported(browser: Browser, live_server: Any) -> None:
+def test_an_inline_script_and_an_uncaught_exception_are_reported(
+    browser: Browser, live_server: Any
+) -> None:
     context = browser.new_context(base_url=live_server.url)
     problems = watch_for_page_errors(context)
     try:
@@ -83,11 +85,15 @@ def test_an_inline_script_is_refused_and_reported(browser: Browser, live_server:
                 document.head.append(script);
             }"""
         )
+        page.evaluate("() => { setTimeout(() => { throw new Error('thrown by the page'); }); }")
         for _ in range(100):
-            if any(problem.startswith("CSP: script-src") for problem in problems):
+            if any(p.startswith("CSP: script-src") for p in problems) and any(
+                p.startswith("page error") for p in problems
+            ):
                 break
             page.wait_for_timeout(50)
         assert page.evaluate("window.inlineRan === undefined")
     finally:
         context.close()
     assert any("script-src" in problem and "inline" in problem for problem in problems), problems
+    assert any("thrown by the page" in problem for problem in problems), problems
