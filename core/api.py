@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from csp.constants import UNSAFE_INLINE
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
-from rest_framework import exceptions, permissions
+from rest_framework import exceptions, permissions, renderers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -23,6 +24,22 @@ TENANT_HEADER = OpenApiParameter(
     required=False,
     description="System administrators name the tenant they act in by its slug.",
 )
+
+
+class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
+    """Render DRF's browsable API, allowing the inline styles its templates carry."""
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: dict[str, Any] | None = None,
+    ) -> Any:
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            # django-csp adds these sources to the policy of this one response.
+            response._csp_update = {"style-src": [UNSAFE_INLINE]}
+        return super().render(data, accepted_media_type, renderer_context)
 
 
 def _codes(detail: Any) -> Any:

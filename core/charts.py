@@ -69,7 +69,8 @@ def stacked_bars(
     )
     legend = format_html_join(
         "",
-        '<span class="legend"><i style="background:{}"></i>{}</span>',
+        '<span class="legend"><svg class="swatch" width="10" height="10" aria-hidden="true">'
+        '<circle cx="5" cy="5" r="5" fill="{}"/></svg>{}</span>',
         ((s.color, s.label) for s in series),
     )
     return format_html(

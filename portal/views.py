@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -22,6 +23,12 @@ def home(request: HttpRequest) -> HttpResponse:
     if user.is_tenant_admin:
         return redirect("tenant:index")
     return redirect("inbox")
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Answer a browser's /favicon.ico with the portal's icon (pages name it themselves)."""
+    return redirect(static("portal/favicon.svg"))
 
 
 @never_cache

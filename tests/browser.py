@@ -8,6 +8,10 @@ Playwright's sync API keeps an asyncio loop marked as running in the main thread
 it lives, and Django then refuses ORM calls from that thread (SynchronousOnlyOperation). The
 browser is therefore module-scoped: Django's async-safety check is switched off only while a
 browser module runs, and the loop is gone again before the next module's tests.
+
+A test fails when a page it visited broke the Content-Security-Policy, logged a console error
+(a failed request included, favicon too) or threw an uncaught exception. A test that provokes
+such an error on purpose names it with `@pytest.mark.console_errors(r"regex", ...)`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    sync_playwright,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,6 +42,15 @@ CHROMIUM_ARGS = [
 ]
 # How long a page may take to answer one action before the test fails.
 ACTION_TIMEOUT_MS = 15_000
+# Reports every Content-Security-Policy violation of every page and frame to the test.
+WATCH_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__reportCspViolation(
+    `${event.effectiveDirective} refused ${event.blockedURI || "inline code"} on ` +
+      `${event.documentURI} (${event.sourceFile || "page"}:${event.lineNumber})`
+  );
+});
+"""
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +85,7 @@ def page(browser: Browser, live_server: Any, request: pytest.FixtureRequest) -> 
         permissions=["clipboard-read", "clipboard-write"],
     )
     context.set_default_timeout(ACTION_TIMEOUT_MS)
+    problems = watch_for_page_errors(context)
     new_page = context.new_page()
     failed_before = request.session.testsfailed
     try:
@@ -77,6 +97,30 @@ def page(browser: Browser, live_server: Any, request: pytest.FixtureRequest) -> 
             path.parent.mkdir(parents=True, exist_ok=True)
             new_page.screenshot(path=str(path), full_page=True)
         context.close()
+    expected = [
+        re.compile(pattern)
+        for marker in request.node.iter_markers("console_errors")
+        for pattern in marker.args
+    ]
+    unexpected = [p for p in problems if not any(e.search(p) for e in expected)]
+    if unexpected:
+        pytest.fail("The pages reported errors:\n" + "\n".join(unexpected), pytrace=False)
+
+
+def watch_for_page_errors(context: BrowserContext) -> list[str]:
+    """Return a list that fills with the CSP violations, console and page errors of the context."""
+    problems: list[str] = []
+    context.expose_function("__reportCspViolation", lambda text: problems.append(f"CSP: {text}"))
+    context.add_init_script(WATCH_CSP_VIOLATIONS)
+    context.on("console", lambda message: _console_error(message, problems))
+    context.on("weberror", lambda error: problems.append(f"page error: {error.error}"))
+    return problems
+
+
+def _console_error(message: ConsoleMessage, problems: list[str]) -> None:
+    if message.type == "error":
+        where = message.location.get("url", "")
+        problems.append(f"console: {message.text} ({where})")
 
 
 def login(page: Page, username: str, password: str) -> None:

@@ -102,6 +102,7 @@ def test_system_admin_manages_a_tenant_and_switches_back(
     expect(page.locator('button.manage-tenant[data-tenant="a.example"]')).to_be_visible()
 
 
+@pytest.mark.console_errors(r"status of 403")
 def test_tenant_admin_lands_on_the_tenant_site_and_is_refused_the_system_site(
     page: Page,  # noqa: F811
     people: People,

@@ -127,6 +127,11 @@
       }
     });
 
+    const rotateForm = document.getElementById("rotate-form");
+    rotateForm.addEventListener("submit", (event) => {
+      if (!window.confirm(rotateForm.dataset.confirm)) event.preventDefault();
+    });
+
     const form = document.getElementById("verify-form");
     const progress = document.getElementById("verify-progress");
     async function poll() {
