@@ -11,6 +11,7 @@ import random
 import re
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ DEFAULT_HISTORY_LIMIT = 50
 MAX_MEDIA_BYTES = 1_200_000
 SEND_METHODS = frozenset({"sendSMS", "sendMMS"})
 MEDIA_TYPE_PREFIXES = ("image/", "audio/", "video/")
+
+# A sandbox account with a latency keeps hundreds of requests waiting at once; after the wait
+# at most this many per process use the database together, so they do not all open a connection.
+LATENCY_DATABASE_TURNS = threading.BoundedSemaphore(8)
 
 _DATA_URL = re.compile(r"data:([a-z]+/[a-z0-9.+-]+);base64,(.*)", re.DOTALL | re.IGNORECASE)
 _API_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -492,14 +497,51 @@ def respond(request: HttpRequest) -> HttpResponse:
     method_label = method if method in METHODS else "(no known method)"
     username = params.get("api_username", "").strip().lower()
     account = SandboxAccount.objects.filter(username=username).first() if username else None
+    turn = _LatencyTurn()
+    try:
+        return _respond_to_account(request, params, method, method_label, account, turn)
+    finally:
+        turn.release()
+
+
+class _LatencyTurn:
+    """Wait out an account's latency without a database connection, then take a turn.
+
+    VoIP.ms's latency is not ours: a sandbox with hundreds of sends in flight holds no connection
+    while they wait, and at most a few per process use the database together afterwards.
+    """
+
+    def __init__(self) -> None:
+        self.held = False
+
+    def wait(self, seconds: float) -> None:
+        if connection.in_atomic_block:  # a test's transaction: keep its connection
+            time.sleep(seconds)
+            return
+        connection.close()
+        time.sleep(seconds)
+        LATENCY_DATABASE_TURNS.acquire()
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            connection.close()
+            self.held = False
+            LATENCY_DATABASE_TURNS.release()
+
+
+def _respond_to_account(
+    request: HttpRequest,
+    params: dict[str, str],
+    method: str,
+    method_label: str,
+    account: SandboxAccount | None,
+    turn: _LatencyTurn,
+) -> HttpResponse:
     fault = ""
     if account is not None:
         if account.latency_ms:
-            # VoIP.ms's latency is not ours: wait without holding a database connection, so a
-            # sandbox with hundreds of sends in flight does not hold hundreds of connections.
-            if not connection.in_atomic_block:
-                connection.close()
-            time.sleep(account.latency_ms / 1000)
+            turn.wait(account.latency_ms / 1000)
         fault = _fault_roll(account)
         if fault and fault != FaultMode.TIMEOUT_AFTER_ACCEPT:
             logger.info("Sandbox API %s answered with fault %s", method_label, fault)
@@ -516,6 +558,7 @@ def respond(request: HttpRequest) -> HttpResponse:
         and payload["status"] == "success"
     ):
         # The send is committed; the answer comes too late for the caller's read timeout.
+        turn.release()
         time.sleep(account.timeout_sleep_s)
     return JsonResponse(payload)
 
