@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from core.admin import TenantScopedAdmin
 from core.errors import ApplicationError
 from tenants.models import Role, Tenant, User
-from tenants.services import tenant_manage_start
+from tenants.services import api_token_revoke, tenant_manage_start
 
 
 class TenantAdmin(admin.ModelAdmin):
@@ -90,7 +90,7 @@ class PortalUserAdmin(UserAdmin):
 
 
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["at", "actor_name", "action", "tenant", "object_type", "object_repr"]
+    list_display = ["at", "actor_name", "action", "tenant", "address", "object_type", "object_repr"]
     list_filter = ["action", "tenant"]
     list_select_related = ["tenant"]
     search_fields = ["actor_name", "object_repr"]
@@ -101,6 +101,34 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens without their keys (only digests are stored): read them and revoke them."""
+
+    list_display = ["name", "prefix", "user", "tenant", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "tenant"]
+    list_select_related = ["user", "tenant"]
+    search_fields = ["name", "prefix", "user__username"]
+    fields = ["name", "prefix", "user", "tenant", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected API tokens", permissions=["view"])
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        tokens = list(queryset.filter(revoked_at__isnull=True))
+        for token in tokens:
+            api_token_revoke(token=token, actor=request.user)
+        messages.success(request, f"{len(tokens)} API token(s) revoked.")
 
 
 class TenantUserCreationForm(UserCreationForm):
