@@ -123,6 +123,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_urls(self) -> list[Any]:
+        # A token is revoked, never deleted (its row keeps the history): no delete page.
+        return [url for url in super().get_urls() if not str(url.name).endswith("_delete")]
+
     @admin.action(description="Revoke the selected API tokens", permissions=["view"])
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
         tokens = list(queryset.filter(revoked_at__isnull=True))
