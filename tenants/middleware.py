@@ -13,13 +13,13 @@ from tenants.models import Tenant
 
 MANAGED_TENANT_SESSION_KEY = "managed_tenant_id"
 
-# The address of the client whose request is being handled, for the audit trail: services record
-# it without every caller passing the request down. None outside a request (tasks, commands).
-_client_address: ContextVar[str | None] = ContextVar("client_address", default=None)
+# The request being handled, so that services record its client address in the audit trail
+# without every caller passing the request down. None outside a request (tasks, commands).
+_current_request: ContextVar[HttpRequest | None] = ContextVar("current_request", default=None)
 
 
 def client_address(request: HttpRequest) -> str | None:
-    """Return the request's client address, read as django-axes reads it (AXES_PROXY_COUNT)."""
+    """Return the request's client address, read as django-axes reads it for lock-outs."""
     address = get_client_ip_address(request)
     try:
         return str(ipaddress.ip_address(address)) if address else None
@@ -29,7 +29,9 @@ def client_address(request: HttpRequest) -> str | None:
 
 def current_client_address() -> str | None:
     """Return the client address of the request being handled, or None outside a request."""
-    return _client_address.get()
+    # Read only when an event is recorded: the webhook path pays nothing for it.
+    request = _current_request.get()
+    return client_address(request) if request is not None else None
 
 
 def tenant_for_request(request: HttpRequest) -> Tenant | None:
@@ -53,8 +55,8 @@ class TenantMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.tenant = tenant_for_request(request)
-        reset = _client_address.set(client_address(request))
+        reset = _current_request.set(request)
         try:
             return self.get_response(request)
         finally:
-            _client_address.reset(reset)
+            _current_request.reset(reset)
