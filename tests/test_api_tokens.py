@@ -7,11 +7,13 @@ import importlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
 import yaml
 from django.apps import apps
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -401,3 +403,13 @@ def test_revoking_twice_records_one_event(world: World) -> None:
     api_token_revoke(token=token, actor=world.admin_a)
 
     assert AuditEvent.objects.filter(action="api_token_revoked").count() == 1
+
+
+@pytest.mark.django_db
+def test_issue_api_token_refuses_an_unknown_user_and_a_long_name(world: World) -> None:
+    with pytest.raises(CommandError, match="No user 'nobody'"):
+        call_command("issue_api_token", "nobody", stdout=StringIO())
+    with pytest.raises(CommandError, match="too long"):
+        call_command("issue_api_token", world.user_a.username, "--name", "x" * 101)
+
+    assert not ApiToken.objects.exists()
