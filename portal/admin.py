@@ -30,6 +30,7 @@ from tenants.admin import (
     AuditEventAdmin,
     PortalUserAdmin,
     TenantAdmin,
+    TenantApiTokenAdmin,
     TenantUserAdmin,
 )
 from tenants.models import (
@@ -70,6 +71,7 @@ for model, model_admin in [
     (OptOut, OptOutAdmin),
     (WebhookDelivery, WebhookDeliveryAdmin),
     (User, TenantUserAdmin),
+    (ApiToken, TenantApiTokenAdmin),
     (TrunkAssignment, TenantTrunkAdmin),
     (PrivateTrunk, PrivateTrunkAdmin),
 ]:

@@ -103,18 +103,18 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
 
-class ApiTokenAdmin(admin.ModelAdmin):
+class _ApiTokenAdminBase(admin.ModelAdmin):
     """API tokens without their keys (only digests are stored): read them and revoke them."""
 
-    list_display = ["name", "prefix", "user", "tenant", "created_at", "last_used_at", "revoked_at"]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "tenant"]
-    list_select_related = ["user", "tenant"]
+    list_display = ["name", "prefix", "user", "created_at", "last_used_at", "revoked_at"]
+    list_filter: list[Any] = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["user"]
     search_fields = ["name", "prefix", "user__username"]
-    fields = ["name", "prefix", "user", "tenant", "created_at", "last_used_at", "revoked_at"]
+    fields = ["name", "prefix", "user", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = fields
     actions = ["revoke"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -133,6 +133,24 @@ class ApiTokenAdmin(admin.ModelAdmin):
         for token in tokens:
             api_token_revoke(token=token, actor=request.user)
         messages.success(request, f"{len(tokens)} API token(s) revoked.")
+
+
+class ApiTokenAdmin(_ApiTokenAdminBase):
+    """Every tenant's tokens, and system administrators' own, on the system site."""
+
+    list_display = [
+        *_ApiTokenAdminBase.list_display[:3],
+        "tenant",
+        *_ApiTokenAdminBase.list_display[3:],
+    ]
+    list_filter = [*_ApiTokenAdminBase.list_filter, "tenant"]
+    list_select_related = ["user", "tenant"]
+    fields = [*_ApiTokenAdminBase.fields[:3], "tenant", *_ApiTokenAdminBase.fields[3:]]
+    readonly_fields = fields
+
+
+class TenantApiTokenAdmin(_ApiTokenAdminBase, TenantScopedAdmin):
+    """The tenant's tokens on the tenant site, for its administrators to see and revoke."""
 
 
 class TenantUserCreationForm(UserCreationForm):

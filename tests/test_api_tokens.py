@@ -413,3 +413,28 @@ def test_issue_api_token_refuses_an_unknown_user_and_a_long_name(world: World) -
         call_command("issue_api_token", world.user_a.username, "--name", "x" * 101)
 
     assert not ApiToken.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_tenant_site_lists_and_revokes_only_the_tenants_tokens(
+    world: World, client_for: ClientFor, tokens: dict[str, ApiToken]
+) -> None:
+    client = client_for(world.admin_a)
+
+    page = client.get("/tenant/tenants/apitoken/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "alice-admin script" in html
+    assert "alice-101 script" in html
+    assert "bob-admin script" not in html
+    assert "root script" not in html
+    other = tokens["bob-101"]
+    assert client.get(f"/tenant/tenants/apitoken/{other.pk}/change/").status_code == 404
+    client.post(
+        "/tenant/tenants/apitoken/",
+        {"action": "revoke", "_selected_action": [other.pk, tokens["alice-101"].pk]},
+    )
+    assert not ApiToken.objects.get(pk=other.pk).revoked
+    assert ApiToken.objects.get(pk=tokens["alice-101"].pk).revoked
+    assert client_for(world.user_a).get("/tenant/tenants/apitoken/").status_code in (302, 403)
