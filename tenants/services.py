@@ -170,7 +170,10 @@ def tenant_manage_stop(*, request: HttpRequest) -> None:
 def api_token_create(
     *, user: User, name: str = "", actor: User | None = None
 ) -> tuple[ApiToken, str]:
-    """Give the user a new named API token; return it with its key, which is never stored."""
+    """Give the user a new named API token; return it with its key, which is never stored.
+
+    The actor is who asked for it (None: the system, e.g. a management command).
+    """
     name = name.strip() or "API token"
     if len(name) > ApiToken._meta.get_field("name").max_length:
         raise ApplicationError("The name is too long (100 characters at most).", field="name")
@@ -185,7 +188,7 @@ def api_token_create(
         tenant=user.tenant,
     )
     audit_record(
-        actor=actor or user,
+        actor=actor,
         action="api_token_created",
         tenant=user.tenant,
         obj=token,
@@ -202,7 +205,7 @@ def api_token_revoke(*, token: ApiToken, actor: User | None = None) -> None:
     )
     if revoked:
         audit_record(
-            actor=actor or token.user,
+            actor=actor,
             action="api_token_revoked",
             tenant=token.tenant,
             obj=token,

@@ -117,6 +117,8 @@ def test_issue_api_token_command_prints_a_working_token(world: World) -> None:
     token = ApiToken.objects.get(user=world.sysadmin)
     assert (token.name, token.prefix) == ("deploy", key[:8])
     assert key not in {token.digest, token.name, token.prefix}
+    event = AuditEvent.objects.get(action="api_token_created")
+    assert (event.actor, event.actor_name, event.detail) == (None, "system", {"user": "root"})
     response = _token_client(key).get(TENANTS)
     assert response.status_code == 200
     assert response.json()["count"] == 2
