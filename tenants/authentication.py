@@ -35,7 +35,8 @@ class ApiTokenAuthentication(TokenAuthentication):
 
     def authenticate_credentials(self, key: str) -> tuple[User, ApiToken]:
         token = api_token_for_key(key=key)
-        if token is None or not token.user.is_active:
+        # A token made while its user was in another tenant does not follow him to this one.
+        if token is None or not token.user.is_active or token.tenant_id != token.user.tenant_id:
             raise exceptions.AuthenticationFailed("Invalid token.")
         _refuse_disabled_tenant(token.user)
         api_token_note_use(token=token)

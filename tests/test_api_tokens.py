@@ -438,3 +438,13 @@ def test_the_tenant_site_lists_and_revokes_only_the_tenants_tokens(
     assert not ApiToken.objects.get(pk=other.pk).revoked
     assert ApiToken.objects.get(pk=tokens["alice-101"].pk).revoked
     assert client_for(world.user_a).get("/tenant/tenants/apitoken/").status_code in (302, 403)
+
+
+@pytest.mark.django_db
+def test_a_token_does_not_follow_its_user_into_another_tenant(world: World) -> None:
+    _, key = api_token_create(user=world.admin_a, name="old job")
+    assert _token_client(key).get(TRUNKS).status_code == 200
+
+    User.objects.filter(pk=world.admin_a.pk).update(tenant=world.tenant_b)
+
+    assert _token_client(key).get(TRUNKS).status_code == 401
