@@ -27,8 +27,24 @@ from sms.models import (
     SmsConfiguration,
     WebhookDelivery,
 )
-from tenants.admin import AuditEventAdmin, PortalUserAdmin, TenantAdmin, TenantUserAdmin
-from tenants.models import AuditEvent, Extension, Holiday, OfficeHours, RingGroup, Tenant, User
+from tenants.admin import (
+    ApiTokenAdmin,
+    AuditEventAdmin,
+    PortalUserAdmin,
+    TenantAdmin,
+    TenantApiTokenAdmin,
+    TenantUserAdmin,
+)
+from tenants.models import (
+    ApiToken,
+    AuditEvent,
+    Extension,
+    Holiday,
+    OfficeHours,
+    RingGroup,
+    Tenant,
+    User,
+)
 from trunks.admin import PrivateTrunkAdmin, TenantTrunkAdmin, TrunkAdmin
 from trunks.models import PrivateTrunk, Trunk, TrunkAssignment
 
@@ -41,6 +57,7 @@ for model, model_admin in [
     (Tenant, TenantAdmin),
     (User, PortalUserAdmin),
     (AuditEvent, AuditEventAdmin),
+    (ApiToken, ApiTokenAdmin),
     (Trunk, TrunkAdmin),
 ]:
     admin.site.register(model, model_admin)
@@ -58,6 +75,7 @@ for model, model_admin in [
     (OptOut, OptOutAdmin),
     (WebhookDelivery, WebhookDeliveryAdmin),
     (User, TenantUserAdmin),
+    (ApiToken, TenantApiTokenAdmin),
     (TrunkAssignment, TenantTrunkAdmin),
     (PrivateTrunk, PrivateTrunkAdmin),
 ]:

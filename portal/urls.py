@@ -17,7 +17,7 @@ from sms.api.messages import MessageViewSet
 from sms.api.outbound_rules import OutboundRuleViewSet
 from sms.inbound.receive import voipms_webhook
 from tenants import views as tenant_views
-from tenants.api import AdminTenantViewSet
+from tenants.api import AdminTenantViewSet, ApiTokenViewSet
 from trunks.api import AdminTrunkAssignmentViewSet, AdminTrunkViewSet, TenantTrunkViewSet
 
 router = DefaultRouter()
@@ -34,6 +34,7 @@ router.register("messages", MessageViewSet, basename="message")
 router.register("outbound-rules", OutboundRuleViewSet, basename="outbound-rule")
 router.register("inbound-rules", InboundRuleViewSet, basename="inbound-rule")
 router.register("conversations", ConversationViewSet, basename="conversation")
+router.register("api-tokens", ApiTokenViewSet, basename="api-token")
 
 urlpatterns = [
     path("", portal_views.home, name="home"),

@@ -14,7 +14,7 @@ from core.tasks import enqueue
 from sms.models import SmsConfiguration, VerificationStatus, webhook_token_digest
 from sms.providers import voipms_client_for
 from tenants.models import Tenant, User
-from tenants.services import audit_record
+from tenants.services import audit_record, audit_secret_changed
 from trunks.models import Brand, PoolRange, Trunk
 from trunks.numbers import InvalidNumber, number_to_int
 from trunks.voipms.errors import VoipmsError
@@ -93,6 +93,7 @@ def sms_configuration_create(
         obj=configuration,
         detail={"fields": sorted([*fields, "api_password"])},
     )
+    audit_secret_changed(actor=actor, tenant=tenant, obj=configuration, field="api_password")
     return configuration
 
 
@@ -126,6 +127,10 @@ def sms_configuration_update(
             obj=configuration,
             detail={"fields": sorted(changed)},
         )
+    if api_password:
+        audit_secret_changed(
+            actor=actor, tenant=configuration.tenant, obj=configuration, field="api_password"
+        )
     return configuration
 
 
@@ -142,6 +147,9 @@ def sms_configuration_rotate_webhook(*, configuration: SmsConfiguration, actor: 
     configuration.webhook_token_digest = webhook_token_digest(token)
     audit_record(
         actor=actor, action="webhook_rotated", tenant=configuration.tenant, obj=configuration
+    )
+    audit_secret_changed(
+        actor=actor, tenant=configuration.tenant, obj=configuration, field="webhook_token"
     )
     return configuration.webhook_url
 

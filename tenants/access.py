@@ -1,5 +1,7 @@
 """The one answer to "may this tenant send and receive messages now?", used everywhere.
 
+`account_refusal` answers the question before it: may this user sign in and use the API at all?
+
 The webhook URL, inbound processing, sending, the delivery and side-effect tasks, the REST API
 and the admin pages all ask `messaging_refusal` (or `messaging_check`, which raises), so the rule
 is written once. Querysets that must filter in SQL use `MESSAGING_ALLOWED`.
@@ -10,13 +12,23 @@ from __future__ import annotations
 from django.db.models import Q
 
 from core.errors import NotAllowed
-from tenants.models import Tenant
+from tenants.models import Tenant, User
+
+TENANT_DISABLED = "tenant_disabled"
 
 
 class MessagingRefused(NotAllowed):
     """Raise when the tenant may not send or receive messages now."""
 
     code = "message_channels_disabled"
+
+
+def account_refusal(user: User) -> str:
+    """Return why the user may not sign in or use the API now, or "" when he may."""
+    tenant = user.tenant
+    if tenant is not None and not tenant.enabled:
+        return f"The tenant {tenant.name} is disabled; ask your provider to enable it again."
+    return ""
 
 
 def messaging_refusal(tenant: Tenant) -> str:
@@ -32,7 +44,7 @@ def messaging_check(tenant: Tenant) -> None:
     """Raise MessagingRefused, with the reason, when the tenant may not use messaging."""
     reason = messaging_refusal(tenant)
     if reason:
-        code = "tenant_disabled" if not tenant.enabled else MessagingRefused.code
+        code = TENANT_DISABLED if not tenant.enabled else MessagingRefused.code
         raise MessagingRefused(reason[0].upper() + reason[1:] + ".", code=code)
 
 

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from core.admin import TenantScopedAdmin
 from core.errors import ApplicationError
 from tenants.models import Role, Tenant, User
-from tenants.services import tenant_manage_start
+from tenants.services import api_token_revoke, tenant_manage_start
 from tenants.services_two_factor import two_factor_reset
 
 
@@ -113,7 +113,7 @@ class PortalUserAdmin(UserAdmin):
 
 
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["at", "actor_name", "action", "tenant", "object_type", "object_repr"]
+    list_display = ["at", "actor_name", "action", "tenant", "address", "object_type", "object_repr"]
     list_filter = ["action", "tenant"]
     list_select_related = ["tenant"]
     search_fields = ["actor_name", "object_repr"]
@@ -124,6 +124,56 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class _ApiTokenAdminBase(admin.ModelAdmin):
+    """API tokens without their keys (only digests are stored): read them and revoke them."""
+
+    list_display = ["name", "prefix", "user", "created_at", "last_used_at", "revoked_at"]
+    list_filter: list[Any] = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["user"]
+    search_fields = ["name", "prefix", "user__username"]
+    fields = ["name", "prefix", "user", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[Any]:
+        # A token is revoked, never deleted (its row keeps the history): no delete page.
+        return [url for url in super().get_urls() if not str(url.name).endswith("_delete")]
+
+    @admin.action(description="Revoke the selected API tokens", permissions=["view"])
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        tokens = list(queryset.filter(revoked_at__isnull=True))
+        for token in tokens:
+            api_token_revoke(token=token, actor=request.user)
+        messages.success(request, f"{len(tokens)} API token(s) revoked.")
+
+
+class ApiTokenAdmin(_ApiTokenAdminBase):
+    """Every tenant's tokens, and system administrators' own, on the system site."""
+
+    list_display = [
+        *_ApiTokenAdminBase.list_display[:3],
+        "tenant",
+        *_ApiTokenAdminBase.list_display[3:],
+    ]
+    list_filter = [*_ApiTokenAdminBase.list_filter, "tenant"]
+    list_select_related = ["user", "tenant"]
+    fields = [*_ApiTokenAdminBase.fields[:3], "tenant", *_ApiTokenAdminBase.fields[3:]]
+    readonly_fields = fields
+
+
+class TenantApiTokenAdmin(_ApiTokenAdminBase, TenantScopedAdmin):
+    """The tenant's tokens on the tenant site, for its administrators to see and revoke."""
 
 
 class TenantUserCreationForm(UserCreationForm):

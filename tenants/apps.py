@@ -6,3 +6,8 @@ from django.apps import AppConfig
 class TenantsConfig(AppConfig):
     name = "tenants"
     verbose_name = "Tenants"
+
+    def ready(self) -> None:
+        from tenants.signals import connect_audit_receivers
+
+        connect_audit_receivers()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zoneinfo
 from typing import Any
 
@@ -211,6 +212,9 @@ class AuditEvent(models.Model):
     object_id = models.CharField(max_length=40, blank=True)
     object_repr = models.CharField(max_length=200, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+    address = models.GenericIPAddressField(
+        null=True, blank=True, help_text="The client address of the request that did it."
+    )
 
     objects = TenantQuerySet.as_manager()
 
@@ -220,6 +224,46 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.object_repr}"
+
+
+API_TOKEN_PREFIX_LENGTH = 8
+
+
+def api_token_digest(key: str) -> str:
+    """Return the SHA-256 digest under which an API token is stored and looked up."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A named API key of one user, stored as a digest: the key itself is shown once only."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(
+        max_length=API_TOKEN_PREFIX_LENGTH, help_text="The first characters of the key."
+    )
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    # The owner's tenant, kept here so tenant queries need no join (null for system admins).
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def revoked(self) -> bool:
+        """Return whether the token was revoked."""
+        return self.revoked_at is not None
 
 
 class Weekday(models.IntegerChoices):

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import secrets
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 
-from core.errors import NotAllowed
-from tenants.middleware import MANAGED_TENANT_SESSION_KEY
-from tenants.models import AuditEvent, Extension, Role, Tenant, User
+from core.errors import ApplicationError, NotAllowed
+from tenants.middleware import MANAGED_TENANT_SESSION_KEY, current_client_address
+from tenants.models import (
+    API_TOKEN_PREFIX_LENGTH,
+    ApiToken,
+    AuditEvent,
+    Extension,
+    Role,
+    Tenant,
+    User,
+    api_token_digest,
+)
+
+# last_used_at is written at most this often per token, so API calls do not each write a row.
+API_TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 
 
 def audit_record(
@@ -20,17 +35,34 @@ def audit_record(
     tenant: Tenant | None = None,
     obj: Any = None,
     detail: dict[str, Any] | None = None,
+    address: str | None = None,
+    actor_name: str = "",
 ) -> AuditEvent:
-    """Record an audit event; detail must never hold a secret value."""
+    """Record an audit event; detail must never hold a secret value.
+
+    The client address defaults to that of the request being handled (None in tasks).
+    """
+    if not actor_name:
+        actor_name = actor.get_username() if actor is not None else "system"
     return AuditEvent.objects.create(
         actor=actor if actor is not None and actor.pk else None,
-        actor_name=actor.get_username() if actor is not None else "system",
+        actor_name=actor_name[:150],
         tenant=tenant,
         action=action,
         object_type=obj._meta.label_lower if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
         object_repr=str(obj)[:200] if obj is not None else "",
         detail=detail or {},
+        address=address or current_client_address(),
+    )
+
+
+def audit_secret_changed(
+    *, actor: User | None, tenant: Tenant | None, obj: Any, field: str
+) -> AuditEvent:
+    """Record that the object's secret `field` was set or replaced (never its value)."""
+    return audit_record(
+        actor=actor, action="secret_changed", tenant=tenant, obj=obj, detail={"field": field}
     )
 
 
@@ -137,20 +169,62 @@ def tenant_manage_stop(*, request: HttpRequest) -> None:
 
 
 @transaction.atomic
-def api_token_create(*, user: User) -> Token:
-    """Give the user a new API token, replacing any earlier one."""
-    Token.objects.filter(user=user).delete()
-    token = Token.objects.create(user=user)
-    audit_record(actor=user, action="api_token_created", tenant=user.tenant)
-    return token
+def api_token_create(
+    *, user: User, name: str = "", actor: User | None = None
+) -> tuple[ApiToken, str]:
+    """Give the user a new named API token; return it with its key, which is never stored.
+
+    The actor is who asked for it (None: the system, e.g. a management command).
+    """
+    name = name.strip() or "API token"
+    if len(name) > ApiToken._meta.get_field("name").max_length:
+        raise ApplicationError("The name is too long (100 characters at most).", field="name")
+    if not user.is_active:
+        raise ApplicationError("An inactive user cannot have API tokens.", field="user")
+    key = secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        name=name,
+        prefix=key[:API_TOKEN_PREFIX_LENGTH],
+        digest=api_token_digest(key),
+        user=user,
+        tenant=user.tenant,
+    )
+    audit_record(
+        actor=actor,
+        action="api_token_created",
+        tenant=user.tenant,
+        obj=token,
+        detail={"user": user.get_username()},
+    )
+    return token, key
 
 
 @transaction.atomic
-def api_token_revoke(*, user: User) -> None:
-    """Revoke the user's API token."""
-    deleted, _ = Token.objects.filter(user=user).delete()
-    if deleted:
-        audit_record(actor=user, action="api_token_revoked", tenant=user.tenant)
+def api_token_revoke(*, token: ApiToken, actor: User | None = None) -> None:
+    """Revoke the token at once; later requests with its key are refused."""
+    revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    if revoked:
+        audit_record(
+            actor=actor,
+            action="api_token_revoked",
+            tenant=token.tenant,
+            obj=token,
+            detail={"user": token.user.get_username()},
+        )
+
+
+def api_token_note_use(*, token: ApiToken) -> None:
+    """Remember when the token was last used, writing at most once per resolution period."""
+    now = timezone.now()
+    if token.last_used_at is not None and now - token.last_used_at < API_TOKEN_USE_RESOLUTION:
+        return
+    ApiToken.objects.filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - API_TOKEN_USE_RESOLUTION),
+        pk=token.pk,
+    ).update(last_used_at=now)
+    token.last_used_at = now
 
 
 def tenant_update(*, tenant: Tenant, **changes: Any) -> Tenant:

@@ -254,3 +254,17 @@ def test_createsuperuser_creates_a_system_administrator_without_a_tenant() -> No
     call_command("createsuperuser", interactive=False, username="root", email="root@example.com")
     user = User.objects.get(username="root")
     assert (user.role, user.tenant_id, user.is_superuser) == (Role.SYSTEM_ADMIN, None, True)
+
+
+@pytest.mark.django_db
+def test_the_first_system_administrator_signs_in_and_opens_the_system_site(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
+    call_command("createsuperuser", interactive=False, username="first", email="first@example.com")
+
+    response = _sign_in("first", PASSWORD)
+
+    assert response.status_code == 302
+    assert response.client.get("/admin/").status_code == 200
+    assert response.client.get("/admin/tenants/tenant/").status_code == 200

@@ -26,6 +26,8 @@ from sms.models import (
     OutboundRule,
     SmsConfiguration,
 )
+from tenants.models import ApiToken
+from tenants.services import api_token_create
 from tests.factories import World, make_messaging_objects
 from trunks.models import Trunk
 
@@ -68,6 +70,7 @@ API_MODELS: dict[str, Any] = {
     "conversation-detail": Conversation,
     "message-detail": Message,
     "outbound-rule-detail": OutboundRule,
+    "api-token-detail": ApiToken,
 }
 
 # Other routes with an id: url name -> (parameter, model whose tenant-A row fills it).
@@ -180,6 +183,8 @@ def world(world: World) -> World:
     """Return the shared world plus one object of every messaging model in each tenant."""
     world.objects_a.update(make_messaging_objects(world.tenant_a, world.objects_a))
     world.objects_b.update(make_messaging_objects(world.tenant_b, world.objects_b))
+    world.objects_a[ApiToken], _ = api_token_create(user=world.admin_a, name="matrix")
+    world.objects_b[ApiToken], _ = api_token_create(user=world.admin_b, name="matrix")
     return world
 
 

@@ -155,7 +155,7 @@ def _run_requests(world: World, monkeypatch: pytest.MonkeyPatch, *, debug: bool)
     webhook = f"/hooks/voipms/{configuration.webhook_token}/"
     secrets = Secrets(
         webhook_token=configuration.webhook_token,
-        api_token=api_token_create(user=world.admin_a).key,
+        api_token=api_token_create(user=world.admin_a, name="logs")[1],
     )
     anonymous = Client(HTTP_HOST="127.0.0.1", raise_request_exception=False)
     body = (FIXTURES / "sms.json").read_bytes()

@@ -81,7 +81,7 @@ def test_sign_in_page_sends_a_strict_policy(client_for: ClientFor) -> None:
 
 @pytest.mark.django_db
 def test_api_response_sends_the_security_headers(world: World) -> None:
-    key = api_token_create(user=world.admin_a).key
+    _, key = api_token_create(user=world.admin_a, name="headers")
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {key}")
 
     response = client.get("/api/v1/trunks/")

@@ -15,11 +15,10 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from freezegun import freeze_time
-from rest_framework.authtoken.models import Token
 
 from portal.admin_sites import tenant_site
 from tenants.models import AuditEvent, Tenant, User
-from tenants.services import tenant_update
+from tenants.services import api_token_create, tenant_update
 from tenants.services_two_factor import two_factor_enrolment_confirm, two_factor_enrolment_start
 
 ClientFor = Callable[[User | None], Client]
@@ -341,8 +340,8 @@ def test_other_sessions_wait_for_a_code_once_two_factor_is_on(
 @pytest.mark.django_db
 def test_api_tokens_work_without_the_second_factor(user_a: User, tenant_a: Tenant) -> None:
     _enrol(user_a)
-    token = Token.objects.create(user=user_a)
-    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = api_token_create(user=user_a, name="script")
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {key}")
 
     assert client.get("/api/v1/conversations/").status_code == 200
 

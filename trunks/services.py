@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from core.errors import ApplicationError, Conflict
 from tenants.models import Tenant, User
-from tenants.services import audit_record
+from tenants.services import audit_record, audit_secret_changed
 from trunks.models import PoolRange, Trunk, TrunkAssignment
 from trunks.numbers import DidPoolError, DidRange, format_did_pool, parse_did_pool
 
@@ -254,6 +254,8 @@ def trunk_save(
         obj=trunk,
         detail={"fields": changed},
     )
+    if sip_password:
+        audit_secret_changed(actor=actor, tenant=owner, obj=trunk, field="sip_password")
     return trunk
 
 

@@ -29,6 +29,7 @@ from sms.models import (
     Message,
 )
 from tenants.access import messaging_refusal
+from tenants.services import audit_secret_changed
 
 logger = logging.getLogger(__name__)
 
@@ -215,9 +216,11 @@ def _rule_secret(rule: InboundRule) -> str:
         return rule.webhook_secret
     # The conditional update lets the first of two concurrent deliveries win; both then sign
     # with the secret that was stored.
-    InboundRule.objects.filter(pk=rule.pk, webhook_secret="").update(
+    created = InboundRule.objects.filter(pk=rule.pk, webhook_secret="").update(
         webhook_secret=secrets.token_urlsafe(32)
     )
+    if created:
+        audit_secret_changed(actor=None, tenant=rule.tenant, obj=rule, field="webhook_secret")
     rule.refresh_from_db(fields=["webhook_secret"])
     return rule.webhook_secret
 

@@ -266,7 +266,7 @@ def test_a_worker_killed_mid_send_sends_each_accepted_message_once_or_fails_it_w
         daily_send_cap=10_000,
         latency_ms=1000,  # every send is in flight for a second: the kill finds some
     )
-    token = api_token_create(user=world.admin_a).key
+    _, token = api_token_create(user=world.admin_a, name="faults")
     with web_server(tmp_path / "web") as web:
         env = sending_env(web.sandbox_api_url)
         with celery_worker(
@@ -320,7 +320,7 @@ def test_redis_stopped_and_restarted_mid_burst_loses_no_acknowledged_webhook_or_
         daily_send_cap=10_000,
         latency_ms=0,
     )
-    token = api_token_create(user=world.admin_a).key
+    _, token = api_token_create(user=world.admin_a, name="faults")
     bodies = burst_bodies()
     with redis_server(tmp_path / "redis") as broker:
         env = {"REDIS_URL": broker.url(0)}

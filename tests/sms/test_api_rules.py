@@ -145,14 +145,17 @@ def test_extension_users_may_not_use_the_rules_route(world: World, client_for: C
 
 
 @pytest.mark.django_db
-def test_message_channels_off_refuses_both_routes(world: World, client_for: ClientFor) -> None:
+def test_message_channels_off_leaves_both_routes_readable_and_refuses_changes(
+    world: World, client_for: ClientFor
+) -> None:
     tenant_update(tenant=world.tenant_a, message_channels_enabled=False)
     client = client_for(world.admin_a)
 
     for url in (RULES, CONVERSATIONS):
-        response = client.get(url)
-        assert response.status_code == 403
-        assert response.json()["code"] == "message_channels_disabled"
+        assert client.get(url).status_code == 200, url
+    response = client.post(RULES, {"name": "x"}, content_type="application/json")
+    assert response.status_code == 403
+    assert response.json()["code"] == "message_channels_disabled"
 
 
 @pytest.mark.django_db

@@ -236,13 +236,21 @@ def test_the_api_gives_tenant_b_404_for_tenant_a_configurations(
 
 
 @pytest.mark.django_db
-def test_the_api_answers_403_with_a_clear_message_when_message_channels_are_off(
+def test_the_api_refuses_changes_with_a_clear_message_when_message_channels_are_off(
     world: World, client_for: Any
 ) -> None:
     type(world.tenant_a).objects.filter(pk=world.tenant_a.pk).update(message_channels_enabled=False)
-    response = client_for(world.admin_a).get("/api/v1/sms-configurations/")
+    client = client_for(world.admin_a)
+    assert client.get("/api/v1/sms-configurations/").status_code == 200
+    configuration = world.objects_a[SmsConfiguration]
+    response = client.patch(
+        f"/api/v1/sms-configurations/{configuration.pk}/",
+        {"enabled": False},
+        content_type="application/json",
+    )
     assert response.status_code == 403
     assert response.json()["code"] == "message_channels_disabled"
+    assert "Message Channels" in response.json()["detail"]
 
 
 @pytest.mark.django_db
