@@ -83,7 +83,7 @@ class UsageViewSet(viewsets.ViewSet):
         description="A tenant administrator gets his tenant's usage; a system administrator "
         "names a tenant with X-Tenant, or gets every tenant's rows without it.",
     )
-    def list(self, request: Request) -> Response:
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         every_tenant = request.user.is_system_admin and not request.headers.get("X-Tenant", "")
         tenant = None if every_tenant else resolve_api_tenant(request)
         month = month_parse(request.query_params.get("month"), tenant=tenant)

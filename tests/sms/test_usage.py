@@ -527,3 +527,13 @@ def test_a_system_admin_edits_the_quota_in_the_tenant_admin(
     assert 'name="monthly_quota"' in html
     assert 'name="quota_hard"' in html
     assert 'name="retention_days"' in html
+
+
+@pytest.mark.django_db
+def test_the_usage_route_answers_with_a_format_suffix(
+    traffic: World, client_for: ClientFor
+) -> None:
+    response = client_for(traffic.admin_a).get("/api/v1/usage.json?month=2026-02")
+
+    assert response.status_code == 200
+    assert response.json()["totals"]["segments_in"] == 4
