@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
