@@ -25,6 +25,7 @@ from sms.models import (
     IdempotencyRecord,
     Message,
     MessageMedia,
+    MessageStatus,
     WebhookDelivery,
 )
 from tenants.models import Tenant, User
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 IDEMPOTENCY_KEEP = timedelta(days=1)
+IN_FLIGHT = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNKNOWN)
 
 
 @dataclass
@@ -103,7 +105,12 @@ def tenant_retention_purge(*, tenant: Tenant, batch_size: int = BATCH_SIZE) -> P
     if tenant.retention_days is None:
         return counts
     cutoff = timezone.now() - timedelta(days=tenant.retention_days)
-    old_messages = Message.objects.for_tenant(tenant).filter(created_at__lt=cutoff)
+    # A send still in flight is left to the outbox and the sweeper; it goes once settled.
+    old_messages = (
+        Message.objects.for_tenant(tenant)
+        .filter(created_at__lt=cutoff)
+        .exclude(status__in=IN_FLIGHT)
+    )
     for ids in _ids_in_batches(old_messages, batch_size):
         _messages_delete(ids, counts, batch_size)
     old_deliveries = WebhookDelivery.objects.for_tenant(tenant).filter(received_at__lt=cutoff)

@@ -189,6 +189,24 @@ def test_a_tenant_that_keeps_everything_and_another_tenants_rows_are_untouched(
 
 
 @pytest.mark.django_db
+def test_a_send_still_in_flight_is_not_purged(world: World) -> None:
+    tenant_update(tenant=world.tenant_a, retention_days=1)
+    queued = message(world.tenant_a, did=DID_A, created=days_ago(5))
+    settled = message(world.tenant_a, did=DID_A, remote=OTHER, created=days_ago(5))
+    Message.objects.filter(pk=queued.pk).update(
+        direction=Direction.OUT, status=MessageStatus.SENDING
+    )
+
+    counts = tenant_retention_purge(tenant=world.tenant_a)
+
+    assert counts.messages == 1
+    assert list(Message.objects.for_tenant(world.tenant_a)) == [queued]
+    assert not Message.objects.filter(pk=settled.pk).exists()
+    # Its conversation stays with it.
+    assert Conversation.objects.filter(pk=queued.conversation_id).exists()
+
+
+@pytest.mark.django_db
 def test_a_purge_that_finds_nothing_records_no_audit_event(world: World) -> None:
     tenant_update(tenant=world.tenant_a, retention_days=30)
     message(world.tenant_a, did=DID_A, created=days_ago(1))
