@@ -129,7 +129,7 @@ def tenant_retention_purge(*, tenant: Tenant, batch_size: int = BATCH_SIZE) -> P
     if counts.total:
         audit_record(
             actor=None,
-            action="retention_purge",
+            action="retention_purged",
             tenant=tenant,
             detail={"retention_days": tenant.retention_days, **counts.as_dict()},
         )
@@ -200,7 +200,7 @@ def remote_number_erase(
         counts.conversations = by_model.get(Conversation._meta.label, 0)
         audit_record(
             actor=actor,
-            action="remote_number_erase",
+            action="remote_number_erased",
             tenant=tenant,
             # The log keeps only the end of the number it erased.
             detail={"remote": "…" + number[-4:], **counts.as_dict()},

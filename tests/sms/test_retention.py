@@ -155,7 +155,7 @@ def test_the_purge_deletes_what_is_older_than_the_tenant_keeps_in_batches(
     # Five messages in batches of two: three statements, none naming more than two ids.
     deletes = [q["sql"] for q in queries if q["sql"].startswith('DELETE FROM "sms_message"')]
     assert len(deletes) == 3
-    audit = AuditEvent.objects.get(action="retention_purge")
+    audit = AuditEvent.objects.get(action="retention_purged")
     assert audit.tenant == world.tenant_a
     assert audit.detail["messages"] == 5
     assert audit.detail["webhook_deliveries"] == 1
@@ -185,7 +185,7 @@ def test_a_tenant_that_keeps_everything_and_another_tenants_rows_are_untouched(
             "conversations": 1,
         }
     }
-    assert not AuditEvent.objects.filter(action="retention_purge", tenant=world.tenant_b).exists()
+    assert not AuditEvent.objects.filter(action="retention_purged", tenant=world.tenant_b).exists()
 
 
 @pytest.mark.django_db
@@ -215,7 +215,7 @@ def test_a_purge_that_finds_nothing_records_no_audit_event(world: World) -> None
 
     assert counts.total == 0
     assert Message.objects.for_tenant(world.tenant_a).count() == 1
-    assert not AuditEvent.objects.filter(action="retention_purge").exists()
+    assert not AuditEvent.objects.filter(action="retention_purged").exists()
 
 
 @pytest.mark.django_db
@@ -294,7 +294,7 @@ def test_erasing_a_number_removes_its_messages_media_and_conversations_in_this_t
     assert len(files_under(media_root)) == 1  # tenant B's
     # The opt-out stays: the number must still never be texted.
     assert OptOut.objects.for_tenant(world.tenant_a).filter(remote=CONTACT).exists()
-    audit = AuditEvent.objects.get(action="remote_number_erase")
+    audit = AuditEvent.objects.get(action="remote_number_erased")
     assert (audit.tenant, audit.actor) == (world.tenant_a, world.admin_a)
     assert audit.detail["remote"] == "…0199"
     assert audit.detail["messages"] == 4
@@ -478,13 +478,13 @@ def test_a_real_worker_runs_the_purge_task(world: World, tmp_path: Path, media_r
     assert not Message.objects.filter(pk=old.pk).exists(), worker.log()
     assert set(Message.objects.values_list("pk", flat=True)) == {kept.pk, kept_b.pk}
     assert not stored[0].exists()
-    assert AuditEvent.objects.get(action="retention_purge").detail["messages"] == 1
+    assert AuditEvent.objects.get(action="retention_purged").detail["messages"] == 1
 
 
 def _wait_for_audit(worker: WorkerProcess) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if AuditEvent.objects.filter(action="retention_purge").exists():
+        if AuditEvent.objects.filter(action="retention_purged").exists():
             return
         time.sleep(0.2)
     raise AssertionError(f"No purge was audited:\n{worker.log()}")

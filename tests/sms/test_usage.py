@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 import redis
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core import limits as portal_limits
@@ -537,3 +539,33 @@ def test_the_usage_route_answers_with_a_format_suffix(
 
     assert response.status_code == 200
     assert response.json()["totals"]["segments_in"] == 4
+
+
+@pytest.mark.django_db
+def test_the_tenant_page_costs_the_same_queries_whatever_the_number_of_dids(
+    world: World, client_for: ClientFor
+) -> None:
+    client = client_for(world.admin_a)
+    configuration = world.objects_a[SmsConfiguration]
+    feb = at("2026-02-10T15:00")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/tenant/usage/?month=2026-02").status_code == 200
+        return len(captured)
+
+    message(
+        world.tenant_a, direction=Direction.IN, did=DID_A, created=feb, configuration=configuration
+    )
+    few = queries()
+    for n in range(2, 10):
+        did = f"+1212555010{n}"
+        message(
+            world.tenant_a,
+            direction=Direction.IN,
+            did=did,
+            created=feb,
+            configuration=configuration,
+        )
+        opt_out(world.tenant_a, did=did, remote=CONTACT, created=feb)
+    assert queries() == few
