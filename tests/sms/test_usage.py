@@ -569,3 +569,11 @@ def test_the_tenant_page_costs_the_same_queries_whatever_the_number_of_dids(
         )
         opt_out(world.tenant_a, did=did, remote=CONTACT, created=feb)
     assert queries() == few
+
+
+@pytest.mark.django_db
+def test_the_schema_documents_the_quota_refusal_of_a_send(client_for: ClientFor) -> None:
+    schema = client_for(None).get("/api/schema/?format=json").json()
+
+    send = schema["paths"]["/api/v1/messages/"]["post"]["responses"]
+    assert "quota_exceeded" in send["403"]["description"]
