@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +19,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core import limits as portal_limits
+from core.errors import NotAllowed
+from sms import usage as usage_module
 from sms.models import (
     Direction,
     Kind,
@@ -25,6 +30,7 @@ from sms.models import (
     SmsConfiguration,
     Source,
 )
+from sms.outbound.send import message_send
 from sms.usage import Month, month_parse, quota_check, usage_rows
 from tenants.models import Tenant, User
 from tenants.services import tenant_update
@@ -577,3 +583,45 @@ def test_the_schema_documents_the_quota_refusal_of_a_send(client_for: ClientFor)
 
     send = schema["paths"]["/api/v1/messages/"]["post"]["responses"]
     assert "quota_exceeded" in send["403"]["description"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sends_at_once_cannot_both_take_the_last_segment(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("core.tasks.publish", lambda *args, **kwargs: None)
+    tenant_update(tenant=world.tenant_a, monthly_quota=1, quota_hard=True)
+    both_counted = threading.Barrier(2)
+    real_count = usage_module.outbound_segments_in_month
+
+    def count_then_wait_for_the_other(**kwargs: Any) -> int:
+        used = real_count(**kwargs)
+        # Without the tenant's row lock both sends count 0 here and pass the barrier together;
+        # with it the second waits for the first to commit, and the barrier gives up.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_counted.wait(timeout=3)
+        return used
+
+    monkeypatch.setattr(usage_module, "outbound_segments_in_month", count_then_wait_for_the_other)
+
+    def send(_: int) -> str:
+        try:
+            message_send(
+                user=world.admin_a,
+                tenant=Tenant.objects.get(pk=world.tenant_a.pk),
+                to="3125550199",
+                did="2125550100",
+                body="Last one",
+                source=Source.API,
+            )
+        except NotAllowed as error:
+            return error.code
+        finally:
+            connection.close()
+        return "sent"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(send, range(2)))
+
+    assert outcomes == ["quota_exceeded", "sent"]
+    assert Message.objects.for_tenant(world.tenant_a).count() == 1
