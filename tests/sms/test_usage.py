@@ -625,3 +625,15 @@ def test_two_sends_at_once_cannot_both_take_the_last_segment(
 
     assert outcomes == ["quota_exceeded", "sent"]
     assert Message.objects.for_tenant(world.tenant_a).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_usage_page_says_how_long_messages_are_kept(
+    world: World, client_for: ClientFor
+) -> None:
+    client = client_for(world.admin_a)
+    assert "are kept for ever." in client.get("/tenant/usage/").content.decode()
+
+    tenant_update(tenant=world.tenant_a, retention_days=90)
+
+    assert "are kept for 90 days." in client.get("/tenant/usage/").content.decode()
