@@ -13,7 +13,9 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from portal.health import health_report
+from sms.admin.usage import erase_remote_page, usage_csv, usage_page
 from sms.dashboard import configuration_health, message_volume
+from sms.usage import quota_status
 from tenants.access import messaging_refusal
 from tenants.middleware import second_factor_missing
 from tenants.services import tenant_manage_stop
@@ -33,11 +35,33 @@ class _PortalSite(admin.AdminSite):
         """Answer a signed-in user who may not use this site."""
         raise PermissionDenied
 
+    # Pages of the site that are no model's: (url name, title) in the index's "Reports" module.
+    report_pages: tuple[tuple[str, str], ...] = ()
+
     def each_context(self, request: HttpRequest) -> dict[str, Any]:
         context = super().each_context(request)
         context["portal_site"] = self.portal_site
         context["acting_tenant"] = getattr(request, "tenant", None)
         return context
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[Any]:
+        app_list = super().get_app_list(request, app_label)
+        if app_label is None and self.report_pages and self.has_permission(request):
+            pages = [
+                {
+                    "name": title,
+                    "object_name": name,
+                    "admin_url": reverse(f"{self.name}:{name}"),
+                    "view_only": True,
+                    "perms": {"view": True},
+                }
+                for name, title in self.report_pages
+            ]
+            first = pages[0]["admin_url"]
+            app_list.append(
+                {"name": "Reports", "app_label": "reports", "app_url": first, "models": pages}
+            )
+        return app_list
 
 
 class SystemAdminSite(_PortalSite):
@@ -49,9 +73,26 @@ class SystemAdminSite(_PortalSite):
     portal_site = "system"
     index_template = "admin/system_index.html"
 
+    report_pages = (("usage", "Usage"),)
+
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         dashboard = {"health": health_report(), "volume": message_volume(tenant=None)}
         return super().index(request, {**(extra_context or {}), "dashboard": dashboard})
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("usage/", self.admin_view(self.usage_view), name="usage"),
+            path("usage/csv/", self.admin_view(self.usage_csv_view), name="usage_csv"),
+            *super().get_urls(),
+        ]
+
+    def usage_view(self, request: HttpRequest) -> HttpResponse:
+        """Show every tenant's usage of a month."""
+        return usage_page(request, admin_site=self, tenant=None)
+
+    def usage_csv_view(self, request: HttpRequest) -> HttpResponse:
+        """Download every tenant's usage of a month as CSV."""
+        return usage_csv(request, tenant=None)
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
@@ -71,6 +112,7 @@ class TenantAdminSite(_PortalSite):
     index_title = "Tenant administration"
     portal_site = "tenant"
     index_template = "admin/tenant_index.html"
+    report_pages = (("usage", "Usage"), ("erase_remote", "Erase an outside number"))
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         tenant = request.tenant
@@ -79,6 +121,7 @@ class TenantAdminSite(_PortalSite):
             dashboard = {
                 "volume": message_volume(tenant=tenant),
                 "health": configuration_health(tenant=tenant),
+                "quota": quota_status(tenant=tenant),
             }
         return super().index(request, {**(extra_context or {}), "dashboard": dashboard})
 
@@ -100,8 +143,23 @@ class TenantAdminSite(_PortalSite):
                 require_POST(self.switch_to_administrator),
                 name="switch_to_administrator",
             ),
+            path("usage/", self.admin_view(self.usage_view), name="usage"),
+            path("usage/csv/", self.admin_view(self.usage_csv_view), name="usage_csv"),
+            path("erase-remote/", self.admin_view(self.erase_remote_view), name="erase_remote"),
             *super().get_urls(),
         ]
+
+    def usage_view(self, request: HttpRequest) -> HttpResponse:
+        """Show the acting tenant's usage of a month."""
+        return usage_page(request, admin_site=self, tenant=request.tenant)
+
+    def usage_csv_view(self, request: HttpRequest) -> HttpResponse:
+        """Download the acting tenant's usage of a month as CSV."""
+        return usage_csv(request, tenant=request.tenant)
+
+    def erase_remote_view(self, request: HttpRequest) -> HttpResponse:
+        """Erase what the acting tenant keeps about an outside number."""
+        return erase_remote_page(request, admin_site=self, tenant=request.tenant)
 
     def switch_to_administrator(self, request: HttpRequest) -> HttpResponse:
         """Return a system administrator to the system site without logging out."""

@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from cryptography.fernet import Fernet
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
@@ -280,6 +281,11 @@ CELERY_BEAT_SCHEDULE = {
     "poll-voipms-accounts": {
         "task": "sms.poll_voipms_accounts",
         "schedule": env.float("SMS_POLL_INTERVAL_SECONDS", default=300.0),
+    },
+    # Nightly: what each tenant's retention no longer keeps, and day-old idempotency records.
+    "retention-purge": {
+        "task": "sms.retention_purge",
+        "schedule": crontab(hour=env.int("RETENTION_PURGE_HOUR", default=3), minute=17),
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -15,6 +15,7 @@ from sms.api.configurations import SmsConfigurationViewSet
 from sms.api.inbound_rules import ConversationViewSet, InboundRuleViewSet
 from sms.api.messages import MessageViewSet
 from sms.api.outbound_rules import OutboundRuleViewSet
+from sms.api.usage import EraseRemoteViewSet, UsageViewSet
 from sms.inbound.receive import voipms_webhook
 from tenants import views as tenant_views
 from tenants.api import AdminTenantViewSet, ApiTokenViewSet
@@ -35,6 +36,8 @@ router.register("outbound-rules", OutboundRuleViewSet, basename="outbound-rule")
 router.register("inbound-rules", InboundRuleViewSet, basename="inbound-rule")
 router.register("conversations", ConversationViewSet, basename="conversation")
 router.register("api-tokens", ApiTokenViewSet, basename="api-token")
+router.register("usage", UsageViewSet, basename="usage")
+router.register("erase-remote", EraseRemoteViewSet, basename="erase-remote")
 
 urlpatterns = [
     path("", portal_views.home, name="home"),

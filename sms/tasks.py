@@ -24,6 +24,7 @@ from sms.models import SmsConfiguration
 from sms.outbound.deliver import message_deliver
 from sms.outbound.reconcile import carrier_status_update, message_reconcile
 from sms.outbound.sender import outbound_sender, sender_drain, sender_enabled
+from sms.retention import retention_purge_all
 from sms.selectors import shared_routing_reads
 from sms.sweep import sweep_all
 from tenants.access import messaging_refusal
@@ -139,6 +140,12 @@ def outbox_sweep() -> None:
 def carrier_status() -> None:
     """Mark recent sends delivered or failed from VoIP.ms's carrier status (run by beat)."""
     carrier_status_update()
+
+
+@shared_task(name="sms.retention_purge", ignore_result=True)
+def retention_purge() -> None:
+    """Delete what each tenant keeps no longer, in small batches (run nightly by beat)."""
+    retention_purge_all()
 
 
 @worker_shutdown.connect

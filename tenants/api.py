@@ -70,6 +70,9 @@ class TenantSerializer(serializers.ModelSerializer):
             "require_admin_2fa",
             "country",
             "timezone",
+            "retention_days",
+            "monthly_quota",
+            "quota_hard",
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -78,6 +78,27 @@ class Tenant(models.Model):
     country = models.CharField(max_length=2, default="US", help_text="ISO 3166 country code.")
     timezone = models.CharField(
         max_length=64, default="America/New_York", validators=[validate_timezone]
+    )
+    retention_days = models.PositiveIntegerField(
+        "keep messages for (days)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(36500)],
+        help_text="Messages, their media and webhook deliveries older than this are deleted "
+        "every night. Empty keeps them for ever.",
+    )
+    monthly_quota = models.PositiveIntegerField(
+        "monthly quota (SMS segments sent)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Outbound segments a calendar month (in the tenant's time zone); the portal "
+        "warns at 80 %. Empty: no quota.",
+    )
+    quota_hard = models.BooleanField(
+        "refuse sends beyond the quota",
+        default=False,
+        help_text="When on, a send that would pass the monthly quota is refused.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -76,6 +76,9 @@ def tenant_create(
     message_channels_enabled: bool = True,
     allow_private_trunks: bool = False,
     require_admin_2fa: bool = False,
+    retention_days: int | None = None,
+    monthly_quota: int | None = None,
+    quota_hard: bool = False,
 ) -> Tenant:
     """Create a tenant after validating it."""
     tenant = Tenant(
@@ -87,6 +90,9 @@ def tenant_create(
         message_channels_enabled=message_channels_enabled,
         allow_private_trunks=allow_private_trunks,
         require_admin_2fa=require_admin_2fa,
+        retention_days=retention_days,
+        monthly_quota=monthly_quota,
+        quota_hard=quota_hard,
     )
     tenant.full_clean()
     tenant.save()

@@ -11,7 +11,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -134,7 +139,14 @@ class MessageViewSet(
             ),
         ],
         request=SendSerializer,
-        responses={202: MessageSerializer},
+        responses={
+            202: MessageSerializer,
+            403: OpenApiResponse(
+                description="Refused with a code: sms_not_allowed, from_not_allowed, "
+                "tenant_disabled, message_channels_disabled, or quota_exceeded when the "
+                "tenant's hard monthly quota of outbound segments would be passed."
+            ),
+        },
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = SendSerializer(data=request.data)

@@ -26,6 +26,7 @@ from sms.models import (
 from sms.outbound.rules import routes_for_message
 from sms.outbound.splitting import MMS_MAX_CHARS, split_sms, utf8_len
 from sms.selectors import is_opted_out
+from sms.usage import quota_check
 from tenants.access import messaging_check
 from tenants.models import Extension, SmsPermission, Tenant, User
 from trunks.models import PoolRange, Trunk
@@ -301,6 +302,8 @@ def message_send(
             code="mms_not_enabled",
             field="media_urls",
         )
+    parts = message_build_parts(configuration=first, body=body, media_urls=tuple(media_urls))
+    quota_check(tenant=tenant, segments=len(parts))
     conversation, _ = Conversation.objects.get_or_create(
         tenant=tenant,
         did=sender,

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import random
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from sms.configurations import sms_configuration_create
 from sms.inbound.rules import inbound_rule_save
-from sms.models import Action, InboundRule, SmsCallerId, SmsConfiguration
+from sms.models import (
+    Action,
+    Conversation,
+    Direction,
+    InboundRule,
+    Kind,
+    Message,
+    MessageStatus,
+    SmsCallerId,
+    SmsConfiguration,
+    Source,
+)
 from sms.outbound.rules import sms_caller_id_save
 from tenants.models import Extension, Role, SmsPermission, Tenant, User
 from tenants.services import extension_create, tenant_create, user_create
@@ -29,6 +43,7 @@ DEMO_TENANTS = [
         "user": "acme-101",
         "pool": "13322496213-13322496215",
         "voipms": "acme@demo.example",
+        "monthly_quota": 600,
     },
     {
         "name": "Birch Legal",
@@ -49,7 +64,7 @@ class Command(BaseCommand):
         logins = [("System administrator", self._user("sysadmin", Role.SYSTEM_ADMIN, None))]
         for spec in DEMO_TENANTS:
             tenant = Tenant.objects.filter(slug=spec["slug"]).first() or tenant_create(
-                name=spec["name"], slug=spec["slug"]
+                name=spec["name"], slug=spec["slug"], monthly_quota=spec.get("monthly_quota")
             )
             logins.append(
                 (f"{tenant.name} admin", self._user(spec["admin"], Role.TENANT_ADMIN, tenant))
@@ -117,6 +132,61 @@ class Command(BaseCommand):
             )
             for did in dids:
                 sandbox_did_configure(did=did, webhook_url=configuration.webhook_url)
+        self._usage(tenant, configuration, spec["pool"])
+
+    def _usage(self, tenant: Tenant, configuration: SmsConfiguration, pool: str) -> None:
+        """Give a new demo tenant six weeks of past traffic, so its usage page shows bars."""
+        if Message.objects.for_tenant(tenant).exists():
+            return
+        rng = random.Random(tenant.slug)  # noqa: S311 - made-up demo traffic
+        start, end = pool.split(";")[0].partition("-")[::2]
+        dids = [f"+{n}" for n in range(int(start), int(end or start) + 1)]
+        remotes = [f"+1312555{n:04d}" for n in range(140, 146)]
+        today = timezone.now().astimezone(tenant.zone).date()
+        rows: list[tuple[Message, datetime]] = []
+        for back in range(42, 0, -1):
+            day = today - timedelta(days=back)
+            noon = datetime.combine(day, time(12), tzinfo=tenant.zone)
+            for n in range(rng.randint(2, 9) + rng.randint(2, 9)):
+                did, remote = rng.choice(dids), rng.choice(remotes)
+                outbound = n % 2 == 1
+                parts = 2 if outbound and rng.random() < 0.2 else 1
+                failed = outbound and rng.random() < 0.08
+                for index in range(parts):
+                    message = Message(
+                        tenant=tenant,
+                        configuration=configuration,
+                        direction=Direction.OUT if outbound else Direction.IN,
+                        kind=Kind.SMS,
+                        status=(MessageStatus.FAILED if failed else MessageStatus.DELIVERED)
+                        if outbound
+                        else MessageStatus.ROUTED,
+                        source=Source.PORTAL if outbound else Source.WEBHOOK,
+                        did=did,
+                        remote=remote,
+                        body="Demo message",
+                        segments=parts if outbound else 1,
+                        part_index=index,
+                    )
+                    rows.append((message, noon + timedelta(minutes=n * 7 + index)))
+        Message.objects.bulk_create([message for message, _ in rows])
+        for message, at in rows:
+            message.created_at = at
+        Message.objects.bulk_update([message for message, _ in rows], ["created_at"])
+        for message, _ in rows:
+            conversation, _created = Conversation.objects.get_or_create(
+                tenant=tenant,
+                did=message.did,
+                remote=message.remote,
+                defaults={"configuration": configuration},
+            )
+            message.conversation = conversation
+        Message.objects.bulk_update([message for message, _ in rows], ["conversation"])
+        for conversation in Conversation.objects.for_tenant(tenant):
+            last = conversation.messages.order_by("-created_at").first()
+            Conversation.objects.filter(pk=conversation.pk).update(
+                last_message_at=last.created_at, last_message_text=last.body
+            )
 
     def _user(self, username: str, role: str, tenant: Tenant | None) -> User:
         return User.objects.filter(username=username).first() or user_create(

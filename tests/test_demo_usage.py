@@ -1,0 +1,39 @@
+"""The demo seeds past traffic, so its usage pages show bars from the start."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from sms.models import Direction, Message
+from sms.usage import Month, usage_rows
+from tenants.models import Tenant, User
+
+
+@pytest.mark.django_db
+def test_the_demo_seeds_usage_once(client_for: Callable[[User | None], Client]) -> None:
+    call_command("demo_setup", stdout=io.StringIO())
+    count = Message.objects.count()
+    call_command("demo_setup", stdout=io.StringIO())
+
+    assert Message.objects.count() == count > 100
+    acme = Tenant.objects.get(slug="acme.demo")
+    assert acme.monthly_quota == 600
+    outbound = Message.objects.for_tenant(acme).filter(direction=Direction.OUT)
+    assert outbound.exclude(part_index=0).exists()  # some texts were split
+    assert all(m.conversation_id for m in Message.objects.for_tenant(acme))
+    first = outbound.order_by("created_at").first().created_at.astimezone(acme.zone)
+    assert usage_rows(tenant=acme, month=Month(first.year, first.month))
+    # Every past day has traffic: yesterday's month shows bars, even on the 1st.
+    yesterday = timezone.now().astimezone(acme.zone) - timedelta(days=1)
+    page = client_for(User.objects.get(username="acme-admin")).get(
+        f"/tenant/usage/?month={yesterday:%Y-%m}"
+    )
+    assert page.status_code == 200
+    assert "<rect" in page.content.decode()
