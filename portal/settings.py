@@ -109,6 +109,7 @@ if env.bool("VOIPMS_SANDBOX", default=DEBUG):
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware.ApiAuthThrottleMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -179,7 +180,14 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
+# Reverse proxies in front of the web process, each appending to X-Forwarded-For: the client's
+# address is read that many entries from the right (0: REMOTE_ADDR, no proxy).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=env.int("AXES_PROXY_COUNT", default=0))
+AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT or None
+# Failed API authentications (bad or unknown tokens) and unknown webhook URLs allowed per client
+# address in a minute before it gets 429; valid tokens and known webhook URLs are never counted.
+API_AUTH_FAILURES_PER_MINUTE = env.int("API_AUTH_FAILURES_PER_MINUTE", default=20)
+WEBHOOK_TOKEN_MISSES_PER_MINUTE = env.int("WEBHOOK_TOKEN_MISSES_PER_MINUTE", default=20)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
