@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_filters
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.request import Request
 
-from core.api import IsSystemAdmin
+from core.api import IsSystemAdmin, StrictBooleanFilter
 from tenants.access import messaging_check
 from tenants.models import Tenant
 from tenants.services import tenant_create, tenant_update
@@ -76,10 +77,19 @@ class TenantSerializer(serializers.ModelSerializer):
         return tenant_update(tenant=instance, **validated_data)
 
 
+class TenantFilter(django_filters.rest_framework.FilterSet):
+    enabled = StrictBooleanFilter()
+    message_channels_enabled = StrictBooleanFilter()
+
+    class Meta:
+        model = Tenant
+        fields = ["enabled", "message_channels_enabled"]
+
+
 class AdminTenantViewSet(viewsets.ModelViewSet):
     """Create, read, change and delete tenants (system administrators only)."""
 
     queryset = Tenant.objects.order_by("name")
     serializer_class = TenantSerializer
     permission_classes = [IsSystemAdmin]
-    filterset_fields = ["enabled", "message_channels_enabled"]
+    filterset_class = TenantFilter

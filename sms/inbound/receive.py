@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from core import metrics
+from core.middleware import query_nul_allowed
 from core.throttle import failure_throttle
 from sms.inbound.store import webhook_delivery_accept
 from sms.models import DeliveryStatus, webhook_token_digest
@@ -55,6 +56,8 @@ def _judge(request: HttpRequest, body: bytes) -> tuple[str, str, int]:
     return DeliveryStatus.RECEIVED, "", 200
 
 
+# A NUL in a callback's text is stored as sent and cleaned when processed (ARCHITECTURE.md).
+@query_nul_allowed
 @csrf_exempt
 def voipms_webhook(request: HttpRequest, token: str) -> HttpResponse:
     """Store a VoIP.ms webhook (JSON POST) or URL callback (GET) and acknowledge it.
