@@ -90,15 +90,14 @@ class CheckedChangeListMixin:
             return
         names = [f"{field}__{part}" for part in ("year", "month", "day")]
         values = [request.GET.get(key) for key in names]
-        if not any(values):
+        if not values[0]:
+            # Without a year Django filters by month or day alone, as plain lookups.
             return
         try:
-            year, month, day = (int(value) if value else None for value in values)
-            if year is None or (day is not None and month is None):
-                raise ValueError("incomplete")
-            first = date(year, month or 1, day or 1)
+            year, month, day = (int(value) if value else 1 for value in values)
+            first = date(year, month, day)
             # Django looks up to the next day, month or year, and converts both in the zone:
-            # keep a day's margin from the calendar's ends.
+            # keep a margin from the calendar's ends.
             if first.year < 2 or first + timedelta(days=400) > date.max:
                 raise ValueError("out of range")
         except (TypeError, ValueError, OverflowError) as error:
