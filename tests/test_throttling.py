@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core import limits as portal_limits
 from sms.models import WebhookDelivery
@@ -182,3 +183,29 @@ def test_a_valid_webhook_url_is_never_throttled(world: World) -> None:
     assert WebhookDelivery.objects.filter(configuration=configuration).count() == 10
     assert json.loads(bytes(WebhookDelivery.objects.first().body))["data"]["id"]
     assert int(portal_limits.limits().client.get(f"limits:failures:webhook_token:{ATTACKER}")) == 7
+
+
+@pytest.mark.django_db
+def test_a_redis_outage_leaves_failures_unthrottled_not_broken(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(*args: Any) -> None:
+        raise RedisConnectionError("Redis is down")
+
+    monkeypatch.setattr(portal_limits.limits(), "count_failure", unavailable)
+    client = _client(ATTACKER, "Token not-a-token")
+
+    assert {client.get(TRUNKS).status_code for _ in range(7)} == {401}
+    assert {_hook(client, f"guess-{n}").status_code for n in range(6)} == {404}
+
+
+def test_the_demo_counts_failures_in_memory_per_kind_and_address() -> None:
+    store = portal_limits.LocalLimits()
+
+    counts = [store.count_failure("api_auth", ATTACKER, 60.0)[0] for _ in range(3)]
+    other_address = store.count_failure("api_auth", NEIGHBOUR, 60.0)
+    other_kind = store.count_failure("webhook_token", ATTACKER, 60.0)
+
+    assert counts == [1, 2, 3]
+    assert other_address[0] == other_kind[0] == 1
+    assert 0 < other_address[1] <= 60.0
