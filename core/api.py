@@ -3,12 +3,14 @@ and pagination."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import django_filters
 from django import forms
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
@@ -19,6 +21,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
 
 TENANT_HEADER = OpenApiParameter(
     name="X-Tenant",
@@ -47,6 +51,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    if isinstance(exc, DataError):
+        # The last guard of "bad input is never a 500": a value the serializers let through
+        # but the database cannot store (a NUL inside JSON, a number past its column).
+        logger.warning("api: the database refused a value: %s", exc)
+        return Response(
+            {
+                "code": "invalid",
+                "detail": "A value cannot be stored: it is out of range or holds "
+                "characters that are not allowed.",
+            },
+            status=400,
         )
     if isinstance(exc, ProtectedError | RestrictedError):
         return Response(

@@ -8,12 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import DataError
 from django.test import Client
 from django.utils import timezone
 
+from core.api import exception_handler
 from sms.models import Conversation, Direction, Message, MessageStatus, Source
 from tenants.models import User
-from tests.factories import World
+from tests.factories import World, shared_trunk
 
 MESSAGES = "/api/v1/messages/"
 ClientFor = Callable[[User | None], Client]
@@ -215,3 +217,33 @@ def test_the_schema_states_the_message_filters_and_nullable_fields(
     assert parameters["since"]["format"] == "date-time"
     assert components["Conversation"]["properties"]["ring_group_name"]["nullable"] is True
     assert components["Message"]["properties"]["extension"]["nullable"] is True
+
+
+@pytest.mark.django_db
+def test_office_hours_with_unknown_keys_are_a_400_not_a_database_error(
+    world: World, client_for: ClientFor
+) -> None:
+    hours = [{"weekday": 0, "start": "09:00", "end": "17:00", "note\x00": "\x00"}]
+    body = {
+        "name": "Hours",
+        "trunk": shared_trunk().pk,
+        "did_range": "12125550100",
+        "use_custom_hours": True,
+        "custom_hours": hours,
+        **{f"{period}_action": "drop" for period in ("office", "after_hours", "holiday")},
+    }
+
+    response = client_for(world.admin_a).post(
+        "/api/v1/inbound-rules/", body, content_type="application/json"
+    )
+
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == "custom_hours"
+
+
+def test_a_value_the_database_refuses_is_a_400() -> None:
+    response = exception_handler(DataError("unsupported Unicode escape sequence"), {})
+
+    assert response is not None
+    assert response.status_code == 400
+    assert response.data["code"] == "invalid"
