@@ -5,17 +5,110 @@ The sites themselves live in `portal.admin_sites`, which registers each app's mo
 
 from __future__ import annotations
 
+import logging
+from datetime import date, timedelta
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
 from core.errors import ApplicationError
+from core.middleware import query_parameter_with_nul
+
+logger = logging.getLogger(__name__)
 
 
-class TenantScopedAdmin(admin.ModelAdmin):
+class _RefusedQuery(IncorrectLookupParameters):
+    """A change list's query string that cannot be applied; the message says why."""
+
+    def __init__(self, message: str, names: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        # The parameters to drop; None drops every filter.
+        self.names = names
+
+
+class CheckedChangeListMixin:
+    """Turn a change list's bad filter, search or date into a message on the page, not a 500.
+
+    NUL anywhere in the query string (PostgreSQL cannot compare it), a date-hierarchy date that
+    does not exist or lies at the edge of the calendar, and any filter value Django cannot apply
+    (a word for a number, a number too large for its column) are dropped with an error message,
+    and the list is shown without them. Views built on the change list (an export) get Django's
+    IncorrectLookupParameters, as for any bad lookup.
+    """
+
+    # QueryStringNulMiddleware leaves NUL in a change list's query string to this class.
+    query_nul_allowed = True
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        response = super().changelist_view(request, extra_context)
+        refused = getattr(request, "changelist_refused", None)
+        if refused is None:
+            return response
+        # Django would send the user to "?e=1", a page about a broken database installation.
+        messages.error(request, refused.message)
+        kept = request.GET.copy()
+        for name in [ERROR_FLAG, *(refused.names if refused.names is not None else kept)]:
+            kept.pop(name, None)
+        query = kept.urlencode()
+        return HttpResponseRedirect(request.path + (f"?{query}" if query else ""))
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        try:
+            self._check_changelist_query(request)
+            return super().get_changelist_instance(request)
+        except _RefusedQuery as refused:
+            request.changelist_refused = refused
+            raise
+        except (IncorrectLookupParameters, ValueError, OverflowError, DataError) as error:
+            logger.info("admin: change list filters refused: %s", error)
+            refused = _RefusedQuery(
+                "The filters could not be applied and were cleared: a value is not valid."
+            )
+            request.changelist_refused = refused
+            raise refused from error
+
+    def _check_changelist_query(self, request: HttpRequest) -> None:
+        name = query_parameter_with_nul(request)
+        if name is not None:
+            raise _RefusedQuery(
+                f"The filter “{name}” was cleared: null characters are not allowed.",
+                [
+                    key
+                    for key, values in request.GET.lists()
+                    if "\x00" in key or any("\x00" in value for value in values)
+                ],
+            )
+        field = getattr(self, "date_hierarchy", None)
+        if not field:
+            return
+        names = [f"{field}__{part}" for part in ("year", "month", "day")]
+        values = [request.GET.get(key) for key in names]
+        if not values[0]:
+            # Without a year Django filters by month or day alone, as plain lookups.
+            return
+        try:
+            year, month, day = (int(value) if value else 1 for value in values)
+            first = date(year, month, day)
+            # Django looks up to the next day, month or year, and converts both in the zone:
+            # keep a margin from the calendar's ends.
+            if first.year < 2 or first + timedelta(days=400) > date.max:
+                raise ValueError("out of range")
+        except (TypeError, ValueError, OverflowError) as error:
+            shown = "-".join(value for value in values if value)
+            raise _RefusedQuery(
+                f"The date “{shown}” does not exist or is out of range; showing all dates.",
+                names,
+            ) from error
+
+
+class TenantScopedAdmin(CheckedChangeListMixin, admin.ModelAdmin):
     """Base of every model admin on the tenant site: rows, saves and choices of request.tenant.
 
     Scoping is written here once: the queryset, the tenant set on save, foreign-key and

@@ -1,15 +1,17 @@
-"""Limits shared by every worker: a daily send count and a request rate per VoIP.ms account.
+"""Limits shared by every process: a daily send count and a request rate per VoIP.ms account,
+and the failures (bad API tokens, unknown webhook URLs) counted per client address.
 
-With REDIS_URL they live in Redis, so all worker processes on all hosts share them; the embedded
-demo (one worker process) keeps them in memory.
+With REDIS_URL they live in Redis, so all processes on all hosts share them; the embedded demo
+(one process of each kind) keeps them in memory.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 
@@ -24,6 +26,19 @@ redis.call('SET', KEYS[1], tostring(free + interval), 'PX', ttl)
 return tostring(free - now)
 """
 
+# Count one failure in a window that opens with the first one; return the count and the
+# milliseconds until the window closes.
+_FAILURE_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
 
 class Limits(Protocol):
     def count_send(self, account: str, day: str, limit: int) -> bool: ...
@@ -33,6 +48,8 @@ class Limits(Protocol):
     def sends_today(self, account: str, day: str) -> int: ...
 
     def reserve_request(self, account: str, per_second: float) -> float: ...
+
+    def count_failure(self, kind: str, address: str, window: float) -> tuple[int, float]: ...
 
 
 class RedisLimits:
@@ -46,6 +63,7 @@ class RedisLimits:
         pool = redis.BlockingConnectionPool.from_url(url, max_connections=200, timeout=20)
         self.client = redis.Redis(connection_pool=pool)
         self.rate = self.client.register_script(_RATE_SCRIPT)
+        self.failure = self.client.register_script(_FAILURE_SCRIPT)
 
     def count_send(self, account: str, day: str, limit: int) -> bool:
         """Count one send for the account's day; False (and nothing counted) past the limit."""
@@ -72,6 +90,13 @@ class RedisLimits:
             self.rate(keys=[f"limits:rate:{account}"], args=[time.time(), 1.0 / per_second])
         )
 
+    def count_failure(self, kind: str, address: str, window: float) -> tuple[int, float]:
+        """Count a failure of this kind from the address; return the window's count and rest."""
+        count, ttl = self.failure(
+            keys=[f"limits:failures:{kind}:{address}"], args=[max(1, int(window * 1000))]
+        )
+        return int(count), int(ttl) / 1000
+
 
 class LocalLimits:
     """Limits kept in this process (the embedded demo runs one worker process)."""
@@ -80,6 +105,7 @@ class LocalLimits:
         self.lock = threading.Lock()
         self.daily: dict[tuple[str, str], int] = {}
         self.free: dict[str, float] = {}
+        self.failures: dict[tuple[str, str], tuple[int, float]] = {}
 
     def count_send(self, account: str, day: str, limit: int) -> bool:
         with self.lock:
@@ -104,6 +130,15 @@ class LocalLimits:
             self.free[account] = free + 1.0 / per_second
             return free - now
 
+    def count_failure(self, kind: str, address: str, window: float) -> tuple[int, float]:
+        with self.lock:
+            now = time.monotonic()
+            count, ends = self.failures.get((kind, address), (0, 0.0))
+            if ends <= now:
+                count, ends = 0, now + window
+            self.failures[(kind, address)] = (count + 1, ends)
+            return count + 1, ends - now
+
 
 @cache
 def _limits(redis_url: str) -> Limits:
@@ -113,3 +148,21 @@ def _limits(redis_url: str) -> Limits:
 def limits() -> Limits:
     """Return the limits store of this deployment."""
     return _limits(settings.REDIS_URL)
+
+
+def client_address(request: Any) -> str:
+    """Return the address a request came from, seen through TRUSTED_PROXY_COUNT proxies."""
+    remote = request.META.get("REMOTE_ADDR", "")
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if not proxies:
+        return remote
+    # Each trusted proxy appends the address it was reached from; what a client wrote itself
+    # sits further left and is never believed.
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    hops = [hop for hop in hops if hop]
+    if len(hops) < proxies:
+        return remote
+    try:
+        return str(ipaddress.ip_address(hops[-proxies]))
+    except ValueError:
+        return remote

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from core.admin import CheckedChangeListMixin
 from portal.admin_sites import tenant_site
 from sms.admin.configurations import SmsConfigurationAdmin
 from sms.admin.extensions import ExtensionAdmin
@@ -80,3 +81,14 @@ for model, model_admin in [
     (PrivateTrunk, PrivateTrunkAdmin),
 ]:
     tenant_site.register(model, model_admin)
+
+# Libraries' model admins on the system site (django-axes' access logs, DRF's tokens) get the
+# same checked change lists as ours: a bad filter or date there is a message, not a 500.
+for model, model_admin in list(admin.site._registry.items()):
+    if not isinstance(model_admin, CheckedChangeListMixin):
+        library_admin = type(model_admin)
+        admin.site.unregister(model)
+        admin.site.register(
+            model,
+            type(f"Checked{library_admin.__name__}", (CheckedChangeListMixin, library_admin), {}),
+        )

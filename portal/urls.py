@@ -21,6 +21,8 @@ from tenants import views as tenant_views
 from tenants.api import AdminTenantViewSet, ApiTokenViewSet
 from trunks.api import AdminTrunkAssignmentViewSet, AdminTrunkViewSet, TenantTrunkViewSet
 
+handler404 = "portal.views.not_found"
+
 router = DefaultRouter()
 router.register("admin/tenants", AdminTenantViewSet, basename="admin-tenant")
 router.register("admin/trunks", AdminTrunkViewSet, basename="admin-trunk")

@@ -9,7 +9,9 @@ from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django.views.defaults import page_not_found
 
+from core.middleware import API_PREFIX
 from portal.health import health_report
 from portal.prometheus import prometheus_text
 
@@ -48,3 +50,10 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if not allowed_ip and not (user.is_authenticated and user.is_system_admin):
         return HttpResponse("forbidden", status=403, content_type="text/plain")
     return HttpResponse(prometheus_text(), content_type="text/plain; version=0.0.4")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Answer an unknown URL: JSON in the API error shape under /api/, else the usual page."""
+    if request.path_info.startswith(API_PREFIX):
+        return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
+    return page_not_found(request, exception)

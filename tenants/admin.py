@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from core.admin import TenantScopedAdmin
+from core.admin import CheckedChangeListMixin, TenantScopedAdmin
 from core.errors import ApplicationError
 from tenants.models import Role, Tenant, User
 from tenants.services import api_token_revoke, tenant_manage_start
@@ -34,7 +34,7 @@ def reset_two_factor(model_admin: admin.ModelAdmin, request: HttpRequest, querys
     )
 
 
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(CheckedChangeListMixin, admin.ModelAdmin):
     list_display = ["name", "slug", "country", "enabled", "message_channels_enabled", "manage"]
     list_editable = ["enabled"]
     list_filter = ["enabled", "message_channels_enabled", "require_admin_2fa", "country"]
@@ -79,7 +79,7 @@ class PortalUserCreationForm(UserCreationForm):
         fields = ("username", "role", "tenant", "email")
 
 
-class PortalUserAdmin(UserAdmin):
+class PortalUserAdmin(CheckedChangeListMixin, UserAdmin):
     add_form = PortalUserCreationForm
     list_display = [
         "username",
@@ -112,7 +112,7 @@ class PortalUserAdmin(UserAdmin):
         super().save_model(request, obj, form, change)
 
 
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(CheckedChangeListMixin, admin.ModelAdmin):
     list_display = ["at", "actor_name", "action", "tenant", "address", "object_type", "object_repr"]
     list_filter = ["action", "tenant"]
     list_select_related = ["tenant"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import TENANT_HEADER, IsSystemAdmin
+from core.api import TENANT_HEADER, IsSystemAdmin, StrictBooleanFilter
 from tenants.access import messaging_check
 from tenants.models import ApiToken, Tenant, User
 from tenants.selectors import api_tokens_visible_to, token_owners_for
@@ -84,13 +85,22 @@ class TenantSerializer(serializers.ModelSerializer):
         return tenant_update(tenant=instance, **validated_data)
 
 
+class TenantFilter(django_filters.rest_framework.FilterSet):
+    enabled = StrictBooleanFilter()
+    message_channels_enabled = StrictBooleanFilter()
+
+    class Meta:
+        model = Tenant
+        fields = ["enabled", "message_channels_enabled"]
+
+
 class AdminTenantViewSet(viewsets.ModelViewSet):
     """Create, read, change and delete tenants (system administrators only)."""
 
     queryset = Tenant.objects.order_by("name")
     serializer_class = TenantSerializer
     permission_classes = [IsSystemAdmin]
-    filterset_fields = ["enabled", "message_channels_enabled"]
+    filterset_class = TenantFilter
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):

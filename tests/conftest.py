@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from core import limits as portal_limits
 from tenants.models import Role, SmsPermission, Tenant, User
 from tenants.services import extension_create, tenant_create, user_create
 from tests import factories
@@ -109,6 +110,18 @@ def _portal_settings(settings: object) -> None:
     from sms.inbound import store as deliveries
 
     deliveries._last_noted.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_counted_failures(settings: Any) -> None:
+    """Start each test with no failed authentications or webhook misses counted (throttling)."""
+    store = portal_limits.limits()
+    if isinstance(store, portal_limits.RedisLimits):
+        keys = list(store.client.scan_iter("limits:failures:*", count=1000))
+        if keys:
+            store.client.delete(*keys)
+    else:
+        store.failures.clear()
 
 
 @pytest.fixture

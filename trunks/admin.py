@@ -14,6 +14,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from core.admin import (
+    CheckedChangeListMixin,
     ReadOnlyScopedAdmin,
     ServiceWritesMixin,
     TenantScopedAdmin,
@@ -124,7 +125,7 @@ class TrunkAssignmentInline(admin.TabularInline):
     }
 
 
-class TrunkAdmin(ServiceWritesMixin, admin.ModelAdmin):
+class TrunkAdmin(CheckedChangeListMixin, ServiceWritesMixin, admin.ModelAdmin):
     form = TrunkForm
     inlines = [TrunkAssignmentInline]
     list_display = ["name", "host", "enabled", "tenant_names", "owner"]

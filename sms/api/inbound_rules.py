@@ -126,8 +126,13 @@ class ConversationFilter(django_filters.FilterSet):
 
 
 class ConversationSerializer(serializers.ModelSerializer):
-    extension_number = serializers.CharField(source="extension.number", read_only=True)
-    ring_group_name = serializers.CharField(source="ring_group.name", read_only=True)
+    # Null when the conversation has no extension or ring group (the field is always present).
+    extension_number = serializers.CharField(
+        source="extension.number", allow_null=True, read_only=True
+    )
+    ring_group_name = serializers.CharField(
+        source="ring_group.name", allow_null=True, read_only=True
+    )
 
     class Meta:
         model = Conversation

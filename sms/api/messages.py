@@ -10,7 +10,6 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -22,8 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import TENANT_HEADER
-from core.errors import ApplicationError
-from sms.models import IdempotencyRecord, Message, Source
+from sms.models import Direction, IdempotencyRecord, Message, MessageStatus, Source
 from sms.outbound.send import message_send
 from sms.selectors import conversations_for_user
 from tenants.api import TenantScopedViewSet
@@ -33,7 +31,9 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 
 class MessageSerializer(serializers.ModelSerializer):
     media = serializers.SerializerMethodField()
-    extension = serializers.CharField(source="extension.number", default=None, read_only=True)
+    extension = serializers.CharField(
+        source="extension.number", default=None, allow_null=True, read_only=True
+    )
 
     class Meta:
         model = Message
@@ -78,18 +78,25 @@ class SendSerializer(serializers.Serializer):
         return fields
 
 
+class MessageFilterSerializer(serializers.Serializer):
+    """The filters of the message list, checked before any query: a bad one is a 400 naming it."""
+
+    direction = serializers.ChoiceField(choices=Direction.choices, required=False)
+    status = serializers.ChoiceField(choices=MessageStatus.choices, required=False)
+    did = serializers.CharField(max_length=40, required=False, help_text="Our number, E.164.")
+    remote = serializers.CharField(
+        max_length=40, required=False, help_text="The other party's number, E.164."
+    )
+    q = serializers.CharField(
+        max_length=200, required=False, help_text="Search the text and the numbers."
+    )
+    since = serializers.DateTimeField(
+        required=False, help_text="ISO 8601 time: messages created at or after it."
+    )
+
+
 @extend_schema_view(
-    list=extend_schema(
-        parameters=[
-            TENANT_HEADER,
-            OpenApiParameter("direction", str, enum=["in", "out"]),
-            OpenApiParameter("status", str),
-            OpenApiParameter("did", str),
-            OpenApiParameter("remote", str),
-            OpenApiParameter("q", str, description="Search the text and the numbers."),
-            OpenApiParameter("since", str, description="ISO 8601 time."),
-        ]
-    ),
+    list=extend_schema(parameters=[TENANT_HEADER, MessageFilterSerializer]),
     retrieve=extend_schema(parameters=[TENANT_HEADER]),
 )
 class MessageViewSet(
@@ -112,21 +119,27 @@ class MessageViewSet(
             extension = getattr(user, "extension", None)
             mine = Q(extension=extension) if extension is not None else Q(pk__in=[])
             messages = messages.filter(Q(conversation__in=visible) | mine)
-        params = self.request.query_params
+        if self.action == "list":
+            messages = self._filtered(messages)
+        return messages.order_by("-created_at", "-id")
+
+    def _filtered(self, messages: QuerySet[Message]) -> QuerySet[Message]:
+        # An empty value means "no filter", as it always has.
+        given = {name: value for name, value in self.request.query_params.items() if value}
+        params = MessageFilterSerializer(data=given)
+        params.is_valid(raise_exception=True)
+        filters = params.validated_data
         for name in ("direction", "status", "did", "remote"):
-            if params.get(name):
-                messages = messages.filter(**{name: params[name]})
-        if params.get("q"):
-            q = params["q"]
+            if name in filters:
+                messages = messages.filter(**{name: filters[name]})
+        if "q" in filters:
+            q = filters["q"]
             messages = messages.filter(
                 Q(body__icontains=q) | Q(remote__contains=q) | Q(did__contains=q)
             )
-        if params.get("since"):
-            since = parse_datetime(params["since"])
-            if since is None:
-                raise ApplicationError("since must be an ISO 8601 time.", field="since")
-            messages = messages.filter(created_at__gte=since)
-        return messages.order_by("-created_at", "-id")
+        if "since" in filters:
+            messages = messages.filter(created_at__gte=filters["since"])
+        return messages
 
     @extend_schema(
         parameters=[

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from core import metrics
+from core.middleware import query_nul_allowed
+from core.throttle import failure_throttle
 from sms.inbound.store import webhook_delivery_accept
 from sms.models import DeliveryStatus, webhook_token_digest
 from trunks.voipms.webhooks import WebhookError, parse_callback_query_string, parse_webhook_json
@@ -53,13 +56,16 @@ def _judge(request: HttpRequest, body: bytes) -> tuple[str, str, int]:
     return DeliveryStatus.RECEIVED, "", 200
 
 
+# A NUL in a callback's text is stored as sent and cleaned when processed (ARCHITECTURE.md).
+@query_nul_allowed
 @csrf_exempt
 def voipms_webhook(request: HttpRequest, token: str) -> HttpResponse:
     """Store a VoIP.ms webhook (JSON POST) or URL callback (GET) and acknowledge it.
 
-    Unknown token: 404, nothing stored. Stored and answered "ok": received (processed later),
-    or ignored (configuration disabled, Message Channels off). Stored and answered 400 or 413
-    with the reason: rejected. Nothing could be stored: 503, so the sender tries again.
+    Unknown token: 404, nothing stored (429 once the address missed too often). Stored and
+    answered "ok": received (processed later), or ignored (configuration disabled, Message
+    Channels off). Stored and answered 400 or 413 with the reason: rejected. Nothing could be
+    stored: 503, so the sender tries again.
     """
     if request.method not in ("GET", "POST"):
         response = _text("method not allowed", 405)
@@ -84,6 +90,15 @@ def voipms_webhook(request: HttpRequest, token: str) -> HttpResponse:
         return _text("temporarily unavailable", 503)
     if stored is None:
         metrics.incr("webhooks_unknown_token")
+        wait = failure_throttle(
+            kind="webhook_token",
+            request=request,
+            per_minute=settings.WEBHOOK_TOKEN_MISSES_PER_MINUTE,
+        )
+        if wait is not None:
+            response = _text("too many unknown webhook URLs from this address", 429)
+            response["Retry-After"] = str(wait)
+            return response
         return _text("not found", 404)
     metrics.incr(
         {

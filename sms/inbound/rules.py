@@ -104,6 +104,7 @@ def _check_hours(hours: Any) -> None:
     for entry in hours:
         if (
             not isinstance(entry, dict)
+            or set(entry) != {"weekday", "start", "end"}
             or entry.get("weekday") not in range(7)
             or not _HOURS.match(str(entry.get("start", "")))
             or not _HOURS.match(str(entry.get("end", "")))

@@ -370,7 +370,7 @@ def test_a_malformed_since_is_a_json_error(world: World, client_for: ClientFor) 
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
-    assert response.json()["field"] == "since"
+    assert list(response.json()["errors"]) == ["since"]
 
 
 @pytest.mark.django_db
