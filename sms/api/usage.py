@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.request import Request
@@ -58,10 +59,18 @@ class UsageSerializer(serializers.Serializer):
 ERROR = OpenApiResponse(description='{"code", "detail"}')
 
 
+class OneDocumentSchema(AutoSchema):
+    """Describe a viewset's list action that answers one document, not a list of them."""
+
+    def _is_list_view(self, serializer: Any = None) -> bool:
+        return False
+
+
 class UsageViewSet(viewsets.ViewSet):
     """Messages and segments of a month per configuration and DID, failures and opt-outs."""
 
     permission_classes = [IsTenantAdmin]
+    schema = OneDocumentSchema()
 
     @extend_schema(
         parameters=[
