@@ -77,6 +77,15 @@ class TenantScopedAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         raise Http404(f"No {opts.verbose_name} with ID {object_id!r} in this tenant.")
 
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        # Django refuses a POST to a read-only page before it looks the object up; another
+        # tenant's row must be a 404 whatever the method.
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404(f"No {self.opts.verbose_name} with ID {object_id!r} in this tenant.")
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
         # Django checks the permission before the object; another tenant's row must be a 404.
         if self.get_object(request, unquote(object_id)) is None:
