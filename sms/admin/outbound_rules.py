@@ -85,12 +85,6 @@ class OutboundRuleAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantScopedA
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:
         base = super().get_form(request, obj, change=change, **kwargs)
-        for name, example in CONDITION_EXAMPLES.items():
-            if name in base.base_fields:
-                base.base_fields[name].help_text = (
-                    f"e.g. {example}. Empty: this condition matches any; "
-                    "a rule needs at least one condition."
-                )
         tenant = request.tenant
 
         class RuleForm(base):
@@ -111,6 +105,13 @@ class OutboundRuleAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantScopedA
                     )
                 return cleaned
 
+        # A ModelForm subclass builds its fields anew: set the help texts on the final class.
+        for name, example in CONDITION_EXAMPLES.items():
+            if name in RuleForm.base_fields:
+                RuleForm.base_fields[name].help_text = (
+                    f"e.g. {example}. Empty: this condition matches any; "
+                    "a rule needs at least one condition."
+                )
         return RuleForm
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
