@@ -23,11 +23,41 @@ from django.test import RequestFactory
 from django.urls import URLPattern, reverse
 
 from portal.admin_sites import tenant_site
-from tenants.models import Tenant, User
+from tenants.models import RingGroup, Tenant, User
+from tenants.services_groups import ring_group_member_save
+from tests.factories import World, make_messaging_objects, make_system_objects, shared_trunk
+from trunks.models import Trunk
 
 SITES: dict[str, AdminSite] = {"admin": admin.site, "tenant": tenant_site}
 # The views every ModelAdmin has; anything else its get_urls() names is a custom view.
 STANDARD_VIEWS = ("changelist", "add", "history", "delete", "change")
+
+
+def prepare_world(world: World) -> World:
+    """Give both tenants one object of every model, and each extension user a conversation."""
+    world.objects_a.update(make_messaging_objects(world.tenant_a, world.objects_a))
+    world.objects_b.update(make_messaging_objects(world.tenant_b, world.objects_b))
+    for objects, user in ((world.objects_a, world.user_a), (world.objects_b, world.user_b)):
+        # The factory's conversation goes to this ring group: the user may read it.
+        ring_group_member_save(group=objects[RingGroup], extension=user.extension)
+    world.tenant_a.refresh_from_db()
+    world.tenant_b.refresh_from_db()
+    make_system_objects(world)
+    return world
+
+
+def own_object(site: AdminSite, model: type[models.Model], world: World) -> Any:
+    """Return the object of the model whose pages the roles of Tenant A open."""
+    if site is SITES["admin"]:
+        known: dict[Any, Any] = {Tenant: world.tenant_a, User: world.admin_a}
+        if model is Trunk:
+            return shared_trunk()
+        if model in known:
+            return known[model]
+        return model._default_manager.first()
+    if model in world.objects_a:
+        return world.objects_a[model]
+    return model.objects.for_tenant(world.tenant_a).first()
 
 
 def permission_request(user: User, tenant: Tenant | None) -> HttpRequest:

@@ -32,16 +32,9 @@ from django.db import models, transaction
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
 
-from tenants.models import RingGroup, Tenant, User
-from tenants.services_groups import ring_group_member_save
+from tenants.models import Tenant, User
 from tests import screens
-from tests.factories import (
-    POOLS,
-    World,
-    make_messaging_objects,
-    make_system_objects,
-    shared_trunk,
-)
+from tests.factories import POOLS, World, shared_trunk
 from tests.test_isolation_matrix import PUBLIC, VIEW_OBJECTS, iter_routes
 
 REFUSED = (302, 403)  # a site the role may not use: sent to log in, or refused
@@ -50,14 +43,7 @@ REFUSED = (302, 403)  # a site the role may not use: sent to log in, or refused
 @pytest.fixture
 def world(world: World) -> World:
     """Both tenants with one object of every model, and a conversation the user may read."""
-    world.objects_a.update(make_messaging_objects(world.tenant_a, world.objects_a))
-    world.objects_b.update(make_messaging_objects(world.tenant_b, world.objects_b))
-    for objects, user in ((world.objects_a, world.user_a), (world.objects_b, world.user_b)):
-        ring_group_member_save(group=objects[RingGroup], extension=user.extension)
-    world.tenant_a.refresh_from_db()
-    world.tenant_b.refresh_from_db()
-    make_system_objects(world)
-    return world
+    return screens.prepare_world(world)
 
 
 @dataclass
@@ -135,19 +121,6 @@ def _sign_in(client_for: Any, world: World, role: str) -> Visitor:
     return Visitor(role=role, client=client, user=user, tenant=tenant, refused_prefixes=refused)
 
 
-def _own_object(site: AdminSite, model: type[models.Model], world: World) -> Any:
-    if site is screens.SITES["admin"]:
-        known: dict[Any, Any] = {Tenant: world.tenant_a, User: world.admin_a}
-        if model is type(shared_trunk()):
-            return shared_trunk()
-        if model in known:
-            return known[model]
-        return model.objects.first()
-    if model in world.objects_a:
-        return world.objects_a[model]
-    return model.objects.for_tenant(world.tenant_a).first()
-
-
 def _other_object(model: type[models.Model], world: World) -> Any:
     if model in world.objects_b:
         return world.objects_b[model]
@@ -166,7 +139,7 @@ def visit_model_admin(
     request = screens.permission_request(visitor.user, visitor.tenant)
     site_allowed = site.has_permission(request)
     tenant_site = site is screens.SITES["tenant"]
-    own = _own_object(site, model, world)
+    own = screens.own_object(site, model, world)
     other = _other_object(model, world) if tenant_site else None
     if own is None or (tenant_site and other is None):
         visitor.fail(f"No {model.__name__} in each tenant: add one in tests/factories.py")
@@ -288,7 +261,7 @@ def check_forms(
     else:
         visitor.post(url("add"), {}, (403,))
 
-    own = _own_object(site, model, world)
+    own = screens.own_object(site, model, world)
     if model_admin.has_change_permission(request, own):
         page = visitor.get(url("change", own), (200,))
         if page is not None and page.status_code == 200:
@@ -347,7 +320,7 @@ ROLES = [
 ]
 
 
-def _report(role: str, count: int) -> None:
+def report(role: str, count: int) -> None:
     path = Path(settings.VAR_DIR) / "every_screen.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     counts = json.loads(path.read_text()) if path.exists() else {}
@@ -381,7 +354,7 @@ def test_every_screen(role: str, world: World, client_for: Any) -> None:
     for site in sites.values():  # the home pages again, now with recent actions
         if site.has_permission(screens.permission_request(visitor.user, visitor.tenant)):
             visitor.get(reverse(f"{site.name}:index"), (200,))
-    _report(role, visitor.screens)
+    report(role, visitor.screens)
     if visitor.failures:
         pytest.fail(
             f"{len(visitor.failures)} failures:\n" + "\n".join(visitor.failures), pytrace=False
