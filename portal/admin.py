@@ -6,8 +6,14 @@ nothing above them.
 
 from __future__ import annotations
 
+from typing import Any
+
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.models import Group
+from django.http import HttpRequest
+from django.utils import timezone
 
 from portal.admin_sites import tenant_site
 from sms.admin.configurations import SmsConfigurationAdmin
@@ -32,6 +38,19 @@ from trunks.models import PrivateTrunk, Trunk, TrunkAssignment
 
 # Roles replace Django's groups in this portal.
 admin.site.unregister(Group)
+
+
+class PortalAccessAttemptAdmin(AccessAttemptAdmin):
+    @admin.action(description="Clean up expired attempts")
+    def cleanup_expired_attempts(self, request: HttpRequest, queryset: Any) -> None:
+        # django-axes reads "now" from the request, where only its sign-in handling puts it;
+        # without it, its own admin action fails.
+        request.axes_attempt_time = timezone.now()
+        super().cleanup_expired_attempts(request, queryset)
+
+
+admin.site.unregister(AccessAttempt)
+admin.site.register(AccessAttempt, PortalAccessAttemptAdmin)
 
 for model, model_admin in [
     (Tenant, TenantAdmin),
