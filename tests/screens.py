@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import UTC, date, time
 from html.parser import HTMLParser
 from typing import Any
 
@@ -58,6 +58,11 @@ def own_object(site: AdminSite, model: type[models.Model], world: World) -> Any:
     if model in world.objects_a:
         return world.objects_a[model]
     return model.objects.for_tenant(world.tenant_a).first()
+
+
+def tenant_zone(tenant: Tenant | None) -> Any:
+    """The zone the tenant site shows times in (UTC on the system site)."""
+    return tenant.zone if tenant is not None else UTC
 
 
 def permission_request(user: User, tenant: Tenant | None) -> HttpRequest:

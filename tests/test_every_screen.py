@@ -21,6 +21,7 @@ import json
 import traceback
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from django.contrib.messages import get_messages
 from django.db import models, transaction
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from tenants.models import Tenant, User
 from tests import screens
@@ -57,6 +59,7 @@ class Visitor:
     failures: list[str] = field(default_factory=list)
     screens: int = 0
     post_only: list[tuple[str, str]] = field(default_factory=list)  # (url, "own"|"other")
+    actions: list[tuple[str, str, Any, str]] = field(default_factory=list)
     # Where this role may not go: a page that links there sends the user to a refusal.
     refused_prefixes: tuple[str, ...] = ()
 
@@ -173,6 +176,24 @@ def visit_model_admin(
         for query in sorted(query_strings):
             response = visitor.get(url("changelist") + query, (200, 302))
             lists.append((url("changelist") + query, response))
+        if model_admin.date_hierarchy:
+            # The date drill-down, down to the day of the newest row.
+            field_name = model_admin.date_hierarchy
+            newest = cl.queryset.order_by(f"-{field_name}").first()
+            if newest is not None:
+                with timezone.override(screens.tenant_zone(visitor.tenant)):
+                    day = getattr(newest, field_name)
+                    if isinstance(day, datetime):
+                        day = timezone.localtime(day)
+                parts = [("year", day.year), ("month", day.month), ("day", day.day)]
+                for depth in range(1, 4):
+                    query = "?" + "&".join(f"{field_name}__{k}={v}" for k, v in parts[:depth])
+                    response = visitor.get(url("changelist") + query, (200,))
+                    lists.append((url("changelist") + query, response))
+                    if response is not None and newest.pk not in {
+                        o.pk for o in response.context["cl"].result_list
+                    }:
+                        visitor.fail(f"{url('changelist')}{query} does not list {newest}")
         if model_admin.get_search_fields(request):
             for term in ("Factory", "1212555", "+1"):
                 query = f"?q={term.replace('+', '%2B')}"
@@ -195,6 +216,13 @@ def visit_model_admin(
         for view in ("change", "history", "delete"):
             visitor.get(url(view, other), hidden)
             visitor.post(url(view, other), {}, hidden)
+
+    # Each list action on the own object and on another tenant's (which must be ignored).
+    if may_view:
+        for action in model_admin.get_actions(request):
+            for obj, whose in ((own, "own"), (other, "other")):
+                if obj is not None:
+                    visitor.actions.append((url("changelist"), action, obj, whose))
 
     for custom in screens.custom_views(site, model_admin):
         pk = own.pk if custom.params else None
@@ -349,6 +377,19 @@ def test_every_screen(role: str, world: World, client_for: Any) -> None:
             visitor.get(reverse(f"{site.name}:app_list", args=[label]), (200,))
         for model_admin in site._registry.values():
             check_forms(visitor, site, model_admin, world, world.tenant_a)
+    for changelist, action, obj, whose in visitor.actions:
+        data = {"action": action, "_selected_action": [str(obj.pk)], "index": "0"}
+        response = visitor.post(changelist, data, (200, 302))
+        if whose == "other" and type(obj)._default_manager.filter(pk=obj.pk).exists():
+            if response is not None and response.status_code == 200:
+                text = response.content.decode()
+                change = reverse(
+                    screens.url_name(screens.SITES["tenant"], type(obj), "change"), args=[obj.pk]
+                )
+                if change in text:
+                    visitor.fail(f"action {action} on {changelist} shows tenant B's {obj!r}")
+        elif whose == "other":
+            visitor.fail(f"action {action} on {changelist} deleted tenant B's {obj!r}")
     for target, whose in visitor.post_only:
         visitor.post(target, {}, (404,) if whose == "other" else (200, 302, 400, 403))
     for site in sites.values():  # the home pages again, now with recent actions
