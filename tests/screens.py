@@ -8,7 +8,6 @@ and the URL resolver, so a model or view added later is visited without editing 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, time
 from html.parser import HTMLParser
@@ -287,13 +286,33 @@ def fill(
     return filled
 
 
-def extra_inline_forms(context: Any) -> Iterator[forms.BaseForm]:
-    """Yield the first blank (extra) form of every inline formset on an add or change page."""
+def blank_inline_rows(
+    context: Any, values: list[tuple[str, str]]
+) -> tuple[list[tuple[str, str]], list[forms.BaseForm]]:
+    """Return the values with one blank row in every inline that may add one, and those rows.
+
+    An inline's first extra form is used; an inline without extra forms gets a new row the way
+    the admin's "Add another" does it: a copy of its `__prefix__` template and one more form in
+    TOTAL_FORMS.
+    """
+    rows = []
+    values = list(values)
     for inline in context.get("inline_admin_formsets") or []:
         formset = inline.formset
         extra = formset.forms[formset.initial_form_count() :]
         if extra:
-            yield extra[0]
+            rows.append(extra[0])
+            continue
+        total = len(formset.forms)
+        if not inline.has_add_permission or total >= (formset.max_num or 1000):
+            continue
+        template = f"{formset.prefix}-__prefix__-"
+        row = f"{formset.prefix}-{total}-"
+        values += [(n.replace(template, row), v) for n, v in values if n.startswith(template)]
+        key = f"{formset.prefix}-TOTAL_FORMS"
+        values = [(n, str(total + 1) if n == key else v) for n, v in values]
+        rows.append(formset._construct_form(total))
+    return values, rows
 
 
 def form_errors(context: Any) -> list[str]:

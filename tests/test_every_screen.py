@@ -31,7 +31,7 @@ from django.contrib.admin import AdminSite, ModelAdmin
 from django.contrib.messages import get_messages
 from django.db import models, transaction
 from django.test import Client
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, URLPattern, reverse
 from django.utils import timezone
 
 from tenants.models import Tenant, User
@@ -60,6 +60,8 @@ class Visitor:
     screens: int = 0
     post_only: list[tuple[str, str]] = field(default_factory=list)  # (url, "own"|"other")
     actions: list[tuple[str, str, Any, str]] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)  # "site:Model" saved from its add form
+    resaved: list[str] = field(default_factory=list)  # "site:Model" re-saved unchanged
     # Where this role may not go: a page that links there sends the user to a refusal.
     refused_prefixes: tuple[str, ...] = ()
 
@@ -256,9 +258,12 @@ def check_forms(
             values = screens.read_form(page.content.decode()).values
             form = page.context["adminform"].form
             values = screens.fill(values, form, hints, inline=False)
-            for inline_form in screens.extra_inline_forms(page.context):
-                values = screens.fill(values, inline_form, hints, inline=True)
+            values, rows = screens.blank_inline_rows(page.context, values)
+            for row in rows:
+                values = screens.fill(values, row, hints, inline=True)
             before = model._default_manager.count()
+            inline_models = {row._meta.model for row in rows}
+            rows_before = {m: m._default_manager.count() for m in inline_models}
             data = {**screens.as_post(values), "_save": "Save"}
             response = visitor.post(url("add"), data, (200, 302))
             for _attempt in range(3):
@@ -275,7 +280,12 @@ def check_forms(
                 visitor.fail(
                     f"{name} add form refused {values}: {screens.form_errors(response.context)}"
                 )
-            elif response is not None and model._default_manager.count() != before + 1:
+            elif response is not None and model._default_manager.count() == before + 1:
+                visitor.added.append(f"{site.name}:{name}")
+                for inline_model, count in rows_before.items():
+                    if inline_model._default_manager.count() <= count:
+                        visitor.fail(f"{name} add form saved no {inline_model.__name__} row")
+            elif response is not None:
                 said = [str(m) for m in get_messages(response.wsgi_request)]
                 visitor.fail(f"{name} add form answered 302 but saved no object: {said}")
             required = any(f.required for f in form.fields.values())
@@ -297,6 +307,8 @@ def check_forms(
             response = visitor.post(
                 url("change", own), {**screens.as_post(values), "_save": "Save"}, (302,)
             )
+            if response is not None and response.status_code == 302:
+                visitor.resaved.append(f"{site.name}:{name}")
             if response is not None and response.status_code == 200:
                 visitor.fail(
                     f"{name} change form refused its own values: "
@@ -348,13 +360,14 @@ ROLES = [
 ]
 
 
-def report(role: str, count: int) -> None:
+def report(role: str, count: int, **details: Any) -> None:
+    """Note how many screens the role visited (and what it saved) in every_screen.json."""
     path = Path(settings.VAR_DIR) / "every_screen.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     counts = json.loads(path.read_text()) if path.exists() else {}
-    counts[role] = count
-    path.write_text(json.dumps(counts, indent=2) + "\n")
-    print(f"every screen: {role}: {count} screens")
+    counts[role] = {"screens": count, **details}
+    path.write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+    print(f"every screen: {role}: {count} screens {details}")
 
 
 @pytest.mark.django_db
@@ -372,7 +385,15 @@ def test_every_screen(role: str, world: World, client_for: Any) -> None:
         request = screens.permission_request(visitor.user, visitor.tenant)
         if not site.has_permission(request):
             continue
-        visitor.get(reverse(f"{site.name}:index"), (200,))
+        for pattern in site.get_urls():
+            # The site's own pages (password change, the autocomplete endpoint…), by GET only:
+            # a POST would sign out or leave the managed tenant.
+            if (
+                isinstance(pattern, URLPattern)
+                and pattern.name not in {None, "logout"}
+                and not pattern.pattern.regex.groupindex
+            ):
+                visitor.get(reverse(f"{site.name}:{pattern.name}"), (200, 302, 403, 405))
         for label in {m._meta.app_label for m in site._registry}:
             visitor.get(reverse(f"{site.name}:app_list", args=[label]), (200,))
         for model_admin in site._registry.values():
@@ -395,7 +416,12 @@ def test_every_screen(role: str, world: World, client_for: Any) -> None:
     for site in sites.values():  # the home pages again, now with recent actions
         if site.has_permission(screens.permission_request(visitor.user, visitor.tenant)):
             visitor.get(reverse(f"{site.name}:index"), (200,))
-    report(role, visitor.screens)
+    report(
+        role,
+        visitor.screens,
+        added=sorted(visitor.added),
+        saved_unchanged=sorted(visitor.resaved),
+    )
     if visitor.failures:
         pytest.fail(
             f"{len(visitor.failures)} failures:\n" + "\n".join(visitor.failures), pytrace=False
