@@ -22,7 +22,7 @@ from tests.test_every_screen import ROLES, report
 
 PASSWORD = "correct horse 42"
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
@@ -90,6 +90,14 @@ def test_every_page_loads_without_a_browser_error(
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: errors.append(f"{current['url']}: script: {error}"))
+    # Every request a page makes (styles, scripts, images, the icon) must succeed too.
+    page.on(
+        "response",
+        lambda response: (
+            response.status >= 400
+            and errors.append(f"{current['url']}: {response.status} for {response.url}")
+        ),
+    )
     urls = pages_for(world, role, user, tenant)
     for url in urls:
         current["url"] = url
