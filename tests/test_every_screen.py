@@ -205,8 +205,17 @@ def visit_model_admin(
         if tenant_site:
             leak = url("change", other)
             for list_url, response in lists:
-                if response is not None and leak in response.content.decode():
+                if response is None or response.status_code != 200:
+                    continue
+                if leak in response.content.decode():
                     visitor.fail(f"{list_url} links to tenant B's {model.__name__} ({leak})")
+                strangers = [
+                    row
+                    for row in response.context["cl"].result_list
+                    if getattr(row, "tenant_id", visitor.tenant.pk) != visitor.tenant.pk
+                ]
+                if strangers:
+                    visitor.fail(f"{list_url} lists another tenant's rows: {strangers}")
 
     visitor.get(url("add"), _ok(model_admin.has_add_permission(request)))
     visitor.get(url("change", own), _ok(may_view_own))
