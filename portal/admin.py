@@ -14,6 +14,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.http import HttpRequest
 from django.utils import timezone
+from rest_framework.authtoken.models import TokenProxy
 
 from portal.admin_sites import tenant_site
 from sms.admin.configurations import SmsConfigurationAdmin
@@ -38,6 +39,9 @@ from trunks.models import PrivateTrunk, Trunk, TrunkAssignment
 
 # Roles replace Django's groups in this portal.
 admin.site.unregister(Group)
+# Django REST framework's token page lists every API token in clear; a token is shown once, to
+# its owner, on /account/api-tokens/.
+admin.site.unregister(TokenProxy)
 
 
 class PortalAccessAttemptAdmin(AccessAttemptAdmin):

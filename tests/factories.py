@@ -193,7 +193,7 @@ def make_messaging_objects(
 
 
 def make_system_objects(world: World) -> None:
-    """Create the rows of the system site's third-party models: sign-in records and API tokens."""
+    """Create the rows of the system site's third-party models: sign-in records."""
     from django.apps import apps
     from django.test import Client
 
@@ -208,7 +208,3 @@ def make_system_objects(world: World) -> None:
         AccessFailureLog.objects.create(
             user_agent="Mozilla/5.0", ip_address="127.0.0.1", username="nobody", path_info="/login/"
         )
-    if apps.is_installed("rest_framework.authtoken"):
-        from rest_framework.authtoken.models import Token
-
-        Token.objects.get_or_create(user=world.admin_a)

@@ -360,3 +360,21 @@ def refill(
                 filled = [(n, v) for n, v in filled if n != key] + [(key, value)]
                 changed = True
     return filled if changed else None
+
+
+# Text a user might paste by mistake or an attacker on purpose: markup, quotes, separators,
+# non-ASCII, signs; and the same past every length limit.
+HOSTILE = ("<i>x</i>'\";-1 é+", "<script>alert(1)</script>'\"" + "9" * 300)
+
+
+def hostile(
+    values: list[tuple[str, str]], shown: list[forms.BaseForm], text: str
+) -> list[tuple[str, str]]:
+    """Return the values with every free-text field of the given forms set to `text`."""
+    keys = {
+        form.add_prefix(name)
+        for form in shown
+        for name, field in form.fields.items()
+        if isinstance(field, forms.CharField) and not field.disabled
+    }
+    return [(n, text if n in keys else v) for n, v in values]

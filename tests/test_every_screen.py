@@ -297,6 +297,10 @@ def check_forms(
             elif response is not None:
                 said = [str(m) for m in get_messages(response.wsgi_request)]
                 visitor.fail(f"{name} add form answered 302 but saved no object: {said}")
+            for text in screens.HOSTILE:
+                # A form error or a saved object, never a server error.
+                odd = screens.hostile(values, [form, *rows], text)
+                visitor.post(url("add"), {**screens.as_post(odd), "_save": "Save"}, (200, 302))
             required = any(f.required for f in form.fields.values())
             empty = visitor.post(url("add"), {}, (200,) if required else (200, 302))
             if (
@@ -318,6 +322,25 @@ def check_forms(
             )
             if response is not None and response.status_code == 302:
                 visitor.resaved.append(f"{site.name}:{name}")
+            form = page.context["adminform"].form
+            inline_forms = [
+                f for inline in page.context["inline_admin_formsets"] for f in inline.formset.forms
+            ]
+            for text in screens.HOSTILE:
+                odd = screens.hostile(values, [form, *inline_forms], text)
+                visitor.post(
+                    url("change", own), {**screens.as_post(odd), "_save": "Save"}, (200, 302)
+                )
+            required = any(f.required for f in form.fields.values())
+            empty = visitor.post(url("change", own), {}, (200,) if required else (200, 302))
+            if (
+                empty is not None
+                and empty.status_code == 200
+                and "errorlist" not in empty.content.decode()
+            ):
+                visitor.fail(f"{name} change form: an empty POST shows no field error")
+            if not model._default_manager.filter(pk=own.pk).exists():
+                visitor.fail(f"{name}: an empty POST to the change form deleted the object")
             if response is not None and response.status_code == 200:
                 visitor.fail(
                     f"{name} change form refused its own values: "

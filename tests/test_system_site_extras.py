@@ -1,4 +1,4 @@
-"""The system site's pages of sign-in records (django-axes)."""
+"""The system site's pages from other packages: sign-in records (django-axes), API tokens."""
 
 from __future__ import annotations
 
@@ -34,3 +34,13 @@ def test_cleaning_up_expired_attempts_removes_only_expired_ones(
     )
     assert response.status_code == 302
     assert list(AccessAttempt.objects.values_list("username", flat=True)) == [fresh.username]
+
+
+@pytest.mark.django_db
+def test_no_admin_page_lists_api_tokens(sysadmin: Any, admin_a: Any, client_for: Any) -> None:
+    from tenants.services import api_token_create
+
+    token = api_token_create(user=admin_a)
+    client = client_for(sysadmin)
+    assert client.get("/admin/authtoken/tokenproxy/").status_code in (302, 404)
+    assert token.key not in client.get("/admin/").content.decode()
