@@ -196,8 +196,16 @@ def visit_model_admin(
                         o.pk for o in response.context["cl"].result_list
                     }:
                         visitor.fail(f"{url('changelist')}{query} does not list {newest}")
+            # A hand-edited address: an impossible date is refused, never a server error.
+            query = f"?{field_name}__year=20x6&{field_name}__month=13"
+            visitor.get(url("changelist") + query, (200, 302, 400))
+        # A hand-edited filter value and an unknown parameter.
+        for spec in cl.filter_specs:
+            for parameter in getattr(spec, "expected_parameters", lambda: [])():
+                visitor.get(url("changelist") + f"?{parameter}=%3Cx%3E", (200, 302, 400))
+        visitor.get(url("changelist") + "?no_such_field=1", (200, 302, 400))
         if model_admin.get_search_fields(request):
-            for term in ("Factory", "1212555", "+1"):
+            for term in ("Factory", "1212555", "+1", "%' OR 1=1 --", "\\"):
                 query = f"?q={term.replace('+', '%2B')}"
                 lists.append(
                     (url("changelist") + query, visitor.get(url("changelist") + query, (200,)))
@@ -369,8 +377,9 @@ def visit_pages(visitor: Visitor, world: World) -> None:
         if not route.params:
             # 400/404: a JSON endpoint of a page, asked without the query its page adds.
             response = visitor.get(sample, (200, 302, 400, 403, 404, 405))
-            if response is not None and response.status_code == 405:
-                visitor.post(sample, {}, (200, 302, 400, 403))
+            if response is not None and response.status_code in (200, 405):
+                # Pages that take a form: an empty one is refused with a reason.
+                visitor.post(sample, {}, (200, 302, 400, 403, 405))
             continue
         param, model = VIEW_OBJECTS[route.name]
         mine = reverse(route.name, kwargs={param: world.objects_a[model].pk})
