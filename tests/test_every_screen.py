@@ -147,7 +147,8 @@ def visit_model_admin(
     own = screens.own_object(site, model, world)
     other = _other_object(model, world) if tenant_site else None
     if own is None or (tenant_site and other is None):
-        visitor.fail(f"No {model.__name__} in each tenant: add one in tests/factories.py")
+        where = "in each tenant" if tenant_site else "on the system site"
+        visitor.fail(f"No {model.__name__} {where}: create one in tests/factories.py")
         return
 
     def url(view: str, obj: Any = None) -> str:
