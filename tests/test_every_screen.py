@@ -458,6 +458,28 @@ def test_every_screen(role: str, world: World, client_for: Any) -> None:
     for site in sites.values():  # the home pages again, now with recent actions
         if site.has_permission(screens.permission_request(visitor.user, visitor.tenant)):
             visitor.get(reverse(f"{site.name}:index"), (200,))
+    # Last, delete each own object through its confirmation page: a refusal (an object in use)
+    # is a message or Django's "cannot delete" page, never a server error.
+    for site in sites.values():
+        request = screens.permission_request(visitor.user, visitor.tenant)
+        if not site.has_permission(request):
+            continue
+        for model, model_admin in site._registry.items():
+            own = screens.own_object(site, model, world)
+            if own is None or not model._default_manager.filter(pk=own.pk).exists():
+                continue
+            if model_admin.has_delete_permission(request, own):
+                target = reverse(screens.url_name(site, model, "delete"), args=[own.pk])
+                page = visitor.get(target, (200, 302))
+                if page is None or page.status_code != 200:
+                    continue
+                # Django's page offers no Delete button when the object takes rows the user
+                # may not delete (or protected ones) with it; a POST is refused (403 or the page).
+                refused = page.context.get("perms_lacking") or page.context.get("protected")
+                visitor.post(target, {"post": "yes"}, (200, 403) if refused else (302,))
+                lacking = page.context.get("perms_lacking")
+                if lacking and site is screens.SITES["tenant"]:
+                    visitor.fail(f"{target}: deleting needs rights the tenant lacks: {lacking}")
     report(
         role,
         visitor.screens,

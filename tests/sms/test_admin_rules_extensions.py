@@ -272,3 +272,42 @@ def test_posting_to_another_tenants_read_only_page_is_a_404(
     assert client.post(f"/tenant/sms/message/{message.pk}/change/", {}).status_code == 404
     own = make_messaging_objects(world.tenant_a, world.objects_a)[Message]
     assert client.post(f"/tenant/sms/message/{own.pk}/change/", {}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_tenant_admin_deletes_a_used_configuration_and_a_private_trunk(
+    world: World, client_for: ClientFor
+) -> None:
+    from sms.models import SmsConfiguration, WebhookDelivery
+    from trunks.models import PrivateTrunk, TrunkAssignment
+
+    objects = make_messaging_objects(world.tenant_a, world.objects_a)
+    configuration = world.objects_a[SmsConfiguration]
+    assert WebhookDelivery.objects.filter(configuration=configuration).exists()
+    private = objects[PrivateTrunk]
+    client = client_for(world.admin_a)
+    client.post(  # gives the private trunk its DID pool
+        f"/tenant/trunks/privatetrunk/{private.pk}/change/",
+        {
+            "name": private.name,
+            "enabled": "on",
+            "did_pool": "17185550100",
+            "host": private.host,
+            "port": "5060",
+            "transport": "udp",
+            "reregister_interval": "300",
+            "max_concurrent_calls": "10",
+            "_save": "Save",
+        },
+    )
+    assert TrunkAssignment.objects.filter(trunk=private).exists()
+    for url in (
+        f"/tenant/sms/smsconfiguration/{configuration.pk}/delete/",
+        f"/tenant/trunks/privatetrunk/{private.pk}/delete/",
+    ):
+        page = client.get(url)
+        assert page.status_code == 200 and not page.context["perms_lacking"]
+        assert client.post(url, {"post": "yes"}).status_code == 302
+    assert not SmsConfiguration.objects.filter(pk=configuration.pk).exists()
+    assert not WebhookDelivery.objects.filter(configuration_id=configuration.pk).exists()
+    assert not PrivateTrunk.objects.filter(pk=private.pk).exists()
