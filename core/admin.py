@@ -117,6 +117,9 @@ class TenantScopedAdmin(CheckedChangeListMixin, admin.ModelAdmin):
     """
 
     exclude_tenant_field = True
+    # Rows that go with the object when it is deleted, although the tenant may not delete them
+    # one by one (a configuration's webhook log, a private trunk's DID pool).
+    deleted_with_it: tuple[type, ...] = ()
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return self.model.objects.for_tenant(request.tenant)
@@ -169,6 +172,20 @@ class TenantScopedAdmin(CheckedChangeListMixin, admin.ModelAdmin):
         self, request: HttpRequest, opts: Any, object_id: str
     ) -> HttpResponse:
         raise Http404(f"No {opts.verbose_name} with ID {object_id!r} in this tenant.")
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        # Django refuses a POST to a read-only page before it looks the object up; another
+        # tenant's row must be a 404 whatever the method.
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404(f"No {self.opts.verbose_name} with ID {object_id!r} in this tenant.")
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        names = {str(model._meta.verbose_name) for model in self.deleted_with_it}
+        return deleted, counts, {p for p in perms_needed if str(p) not in names}, protected
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
         # Django checks the permission before the object; another tenant's row must be a 404.

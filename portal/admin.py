@@ -6,8 +6,14 @@ nothing above them.
 
 from __future__ import annotations
 
+from typing import Any
+
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.models import Group
+from django.http import HttpRequest
+from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -53,6 +59,19 @@ from trunks.models import PrivateTrunk, Trunk, TrunkAssignment
 # on their security page; a system administrator resets them from the user list.
 for model in (Group, StaticDevice, TOTPDevice):
     admin.site.unregister(model)
+
+
+class PortalAccessAttemptAdmin(AccessAttemptAdmin):
+    @admin.action(description="Clean up expired attempts")
+    def cleanup_expired_attempts(self, request: HttpRequest, queryset: Any) -> None:
+        # django-axes reads "now" from the request, where only its sign-in handling puts it;
+        # without it, its own admin action fails.
+        request.axes_attempt_time = timezone.now()
+        super().cleanup_expired_attempts(request, queryset)
+
+
+admin.site.unregister(AccessAttempt)
+admin.site.register(AccessAttempt, PortalAccessAttemptAdmin)
 
 for model, model_admin in [
     (Tenant, TenantAdmin),

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -123,7 +125,46 @@ class TenantAdminSite(_PortalSite):
                 "health": configuration_health(tenant=tenant),
                 "quota": quota_status(tenant=tenant),
             }
-        return super().index(request, {**(extra_context or {}), "dashboard": dashboard})
+        context = {"dashboard": dashboard, "recent_actions": self.recent_actions(request)}
+        return super().index(request, {**(extra_context or {}), **context})
+
+    def recent_actions(self, request: HttpRequest, limit: int = 10) -> list[dict[str, Any]]:
+        """Return the user's last actions on this tenant's objects, linked into this site.
+
+        Django's own box links into /admin/ (which a tenant administrator may not open) and
+        lists a system administrator's actions in every tenant.
+        """
+        admins = {
+            ContentType.objects.get_for_model(model): model_admin
+            for model, model_admin in self._registry.items()
+        }
+        entries = list(
+            LogEntry.objects.filter(user_id=request.user.pk, content_type__in=admins)
+            .select_related("content_type")
+            .order_by("-action_time")[: limit * 3]
+        )
+        visible: dict[int, set[str]] = {}
+        for content_type, model_admin in admins.items():
+            ids = [e.object_id for e in entries if e.content_type_id == content_type.pk]
+            if ids:
+                found = model_admin.get_queryset(request).filter(pk__in=ids).values_list("pk")
+                visible[content_type.pk] = {str(pk) for (pk,) in found}
+        actions = []
+        for entry in entries:
+            shown = entry.object_id in visible.get(entry.content_type_id, set())
+            # A deleted object's tenant is unknown: only a tenant's own users see deletions.
+            if not shown and (request.user.is_system_admin or not entry.is_deletion()):
+                continue
+            url = None
+            if shown:
+                opts = entry.content_type
+                url = reverse(
+                    f"{self.name}:{opts.app_label}_{opts.model}_change", args=[entry.object_id]
+                )
+            actions.append({"entry": entry, "url": url})
+            if len(actions) == limit:
+                break
+        return actions
 
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user

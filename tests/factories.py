@@ -190,3 +190,21 @@ def make_messaging_objects(
             status=DeliveryStatus.PROCESSED,
         ),
     }
+
+
+def make_system_objects(world: World) -> None:
+    """Create the rows of the system site's third-party models: sign-in records."""
+    from django.apps import apps
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    # A failed and a successful sign-in: django-axes records the attempt, the failure and the log.
+    client.post("/login/", {"username": "nobody", "password": "wrong password"})
+    client.post("/login/", {"username": world.sysadmin.username, "password": "correct horse 42"})
+    if apps.is_installed("axes"):
+        from axes.models import AccessFailureLog
+
+        # Written only with AXES_ENABLE_ACCESS_FAILURE_LOG, which the portal leaves off.
+        AccessFailureLog.objects.create(
+            user_agent="Mozilla/5.0", ip_address="127.0.0.1", username="nobody", path_info="/login/"
+        )

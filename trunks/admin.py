@@ -274,6 +274,7 @@ class PrivateTrunkAdmin(ServiceWritesMixin, TenantScopedAdmin):
     """The tenant's own trunks, where the system administrator allows them."""
 
     form = PrivateTrunkForm
+    deleted_with_it = (TrunkAssignment,)
     list_display = ["name", "host", "enabled"]
     search_fields = ["name", "host"]
     fieldsets = (

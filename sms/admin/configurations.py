@@ -66,6 +66,7 @@ class SmsConfigurationForm(WriteOnlySecretsMixin, forms.ModelForm):
 
 class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantScopedAdmin):
     form = SmsConfigurationForm
+    deleted_with_it = (WebhookDelivery,)
     list_display = ["name_link", "trunk_name", "trunk_host", "enable_toggle", "status"]
     list_display_links = None
     list_select_related = ["trunk"]

@@ -10,16 +10,19 @@ from django.http import HttpRequest
 from core.admin import ServiceWritesMixin, TenantScopedAdmin, TenantScopedInline
 from core.errors import ApplicationError
 from sms.admin.common import ChannelsRequiredMixin
-from sms.models import OutboundRoute
+from sms.models import OutboundRoute, OutboundRule
 from sms.outbound.rules import (
     MAX_ROUTES,
     ROUTE_FIELDS,
     RULE_FIELDS,
     outbound_route_check,
+    outbound_rule_check,
     outbound_rule_delete,
     outbound_rule_save,
 )
 from trunks.models import Trunk
+
+CONDITION_EXAMPLES = {"prefixes": "1;212", "lengths": "10;11", "from_extensions": "100-200;300"}
 
 
 class RouteFormSet(BaseInlineFormSet):
@@ -78,31 +81,79 @@ class OutboundRuleAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantScopedA
         ("Office hours", {"fields": ("hours",)}),
     )
 
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        base = super().get_form(request, obj, change=change, **kwargs)
+        tenant = request.tenant
+
+        class RuleForm(base):
+            def clean(self) -> dict[str, Any]:
+                cleaned = super().clean()
+                if self.errors:
+                    return cleaned
+                # The service's own check, so a refusal is a field error, not a lost form.
+                rule = OutboundRule(tenant=tenant, pk=self.instance.pk)
+                for name in RULE_FIELDS:
+                    if name in cleaned:
+                        setattr(rule, name, cleaned[name])
+                try:
+                    outbound_rule_check(tenant=tenant, rule=rule)
+                except ApplicationError as error:
+                    self.add_error(
+                        error.field if error.field in self.fields else None, error.message
+                    )
+                return cleaned
+
+        # A ModelForm subclass builds its fields anew: set the help texts on the final class.
+        for name, example in CONDITION_EXAMPLES.items():
+            if name in RuleForm.base_fields:
+                RuleForm.base_fields[name].help_text = (
+                    f"e.g. {example}. Empty: this condition matches any; "
+                    "a rule needs at least one condition."
+                )
+        return RuleForm
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Nothing yet: the rule and its routes are saved together in save_related."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         fields = {
             name: form.cleaned_data[name] for name in RULE_FIELDS if name in form.cleaned_data
         }
-        saved = outbound_rule_save(
-            tenant=request.tenant, actor=request.user, rule=obj if change else None, **fields
-        )
-        obj.pk = saved.pk
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        routes = None
         for formset in formsets:
-            rows = [
-                f.cleaned_data
+            if not isinstance(formset, RouteFormSet):
+                continue
+            kept = [
+                f
                 for f in formset.forms
                 if getattr(f, "cleaned_data", None)
                 and not f.cleaned_data.get("DELETE")
                 and f.cleaned_data.get("trunk")
             ]
-            rows.sort(key=lambda row: row.get("position") or 0)
-            outbound_rule_save(
-                tenant=request.tenant,
-                actor=request.user,
-                rule=form.instance,
-                routes=[{k: row[k] for k in ROUTE_FIELDS if k in row} for row in rows],
-            )
+            kept.sort(key=lambda f: f.cleaned_data.get("position") or 0)
+            routes = [
+                {k: f.cleaned_data[k] for k in ROUTE_FIELDS if k in f.cleaned_data} for f in kept
+            ]
+            # The service replaces the routes; the admin's history message reads these lists.
+            formset.new_objects = [f.instance for f in kept if f.instance.pk is None]
+            formset.changed_objects = [
+                (f.instance, f.changed_data) for f in kept if f.instance.pk and f.has_changed()
+            ]
+            formset.deleted_objects = [
+                f.instance
+                for f in formset.initial_forms
+                if getattr(f, "cleaned_data", None) and f.cleaned_data.get("DELETE")
+            ]
+        existing = self.get_queryset(request).get(pk=form.instance.pk) if change else None
+        saved = outbound_rule_save(
+            tenant=request.tenant, actor=request.user, rule=existing, routes=routes, **fields
+        )
+        # The admin logs and redirects with the object it built from the form.
+        form.instance.pk, form.instance.tenant_id = saved.pk, saved.tenant_id
+        form.instance.created_at = saved.created_at
+        form.instance._state.adding = False
 
     def service_delete(self, request: HttpRequest, obj: Any) -> None:
         outbound_rule_delete(rule=obj, actor=request.user)

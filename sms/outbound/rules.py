@@ -162,6 +162,12 @@ def outbound_rule_delete(*, rule: OutboundRule, actor: User | None) -> None:
     rule.delete()
 
 
+def sms_caller_id_check(*, tenant: Tenant, trunk: Trunk, did: str) -> str:
+    """Return the DID in E.164 if the tenant may give it to an extension, else raise."""
+    _check_trunk(tenant, trunk, "trunk")
+    return _pooled(tenant, trunk, did, "did")
+
+
 @transaction.atomic
 def sms_caller_id_save(
     *,
@@ -175,8 +181,7 @@ def sms_caller_id_save(
     """Let an extension send from a DID of the tenant's pool on a trunk."""
     if extension.tenant_id != tenant.pk:
         raise ApplicationError("Choose an extension of this tenant.", field="extension")
-    _check_trunk(tenant, trunk, "trunk")
-    e164 = _pooled(tenant, trunk, did, "did")
+    e164 = sms_caller_id_check(tenant=tenant, trunk=trunk, did=did)
     caller_id = caller_id or SmsCallerId(tenant=tenant)
     caller_id.extension, caller_id.trunk, caller_id.did = extension, trunk, e164
     caller_id.description = description

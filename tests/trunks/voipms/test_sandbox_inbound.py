@@ -514,6 +514,16 @@ def test_the_phone_needs_a_login(account: SandboxAccount, client_for: Callable) 
     assert not SandboxMessage.objects.exists()
 
 
+def test_sending_without_a_number_asks_for_one(
+    account: SandboxAccount, sysadmin: User, client_for: Callable
+) -> None:
+    client = client_for(sysadmin)
+    response = client.post(PHONE, {"handset": HANDSET, "text": "hi"})
+    assert response.status_code == 302 and response["Location"] == PHONE
+    assert "Choose the number to text." in client.get(PHONE).content.decode()
+    assert not SandboxMessage.objects.exists()
+
+
 def test_a_system_admin_sees_every_did(
     account: SandboxAccount, sysadmin: User, client_for: Callable
 ) -> None:

@@ -97,6 +97,9 @@ def _phone_url(did: str, handset: str) -> str:
 
 def _phone_send(request: HttpRequest) -> HttpResponse:
     """Text the chosen DID from the handset and go back to the conversation."""
+    if not request.POST.get("did", "").strip():
+        messages.error(request, "Choose the number to text.")
+        return redirect(reverse("sandbox_phone"))
     sandbox_did = _visible_did(request, request.POST.get("did", ""))
     raw_handset = request.POST.get("handset", "").strip()
     handset = _handset(raw_handset)
