@@ -10,7 +10,7 @@ from django.db import models
 from sms.configurations import sms_configuration_create
 from sms.models import SmsConfiguration
 from tenants.models import Extension, Role, Tenant, User
-from tenants.services import extension_create, user_create
+from tenants.services import api_token_create, extension_create, user_create
 from trunks.models import Trunk, TrunkAssignment
 from trunks.services import trunk_assignment_save, trunk_save
 
@@ -193,7 +193,8 @@ def make_messaging_objects(
 
 
 def make_system_objects(world: World) -> None:
-    """Create the rows of the system site's third-party models: sign-in records."""
+    """Create the rows of the system site's third-party models (sign-in records) and of the
+    models no tenant object makes: an API token per tenant."""
     from django.apps import apps
     from django.test import Client
 
@@ -201,6 +202,8 @@ def make_system_objects(world: World) -> None:
     # A failed and a successful sign-in: django-axes records the attempt, the failure and the log.
     client.post("/login/", {"username": "nobody", "password": "wrong password"})
     client.post("/login/", {"username": world.sysadmin.username, "password": "correct horse 42"})
+    for admin_user in (world.admin_a, world.admin_b):
+        api_token_create(user=admin_user, name="every screen")
     if apps.is_installed("axes"):
         from axes.models import AccessFailureLog
 
