@@ -1,5 +1,6 @@
 """Limits shared by every process: a daily send count and a request rate per VoIP.ms account,
-and the failures (bad API tokens, unknown webhook URLs) counted per client address.
+spaced writes (one per key per interval, as setSMS allows per DID), and the failures (bad API
+tokens, unknown webhook URLs) counted per client address.
 
 With REDIS_URL they live in Redis, so all processes on all hosts share them; the embedded demo
 (one process of each kind) keeps them in memory.
@@ -51,6 +52,8 @@ class Limits(Protocol):
 
     def count_failure(self, kind: str, address: str, window: float) -> tuple[int, float]: ...
 
+    def claim_interval(self, key: str, seconds: float) -> float: ...
+
 
 class RedisLimits:
     """Limits kept in Redis with atomic operations."""
@@ -97,6 +100,15 @@ class RedisLimits:
         )
         return int(count), int(ttl) / 1000
 
+    def claim_interval(self, key: str, seconds: float) -> float:
+        """Claim the key for `seconds`; return 0 if claimed, else the seconds until it is free."""
+        name = f"limits:interval:{key}"
+        if self.client.set(name, "1", nx=True, px=max(1, int(seconds * 1000))):
+            return 0.0
+        ttl = int(self.client.pttl(name))
+        # The key expired between SET and PTTL: free again, but let the next try claim it.
+        return max(ttl, 1) / 1000
+
 
 class LocalLimits:
     """Limits kept in this process (the embedded demo runs one worker process)."""
@@ -106,6 +118,7 @@ class LocalLimits:
         self.daily: dict[tuple[str, str], int] = {}
         self.free: dict[str, float] = {}
         self.failures: dict[tuple[str, str], tuple[int, float]] = {}
+        self.intervals: dict[str, float] = {}
 
     def count_send(self, account: str, day: str, limit: int) -> bool:
         with self.lock:
@@ -138,6 +151,15 @@ class LocalLimits:
                 count, ends = 0, now + window
             self.failures[(kind, address)] = (count + 1, ends)
             return count + 1, ends - now
+
+    def claim_interval(self, key: str, seconds: float) -> float:
+        with self.lock:
+            now = time.monotonic()
+            free_at = self.intervals.get(key, 0.0)
+            if free_at > now:
+                return free_at - now
+            self.intervals[key] = now + seconds
+            return 0.0
 
 
 @cache

@@ -12,9 +12,10 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import path, reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.health import health_report
+from sms.admin.provisioning import system_dids_page
 from sms.admin.usage import erase_remote_page, usage_csv, usage_page
 from sms.dashboard import configuration_health, message_volume
 from sms.usage import quota_status
@@ -75,7 +76,7 @@ class SystemAdminSite(_PortalSite):
     portal_site = "system"
     index_template = "admin/system_index.html"
 
-    report_pages = (("usage", "Usage"),)
+    report_pages = (("usage", "Usage"), ("voipms_dids", "VoIP.ms DIDs"))
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         dashboard = {"health": health_report(), "volume": message_volume(tenant=None)}
@@ -85,8 +86,17 @@ class SystemAdminSite(_PortalSite):
         return [
             path("usage/", self.admin_view(self.usage_view), name="usage"),
             path("usage/csv/", self.admin_view(self.usage_csv_view), name="usage_csv"),
+            path(
+                "voipms-dids/",
+                self.admin_view(require_http_methods(["GET", "POST"])(self.voipms_dids_view)),
+                name="voipms_dids",
+            ),
             *super().get_urls(),
         ]
+
+    def voipms_dids_view(self, request: HttpRequest) -> HttpResponse:
+        """List a configuration's VoIP.ms DIDs and add chosen ones to its tenant's pool."""
+        return system_dids_page(request, admin_site=self)
 
     def usage_view(self, request: HttpRequest) -> HttpResponse:
         """Show every tenant's usage of a month."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 from typing import Any
@@ -11,13 +12,15 @@ from django.utils import timezone
 
 from core.errors import ApplicationError, Conflict
 from core.tasks import enqueue
-from sms.models import SmsConfiguration, VerificationStatus, webhook_token_digest
+from sms.models import NumberFormat, SmsConfiguration, VerificationStatus, webhook_token_digest
 from sms.providers import voipms_client_for
 from tenants.models import Tenant, User
 from tenants.services import audit_record, audit_secret_changed
 from trunks.models import Brand, PoolRange, Trunk
 from trunks.numbers import InvalidNumber, number_to_int
+from trunks.voipms.client import VoipmsClient
 from trunks.voipms.errors import VoipmsError
+from trunks.voipms.formats import voipms_date
 
 EDITABLE_FIELDS = (
     "name",
@@ -200,7 +203,8 @@ PLAIN_WORDS = {
 }
 
 
-def _problem(error: VoipmsError, ip: str | None) -> str:
+def voipms_problem(error: VoipmsError, ip: str | None) -> str:
+    """Return what a VoIP.ms failure means for the tenant, in plain words."""
     if error.code == "ip_not_enabled":
         where = f"this portal's IP address {ip}" if ip else "this portal's IP address"
         return (
@@ -220,6 +224,35 @@ def _pool_numbers(configuration: SmsConfiguration, limit: int = 100_000) -> set[
     for pool_range in ranges:
         numbers.update(range(pool_range.start, min(pool_range.end, pool_range.start + limit) + 1))
     return numbers
+
+
+# How many recent history rows verification reads to learn each DID's number format.
+FORMAT_HISTORY_ROWS = 200
+FORMAT_HISTORY_DAYS = 30
+
+
+def _seen_number_formats(client: VoipmsClient) -> dict[int, str]:
+    """Return the number format each DID shows in recent getSMS history, by number."""
+    # getDIDsInfo does not report the number format; getSMS writes the DID in it (DOMAIN.md §3:
+    # "+1 and 10 digits" in E.164 mode, seen in getSMS). A DID without recent history is unknown.
+    today = voipms_date()
+    try:
+        records = client.get_sms(
+            date_from=today - dt.timedelta(days=FORMAT_HISTORY_DAYS),
+            date_to=today,
+            limit=FORMAT_HISTORY_ROWS,
+        )
+    except VoipmsError:
+        return {}
+    formats: dict[int, str] = {}
+    for record in records:
+        try:
+            number = number_to_int(record.did)
+        except InvalidNumber:
+            continue
+        seen = NumberFormat.E164 if record.did.startswith("+") else NumberFormat.NANPA
+        formats.setdefault(number, seen)
+    return formats
 
 
 def _finish(configuration: SmsConfiguration, status: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -244,13 +277,14 @@ def sms_configuration_verify(*, configuration: SmsConfiguration) -> dict[str, An
         try:
             result["ip"] = client.get_ip()
         except VoipmsError as error:
-            result["problems"].append(_problem(error, None))
+            result["problems"].append(voipms_problem(error, None))
             return _finish(configuration, VerificationStatus.FAILED, result)
         try:
             dids = client.get_dids_info()
         except VoipmsError as error:
-            result["problems"].append(_problem(error, result["ip"]))
+            result["problems"].append(voipms_problem(error, result["ip"]))
             return _finish(configuration, VerificationStatus.FAILED, result)
+        seen_formats = _seen_number_formats(client)
 
     pool = _pool_numbers(configuration)
     account: dict[int, Any] = {}
@@ -266,6 +300,7 @@ def sms_configuration_verify(*, configuration: SmsConfiguration) -> dict[str, An
             "sms_enabled": account[number].sms_enabled,
             "mms_available": account[number].mms_available,
             "webhook_matches": account[number].webhook == configuration.webhook_url,
+            "number_format": seen_formats.get(number),
         }
         for number in in_pool
     ]
@@ -285,6 +320,18 @@ def sms_configuration_verify(*, configuration: SmsConfiguration) -> dict[str, An
             + ", ".join(other_hook[:LISTED])
             + (f" and {len(other_hook) - LISTED} more" if len(other_hook) > LISTED else "")
             + "."
+        )
+    other_format = [
+        f"+{n}" for n in in_pool if seen_formats.get(n) not in (None, configuration.number_format)
+    ]
+    if other_format:
+        wanted = configuration.get_number_format_display()
+        result["warnings"].append(
+            f"VoIP.ms writes numbers in another format than this configuration's ({wanted}) on "
+            + ", ".join(other_format[:LISTED])
+            + (f" and {len(other_format) - LISTED} more" if len(other_format) > LISTED else "")
+            + f": choose {wanted} on each of them at VoIP.ms, or point them here from the "
+            "portal (which sets the format)."
         )
     missing = sorted(pool - set(account))
     if missing:

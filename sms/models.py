@@ -701,3 +701,60 @@ class IdempotencyRecord(TenantOwned):
 
     def __str__(self) -> str:
         return self.key
+
+
+class DidPointingStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    WAITING = "waiting", "Waiting (one write per DID per minute)"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+
+
+class DidPointing(TenantOwned):
+    """A request to point DIDs of a configuration's VoIP.ms account at its webhook URL."""
+
+    configuration = models.ForeignKey(
+        SmsConfiguration, on_delete=models.CASCADE, related_name="did_pointings"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(
+        max_length=10, choices=DidPointingStatus.choices, default=DidPointingStatus.QUEUED
+    )
+    runs = models.PositiveSmallIntegerField(default=0)
+    # When the next run is due: the sweeper publishes again a request whose task was lost.
+    next_run_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["configuration", "created_at"]),
+            models.Index(fields=["status", "next_run_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Pointing DIDs at {self.configuration_id} ({self.status})"
+
+
+class DidPointingResult(TenantOwned):
+    """What pointing one DID did: pending (ok is null), done, or why it failed."""
+
+    pointing = models.ForeignKey(DidPointing, on_delete=models.CASCADE, related_name="results")
+    did = models.CharField("DID", max_length=16)
+    ok = models.BooleanField(null=True, blank=True)
+    code = models.CharField(max_length=40, blank=True)
+    detail = models.CharField(max_length=1000, blank=True)
+    changes = models.JSONField(default=list, blank=True)
+    written_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["did"]
+        constraints = [
+            models.UniqueConstraint(fields=["pointing", "did"], name="did_pointing_result_did")
+        ]
+
+    def __str__(self) -> str:
+        return self.did

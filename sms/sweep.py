@@ -20,6 +20,8 @@ from sms.models import (
     DeliveryStatus,
     DestinationDelivery,
     DestinationStatus,
+    DidPointing,
+    DidPointingStatus,
     Direction,
     MediaStatus,
     Message,
@@ -52,6 +54,7 @@ def sweep_all() -> dict[str, int]:
         "deliveries": deliveries_sweep(),
         "media": media_sweep(),
         "destinations": destinations_sweep(),
+        "pointings": pointings_sweep(),
     }
 
 
@@ -146,4 +149,17 @@ def destinations_sweep() -> int:
     for pk in ids:
         # Safe to repeat: a destination already delivered is not delivered again.
         publish_quietly("sms.deliver_destination", pk)
+    return len(ids)
+
+
+def pointings_sweep() -> int:
+    """Re-enqueue requests to point DIDs whose next run is long overdue (their task was lost)."""
+    overdue = DidPointing.objects.filter(
+        status__in=[DidPointingStatus.QUEUED, DidPointingStatus.WAITING],
+        next_run_at__lt=timezone.now() - LOST_AFTER,
+    )
+    ids = list(overdue.values_list("pk", flat=True)[:1000])
+    for pk in ids:
+        # Safe when the original task is alive after all: a run claims the request first.
+        publish_quietly("sms.point_dids", pk)
     return len(ids)

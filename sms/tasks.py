@@ -24,6 +24,7 @@ from sms.models import SmsConfiguration
 from sms.outbound.deliver import message_deliver
 from sms.outbound.reconcile import carrier_status_update, message_reconcile
 from sms.outbound.sender import outbound_sender, sender_drain, sender_enabled
+from sms.provisioning import did_pointing_run
 from sms.retention import retention_purge_all
 from sms.selectors import shared_routing_reads
 from sms.sweep import sweep_all
@@ -48,6 +49,12 @@ def verify_configuration(configuration_id: int) -> None:
         logger.info("verify_configuration %s: %s", configuration_id, refusal)
         return
     sms_configuration_verify(configuration=configuration)
+
+
+@shared_task(name="sms.point_dids", ignore_result=True, acks_late=True)
+def point_dids(pointing_id: int) -> None:
+    """Point the waiting DIDs of a request at their configuration's webhook with setSMS."""
+    did_pointing_run(pointing_id=pointing_id)
 
 
 @shared_task(name="sms.process_webhook", ignore_result=True, acks_late=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import responses
+from django.conf import settings as django_settings
 from django.test import Client
 
 from core import limits as portal_limits
@@ -122,6 +124,15 @@ def _no_counted_failures(settings: Any) -> None:
             store.client.delete(*keys)
     else:
         store.failures.clear()
+
+
+@pytest.fixture
+def voipms_dids() -> Iterator[responses.RequestsMock]:
+    """Answer every VoIP.ms API call with one DID, for the pages and routes that list them."""
+    row = {"did": "2125550100", "sms_available": "1", "sms_enabled": "1", "webhook": ""}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.post(django_settings.VOIPMS_API_URL, json={"status": "success", "dids": [row]})
+        yield mock
 
 
 @pytest.fixture

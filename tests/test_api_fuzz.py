@@ -146,6 +146,7 @@ def _report(name: str, tallies: list[tuple[str, Tally]]) -> str:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("voipms_dids")
 def test_fuzzing_every_api_operation_finds_no_server_error_and_no_schema_drift(
     world: World,
 ) -> None:

@@ -39,6 +39,9 @@ from tests import screens
 from tests.factories import POOLS, World, shared_trunk
 from tests.test_isolation_matrix import PUBLIC, VIEW_OBJECTS, iter_routes
 
+# The pages that list a configuration's DIDs at VoIP.ms get a mocked answer.
+pytestmark = pytest.mark.usefixtures("voipms_dids")
+
 REFUSED = (302, 403)  # a site the role may not use: sent to log in, or refused
 
 

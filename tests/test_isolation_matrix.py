@@ -22,6 +22,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from sms.models import (
     Conversation,
+    DidPointing,
     InboundRule,
     Message,
     MessageMedia,
@@ -32,6 +33,9 @@ from tenants.models import ApiToken
 from tenants.services import api_token_create
 from tests.factories import World, make_messaging_objects
 from trunks.models import Trunk
+
+# The pages and routes that list a configuration's DIDs at VoIP.ms get a mocked answer.
+pytestmark = pytest.mark.usefixtures("voipms_dids")
 
 # Routes anyone may open.
 PUBLIC = {
@@ -68,6 +72,9 @@ API_MODELS: dict[str, Any] = {
     "sms-configuration-detail": SmsConfiguration,
     "sms-configuration-rotate-webhook": SmsConfiguration,
     "sms-configuration-verify": SmsConfiguration,
+    "sms-configuration-dids": SmsConfiguration,
+    "sms-configuration-point-dids": SmsConfiguration,
+    "sms-configuration-point-dids-result": SmsConfiguration,
     "inbound-rule-detail": InboundRule,
     "conversation-detail": Conversation,
     "message-detail": Message,
@@ -152,6 +159,8 @@ def urls_for(route: Route, world: World) -> list[tuple[str, str]]:
             kwargs["format"] = "json"
         if "trunk_pk" in route.params:
             kwargs["trunk_pk"] = world.objects_a[Trunk].pk
+        if "pointing_id" in route.params:
+            kwargs["pointing_id"] = _object_of(DidPointing, world).pk
         if "pk" in route.params:
             if route.name == "admin-trunk-assignment-detail":
                 kwargs["pk"] = world.objects_a[Trunk].assignments.get().pk
@@ -185,6 +194,11 @@ def world(world: World) -> World:
     """Return the shared world plus one object of every messaging model in each tenant."""
     world.objects_a.update(make_messaging_objects(world.tenant_a, world.objects_a))
     world.objects_b.update(make_messaging_objects(world.tenant_b, world.objects_b))
+    for tenant_objects in (world.objects_a, world.objects_b):
+        configuration = tenant_objects[SmsConfiguration]
+        tenant_objects[DidPointing] = DidPointing.objects.create(
+            tenant=configuration.tenant, configuration=configuration
+        )
     world.objects_a[ApiToken], _ = api_token_create(user=world.admin_a, name="matrix")
     world.objects_b[ApiToken], _ = api_token_create(user=world.admin_b, name="matrix")
     return world

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from core.admin import ServiceWritesMixin, TenantScopedAdmin
 from core.forms import WriteOnlySecretsMixin
 from sms.admin.common import ChannelsRequiredMixin
+from sms.admin.provisioning import tenant_dids_page, tenant_point_dids
 from sms.configurations import (
     EDITABLE_FIELDS,
     sms_configuration_create,
@@ -194,6 +196,16 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
                 name="sms_smsconfiguration_verify",
             ),
             path(
+                "<int:pk>/dids/",
+                wrap(require_GET(self.dids_view)),
+                name="sms_smsconfiguration_dids",
+            ),
+            path(
+                "<int:pk>/point-dids/",
+                wrap(require_POST(self.point_dids_view)),
+                name="sms_smsconfiguration_point_dids",
+            ),
+            path(
                 "<int:pk>/verification/",
                 wrap(require_GET(self.verification_view)),
                 name="sms_smsconfiguration_verification",
@@ -230,6 +242,20 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
             .only("received_at", "method", "status", "reason")[:10],
         }
         return TemplateResponse(request, "admin/sms/smsconfiguration/details.html", context)
+
+    def dids_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """List the account's DIDs at VoIP.ms, where they point, and the last pointing."""
+        configuration = self._get(request, pk)
+        return tenant_dids_page(
+            request, admin_site=self.admin_site, opts=self.opts, configuration=configuration
+        )
+
+    def point_dids_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Point the chosen DIDs at this configuration's webhook."""
+        configuration = self._get(request, pk)
+        if not self.has_change_permission(request, configuration):
+            raise PermissionDenied
+        return tenant_point_dids(request, configuration=configuration)
 
     def toggle_view(self, request: HttpRequest, pk: int) -> JsonResponse:
         configuration = self._get(request, pk)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -19,7 +27,13 @@ from sms.configurations import (
     sms_configuration_update,
     sms_configuration_verify_start,
 )
-from sms.models import SmsConfiguration
+from sms.models import DidPointing, SmsConfiguration
+from sms.provisioning import (
+    POINT_MAX_DIDS,
+    account_dids,
+    did_pointing_results,
+    did_pointing_start,
+)
 from tenants.api import TenantScopedViewSet
 from trunks.models import Brand, Trunk
 
@@ -105,6 +119,76 @@ class SmsConfigurationSerializer(serializers.ModelSerializer):
         )
 
 
+class AccountDidSerializer(serializers.Serializer):
+    did = serializers.CharField(help_text="The DID in E.164.")
+    description = serializers.CharField()
+    sms_available = serializers.BooleanField()
+    sms_enabled = serializers.BooleanField()
+    mms_available = serializers.BooleanField()
+    webhook = serializers.CharField(help_text="The SMS/MMS webhook URL set at VoIP.ms.")
+    webhook_enabled = serializers.BooleanField()
+    points_here = serializers.BooleanField(
+        help_text="Whether the webhook URL is this configuration's."
+    )
+    in_pool = serializers.BooleanField(
+        help_text="Whether the DID is in the tenant's DID pool on the configuration's trunk."
+    )
+
+
+class AccountDidsSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    results = AccountDidSerializer(many=True)
+
+
+class PointDidsSerializer(serializers.Serializer):
+    dids = serializers.ListField(
+        child=serializers.CharField(max_length=40),
+        min_length=1,
+        max_length=POINT_MAX_DIDS,
+        help_text="DIDs of the tenant's pool on the configuration's trunk.",
+    )
+
+
+class PointResultSerializer(serializers.Serializer):
+    did = serializers.CharField()
+    ok = serializers.BooleanField(allow_null=True, help_text="null while the DID waits its turn.")
+    code = serializers.CharField(
+        help_text="pointed, unchanged, or why not: a VoIP.ms status (invalid_did, "
+        "sms_wait_message, ...), not_applied, settings_lost, unconfirmed, sms_not_available."
+    )
+    detail = serializers.CharField(help_text="What changed, or why it failed, in plain words.")
+    changes = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Each changed setting with its value before and after.",
+    )
+
+
+class DidPointingSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["queued", "waiting", "running", "done"])
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    results = PointResultSerializer(many=True)
+
+
+VOIPMS_FAILED = OpenApiResponse(
+    response=inline_serializer(
+        "VoipmsFailure", {"code": serializers.CharField(), "detail": serializers.CharField()}
+    ),
+    description="VoIP.ms refused or failed the read; code is its status.",
+)
+
+
+def _pointing_body(pointing: DidPointing) -> dict[str, Any]:
+    return {
+        "id": pointing.pk,
+        "status": pointing.status,
+        "created_at": pointing.created_at,
+        "finished_at": pointing.finished_at,
+        "results": did_pointing_results(pointing=pointing),
+    }
+
+
 @extend_schema_view(
     list=extend_schema(parameters=[TENANT_HEADER]),
     create=extend_schema(parameters=[TENANT_HEADER]),
@@ -157,3 +241,62 @@ class SmsConfigurationViewSet(
         """Start checking credentials, the IP allow-list and DIDs at VoIP.ms; poll the object."""
         sms_configuration_verify_start(configuration=self.get_object(), actor=request.user)
         return Response({"status": "running"}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[TENANT_HEADER],
+        responses={200: AccountDidsSerializer, 502: VOIPMS_FAILED},
+    )
+    @action(detail=True, methods=["get"])
+    def dids(self, request: Request, pk: str | None = None, **kwargs: Any) -> Response:
+        """List the DIDs of the configuration's VoIP.ms account (getDIDsInfo), read now."""
+        rows = account_dids(configuration=self.get_object())
+        data = AccountDidSerializer(rows, many=True).data
+        return Response({"count": len(data), "results": data})
+
+    @extend_schema(
+        parameters=[TENANT_HEADER],
+        request=PointDidsSerializer,
+        responses={202: DidPointingSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="point-dids")
+    def point_dids(self, request: Request, pk: str | None = None, **kwargs: Any) -> Response:
+        """Point DIDs at this configuration's webhook with setSMS, in the background.
+
+        Answers 202 with the request's id; GET point-dids/{pointing_id}/ until status is done.
+        """
+        configuration = self.get_object()
+        body = PointDidsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        pointing = did_pointing_start(
+            configuration=configuration, dids=body.validated_data["dids"], actor=request.user
+        )
+        location = request.build_absolute_uri(f"{pointing.pk}/")
+        return Response(
+            _pointing_body(pointing),
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": location},
+        )
+
+    @extend_schema(
+        parameters=[
+            TENANT_HEADER,
+            OpenApiParameter(
+                "pointing_id",
+                OpenApiTypes.INT,
+                OpenApiParameter.PATH,
+                description="The id a POST to point-dids/ answered.",
+            ),
+        ],
+        responses={200: DidPointingSerializer},
+    )
+    @action(detail=True, methods=["get"], url_path=r"point-dids/(?P<pointing_id>[0-9]{1,18})")
+    def point_dids_result(
+        self, request: Request, pk: str | None = None, pointing_id: str = "", **kwargs: Any
+    ) -> Response:
+        """Return a pointing request with what happened to each DID."""
+        configuration = self.get_object()
+        pointing = get_object_or_404(
+            DidPointing.objects.for_tenant(self.tenant).filter(configuration=configuration),
+            pk=int(pointing_id),
+        )
+        return Response(_pointing_body(pointing))

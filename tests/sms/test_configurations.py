@@ -328,6 +328,7 @@ def test_verify_flags_dids_without_sms_other_webhooks_and_missing_numbers(
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("voipms_dids")
 def test_no_page_or_api_response_or_log_shows_a_secret(
     world: World, client_for: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

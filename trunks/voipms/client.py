@@ -92,6 +92,22 @@ def carrier_state(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class SmsSettings:
+    """Hold every setting setSMS writes for one DID; each one must be sent on every write."""
+
+    sms_enabled: bool
+    email_enabled: bool
+    email_address: str
+    forward_enabled: bool
+    forward_to: str
+    url_callback_enabled: bool
+    url_callback: str
+    url_callback_retry: bool
+    webhook_enabled: bool
+    webhook: str
+
+
+@dataclass(frozen=True)
 class DidInfo:
     """Hold the messaging settings of one DID as VoIP.ms reports them."""
 
@@ -101,7 +117,35 @@ class DidInfo:
     mms_available: bool
     webhook: str
     webhook_enabled: bool
+    description: str = ""
+    email_enabled: bool = False
+    email_address: str = ""
+    forward_enabled: bool = False
+    forward_to: str = ""
+    url_callback_enabled: bool = False
+    url_callback: str = ""
+    url_callback_retry: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def sms_settings(self) -> SmsSettings:
+        """Return the DID's current settings as setSMS takes them."""
+        return SmsSettings(
+            sms_enabled=self.sms_enabled,
+            email_enabled=self.email_enabled,
+            email_address=self.email_address,
+            forward_enabled=self.forward_enabled,
+            forward_to=self.forward_to,
+            url_callback_enabled=self.url_callback_enabled,
+            url_callback=self.url_callback,
+            url_callback_retry=self.url_callback_retry,
+            webhook_enabled=self.webhook_enabled,
+            webhook=self.webhook,
+        )
+
+
+# setSMS's number formats (DOMAIN.md §2): its `dialmode` parameter.
+DIALMODES = {"nanpa": "1", "e164": "2"}
 
 
 class VoipmsClient:
@@ -176,18 +220,35 @@ class VoipmsClient:
         """Return the messaging settings of one DID, or of every DID on the account."""
         data = self._call("getDIDsInfo", {} if did is None else {"did": did}, has_side_effect=False)
         return [
-            DidInfo(
-                did=str(row["did"]).strip(),
-                sms_available=_as_bool(row.get("sms_available")),
-                sms_enabled=_as_bool(row.get("sms_enabled")),
-                mms_available=_as_bool(row.get("mms_available")),
-                webhook=str(row.get("webhook") or "").strip(),
-                webhook_enabled=_as_bool(row.get("webhook_enabled")),
-                raw=MappingProxyType(dict(row)),
-            )
+            _did_info(row)
             for row in self._rows(data, "dids", "getDIDsInfo")
             if row.get("did") not in (None, "")
         ]
+
+    def set_sms(self, *, did: str, settings: SmsSettings, number_format: str | None = None) -> None:
+        """Write every SMS setting of one DID (and its number format when given) with setSMS."""
+        # setSMS is a checkbox form: every flag it is not sent is switched off, so a write resends
+        # every setting read from getDIDsInfo; the working flag names are `webhook_enable` and
+        # `url_callback_enable`, not getDIDsInfo's `..._enabled` (DOMAIN.md §2).
+        params = {
+            "did": did,
+            "enable": _flag(settings.sms_enabled),
+            "email_enabled": _flag(settings.email_enabled),
+            "email_address": settings.email_address,
+            "sms_forward_enable": _flag(settings.forward_enabled),
+            "sms_forward": settings.forward_to,
+            "url_callback_enable": _flag(settings.url_callback_enabled),
+            "url_callback": settings.url_callback,
+            "url_callback_retry": _flag(settings.url_callback_retry),
+            "webhook_enable": _flag(settings.webhook_enabled),
+            "webhook": settings.webhook,
+        }
+        if number_format is not None:
+            if number_format not in DIALMODES:
+                raise ValueError(f'number format must be "nanpa" or "e164", not "{number_format}"')
+            params["dialmode"] = DIALMODES[number_format]
+        # "success" is not proof of the write (DOMAIN.md §2): the caller reads getDIDsInfo again.
+        self._call("setSMS", params, has_side_effect=True)
 
     def get_ip(self) -> str:
         """Return the IP address VoIP.ms sees this server calling from."""
@@ -520,6 +581,32 @@ def _as_bool(value: object) -> bool:
     if isinstance(value, bool | int | float):
         return bool(value)
     return False
+
+
+def _flag(value: bool) -> str:
+    """Return a flag as setSMS takes it."""
+    return "1" if value else "0"
+
+
+def _did_info(row: Mapping[str, Any]) -> DidInfo:
+    """Return one getDIDsInfo row as typed settings; flags may be numbers or strings."""
+    return DidInfo(
+        did=_text(row.get("did")),
+        sms_available=_as_bool(row.get("sms_available")),
+        sms_enabled=_as_bool(row.get("sms_enabled")),
+        mms_available=_as_bool(row.get("mms_available")),
+        webhook=_text(row.get("webhook")),
+        webhook_enabled=_as_bool(row.get("webhook_enabled")),
+        description=_text(row.get("description")),
+        email_enabled=_as_bool(row.get("sms_email_enabled")),
+        email_address=_text(row.get("sms_email")),
+        forward_enabled=_as_bool(row.get("sms_forward_enabled")),
+        forward_to=_text(row.get("sms_forward")),
+        url_callback_enabled=_as_bool(row.get("sms_url_callback_enabled")),
+        url_callback=_text(row.get("sms_url_callback")),
+        url_callback_retry=_as_bool(row.get("sms_url_callback_retry")),
+        raw=MappingProxyType(dict(row)),
+    )
 
 
 def _text(value: object) -> str:

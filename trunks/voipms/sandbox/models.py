@@ -117,6 +117,12 @@ class SandboxDid(models.Model):
     )
     callback_enabled = models.BooleanField(default=True)
     callback_retry = models.BooleanField(default=False)
+    email_address = models.CharField("SMS to e-mail address", max_length=254, blank=True)
+    email_enabled = models.BooleanField("SMS to e-mail", default=False)
+    forward_to = models.CharField("SMS forward number", max_length=20, blank=True)
+    forward_enabled = models.BooleanField("SMS forward", default=False)
+    # setSMS refuses a second write within a minute (DOMAIN.md §2, sms_wait_message).
+    sms_settings_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["did"]

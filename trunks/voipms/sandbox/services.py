@@ -178,6 +178,10 @@ def sandbox_did_configure(
     sms_available: bool | None = None,
     sms_enabled: bool | None = None,
     mms_available: bool | None = None,
+    email_address: str | None = None,
+    email_enabled: bool | None = None,
+    forward_to: str | None = None,
+    forward_enabled: bool | None = None,
 ) -> SandboxDid:
     """Change the messaging settings of a DID; None leaves a setting as it is."""
     changes: dict[str, Any] = {
@@ -192,6 +196,10 @@ def sandbox_did_configure(
             "sms_available": sms_available,
             "sms_enabled": sms_enabled,
             "mms_available": mms_available,
+            "email_address": email_address,
+            "email_enabled": email_enabled,
+            "forward_to": forward_to,
+            "forward_enabled": forward_enabled,
         }.items()
         if value is not None
     }
