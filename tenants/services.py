@@ -240,3 +240,27 @@ def tenant_update(*, tenant: Tenant, **changes: Any) -> Tenant:
     tenant.full_clean()
     tenant.save(update_fields=list(changes))
     return tenant
+
+
+def tenant_callback_secret(*, tenant: Tenant) -> str:
+    """Return the secret that signs the tenant's status callbacks, creating it on first use."""
+    if tenant.callback_secret:
+        return tenant.callback_secret
+    # The conditional update lets the first of two concurrent callbacks win; both then sign
+    # with the secret that was stored.
+    created = Tenant.objects.filter(pk=tenant.pk, callback_secret="").update(
+        callback_secret=secrets.token_urlsafe(32)
+    )
+    if created:
+        audit_secret_changed(actor=None, tenant=tenant, obj=tenant, field="callback_secret")
+    tenant.refresh_from_db(fields=["callback_secret"])
+    return tenant.callback_secret
+
+
+@transaction.atomic
+def tenant_callback_secret_rotate(*, tenant: Tenant, actor: User | None) -> str:
+    """Replace the status callback secret; callbacks are signed with the new one from now on."""
+    tenant.callback_secret = secrets.token_urlsafe(32)
+    tenant.save(update_fields=["callback_secret"])
+    audit_secret_changed(actor=actor, tenant=tenant, obj=tenant, field="callback_secret")
+    return tenant.callback_secret

@@ -69,6 +69,7 @@ API_MODELS: dict[str, Any] = {
     "inbound-rule-detail": InboundRule,
     "conversation-detail": Conversation,
     "message-detail": Message,
+    "message-cancel": Message,
     "outbound-rule-detail": OutboundRule,
     "api-token-detail": ApiToken,
 }
