@@ -44,10 +44,9 @@ def message_events(message: Message) -> list[Event]:
         at = message.received_at or message.created_at
         events = [Event(at=at, type="status", status=MessageStatus.RECEIVED)]
         if message.status != MessageStatus.RECEIVED:
-            detail = message.routed_to
-            if message.rule_name and message.rule_name not in detail:
-                detail = f"rule {message.rule_name}: {detail}"
-            events.append(Event(at=at, type="status", status=message.status, detail=detail))
+            events.append(
+                Event(at=at, type="status", status=message.status, detail=_routing_detail(message))
+            )
         return events
     events = [
         Event(at=e.at, type=e.kind, status=e.status, code=e.code, detail=e.detail)
@@ -59,6 +58,18 @@ def message_events(message: Message) -> list[Event]:
     ]
     # Stable: at one instant, a status change comes before the call that follows it.
     return sorted(events, key=lambda event: event.at)
+
+
+def _routing_detail(message: Message) -> str:
+    """Say where a received message went without its rule's target (a URL may hold a token)."""
+    if message.status == MessageStatus.UNROUTED:
+        return message.routed_to
+    if not message.route_type:
+        return f"rule {message.rule_name}" if message.rule_name else ""
+    detail = f"{message.route_type} {message.route_name}".strip()
+    if message.route_type == "ring_group" and message.extension_id:
+        detail += f" → {message.extension.number}"
+    return detail
 
 
 def events_text(message: Message) -> str:

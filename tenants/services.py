@@ -79,6 +79,7 @@ def tenant_create(
     retention_days: int | None = None,
     monthly_quota: int | None = None,
     quota_hard: bool = False,
+    status_callback_url: str = "",
 ) -> Tenant:
     """Create a tenant after validating it."""
     tenant = Tenant(
@@ -93,6 +94,7 @@ def tenant_create(
         retention_days=retention_days,
         monthly_quota=monthly_quota,
         quota_hard=quota_hard,
+        status_callback_url=status_callback_url,
     )
     tenant.full_clean()
     tenant.save()

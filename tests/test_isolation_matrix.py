@@ -24,6 +24,7 @@ from sms.models import (
     Message,
     MessageMedia,
     OutboundRule,
+    ReplyTemplate,
     SmsConfiguration,
 )
 from tenants.models import ApiToken
@@ -70,6 +71,7 @@ API_MODELS: dict[str, Any] = {
     "conversation-detail": Conversation,
     "message-detail": Message,
     "message-cancel": Message,
+    "reply-template-detail": ReplyTemplate,
     "outbound-rule-detail": OutboundRule,
     "api-token-detail": ApiToken,
 }

@@ -205,3 +205,32 @@ def test_a_tenant_admin_saves_templates_with_unique_names(
         404,
     )
     assert client.get(f"{TEMPLATES}{elsewhere.pk}/change/").status_code in (302, 404)
+
+
+@pytest.mark.django_db
+def test_reply_templates_through_the_api_stay_in_their_tenant(
+    world: World, client_for: ClientFor
+) -> None:
+    url = "/api/v1/reply-templates/"
+    admin = client_for(world.admin_a)
+
+    created = admin.post(url, {"name": "Late", "body": "Running late."}, "application/json")
+    duplicate = admin.post(url, {"name": "Late", "body": "Again"}, "application/json")
+    by_user = client_for(world.user_a).post(url, {"name": "Mine", "body": "x"}, "application/json")
+    other = reply_template_save(tenant=world.tenant_b, actor=None, name="B only", body="B")
+    read_by_user = client_for(world.user_a).get(url)
+    pk = created.json()["id"]
+
+    assert created.status_code == 201, created.content
+    assert duplicate.status_code == 400 and duplicate.json()["code"] == "name_taken"
+    assert by_user.status_code == 403
+    assert [t["name"] for t in read_by_user.json()["results"]] == ["Late"]
+    assert client_for(world.admin_b).get(f"{url}{pk}/").status_code == 404
+    assert client_for(world.admin_b).delete(f"{url}{pk}/").status_code == 404
+    assert admin.get(f"{url}{other.pk}/").status_code == 404
+    assert (
+        admin.patch(f"{url}{pk}/", {"body": "Ten minutes late."}, "application/json").json()["body"]
+        == "Ten minutes late."
+    )
+    assert admin.delete(f"{url}{pk}/").status_code == 204
+    assert not ReplyTemplate.objects.filter(pk=pk).exists()

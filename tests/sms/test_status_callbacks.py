@@ -325,3 +325,29 @@ def test_the_sweeper_enqueues_a_callback_whose_task_was_lost(
     assert callbacks_sweep() == 1
 
     assert published.ids(TASK) == [row.pk]
+
+
+@pytest.mark.django_db
+def test_a_system_admin_sets_a_tenants_default_url_through_the_api(
+    world: World, client_for: ClientFor
+) -> None:
+    client = client_for(world.sysadmin)
+    url = f"/api/v1/admin/tenants/{world.tenant_a.pk}/"
+
+    refused = client.patch(
+        url, {"status_callback_url": "http://localhost/cb"}, content_type="application/json"
+    )
+    accepted = client.patch(
+        url, {"status_callback_url": "https://hooks.example.com/s"}, content_type="application/json"
+    )
+    tenant_admin = client_for(world.admin_a).patch(
+        url, {"status_callback_url": "https://evil.example.com/"}, content_type="application/json"
+    )
+
+    assert refused.status_code == 400
+    assert "status_callback_url" in refused.json()["errors"]
+    assert accepted.status_code == 200, accepted.content
+    assert accepted.json()["status_callback_url"] == "https://hooks.example.com/s"
+    assert tenant_admin.status_code == 403
+    world.tenant_a.refresh_from_db()
+    assert world.tenant_a.status_callback_url == "https://hooks.example.com/s"
