@@ -18,7 +18,10 @@ from core.netguard import AddressRefused, url_literal_host_check
 
 
 def validate_public_url(value: str) -> None:
-    """Refuse a URL whose host is localhost or an address outbound requests may not reach."""
+    """Refuse a URL that is not http(s), or whose host is an address outbound requests may not
+    reach (localhost included)."""
+    if not value.lower().startswith(("http://", "https://")):
+        raise ValidationError("Give an http:// or https:// address.")
     try:
         url_literal_host_check(url=value)
     except AddressRefused as error:
