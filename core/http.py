@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +15,15 @@ from requests.adapters import HTTPAdapter
 from core.netguard import AddressRefused, HostUnresolved, url_address_resolve
 
 USER_AGENT = "SeedSMSPortal/0.1.0 (+https://github.com/seed-sms-portal)"
+
+SIGNATURE_HEADER = "X-Seed-Signature"
+TIMESTAMP_HEADER = "X-Seed-Timestamp"
+
+
+def signature(*, secret: str, timestamp: int, body: bytes) -> str:
+    """Return the X-Seed-Signature value: "sha256=" + HMAC-SHA256 of "<timestamp>.<body>"."""
+    signed = str(timestamp).encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 class HttpError(Exception):

@@ -25,12 +25,14 @@ from sms.admin.groups import HolidayAdmin, OfficeHoursAdmin, RingGroupAdmin
 from sms.admin.inbound_rules import InboundRuleAdmin
 from sms.admin.messages import ConversationAdmin, MessageAdmin, OptOutAdmin, WebhookDeliveryAdmin
 from sms.admin.outbound_rules import OutboundRuleAdmin
+from sms.admin.templates import ReplyTemplateAdmin
 from sms.models import (
     Conversation,
     InboundRule,
     Message,
     OptOut,
     OutboundRule,
+    ReplyTemplate,
     SmsConfiguration,
     WebhookDelivery,
 )
@@ -94,6 +96,7 @@ for model, model_admin in [
     (Conversation, ConversationAdmin),
     (OptOut, OptOutAdmin),
     (WebhookDelivery, WebhookDeliveryAdmin),
+    (ReplyTemplate, ReplyTemplateAdmin),
     (User, TenantUserAdmin),
     (ApiToken, TenantApiTokenAdmin),
     (TrunkAssignment, TenantTrunkAdmin),

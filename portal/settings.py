@@ -272,6 +272,7 @@ CELERY_TASK_ROUTES = {
     "sms.fetch_media": {"queue": "inbound"},
     "sms.poll_voipms_account": {"queue": "inbound"},
     "sms.deliver_destination": {"queue": "default"},
+    "sms.deliver_status_callback": {"queue": "default"},
     "sms.deliver_message": {"queue": "outbound"},
     "sms.reconcile_message": {"queue": "outbound"},
     "sms.carrier_status": {"queue": "outbound"},
@@ -492,4 +493,8 @@ DESTINATION_MAX_ATTEMPTS = env.int("DESTINATION_MAX_ATTEMPTS", default=6)
 DESTINATION_RETRY_BASE_SECONDS = env.float("DESTINATION_RETRY_BASE_SECONDS", default=30.0)
 DESTINATION_RETRY_MAX_SECONDS = env.float("DESTINATION_RETRY_MAX_SECONDS", default=1800.0)
 DESTINATION_HTTP_TIMEOUT_SECONDS = env.float("DESTINATION_HTTP_TIMEOUT_SECONDS", default=15.0)
+# Status callbacks of sent messages: retried with backoff until this many hours have passed.
+STATUS_CALLBACK_RETRY_HOURS = env.float("STATUS_CALLBACK_RETRY_HOURS", default=24.0)
+STATUS_CALLBACK_RETRY_BASE_SECONDS = env.float("STATUS_CALLBACK_RETRY_BASE_SECONDS", default=30.0)
+STATUS_CALLBACK_RETRY_MAX_SECONDS = env.float("STATUS_CALLBACK_RETRY_MAX_SECONDS", default=3600.0)
 SMS_POLL_LIMIT = env.int("SMS_POLL_LIMIT", default=1000)

@@ -15,6 +15,7 @@ from sms.api.configurations import SmsConfigurationViewSet
 from sms.api.inbound_rules import ConversationViewSet, InboundRuleViewSet
 from sms.api.messages import MessageViewSet
 from sms.api.outbound_rules import OutboundRuleViewSet
+from sms.api.templates import ReplyTemplateViewSet
 from sms.api.usage import EraseRemoteViewSet, UsageViewSet
 from sms.inbound.receive import voipms_webhook
 from tenants import views as tenant_views
@@ -34,6 +35,7 @@ router.register(
 router.register("trunks", TenantTrunkViewSet, basename="trunk")
 router.register("sms-configurations", SmsConfigurationViewSet, basename="sms-configuration")
 router.register("messages", MessageViewSet, basename="message")
+router.register("reply-templates", ReplyTemplateViewSet, basename="reply-template")
 router.register("outbound-rules", OutboundRuleViewSet, basename="outbound-rule")
 router.register("inbound-rules", InboundRuleViewSet, basename="inbound-rule")
 router.register("conversations", ConversationViewSet, basename="conversation")

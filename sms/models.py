@@ -202,6 +202,7 @@ class Kind(models.TextChoices):
 
 class MessageStatus(models.TextChoices):
     # outbound
+    SCHEDULED = "scheduled", "Scheduled"
     QUEUED = "queued", "Queued"
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
@@ -209,6 +210,7 @@ class MessageStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     UNKNOWN = "unknown", "Unknown"
     BLOCKED = "blocked", "Blocked"
+    CANCELLED = "cancelled", "Cancelled"
     # inbound
     RECEIVED = "received", "Received"
     ROUTED = "routed", "Routed"
@@ -280,6 +282,17 @@ class Message(TenantOwned):
     )
     rule_name = models.CharField(max_length=100, blank=True)
     routed_to = models.CharField(max_length=200, blank=True)
+    # Where an inbound message went, structured: the rule's action, and the id and name of the
+    # extension, ring group or (for other actions) the inbound rule.
+    route_type = models.CharField(max_length=12, blank=True)
+    route_id = models.PositiveIntegerField(null=True, blank=True)
+    route_name = models.CharField(max_length=200, blank=True)
+    status_callback = models.TextField(
+        blank=True, help_text="The URL each status change of this sent message is POSTed to."
+    )
+    send_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a scheduled message is due to be sent."
+    )
     delivery = models.ForeignKey(
         WebhookDelivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
@@ -314,6 +327,11 @@ class Message(TenantOwned):
             models.Index(fields=["tenant", "-created_at"], name="message_tenant_time"),
             models.Index(fields=["conversation", "created_at"], name="message_conversation"),
             models.Index(fields=["status", "created_at"], name="message_status_time"),
+            models.Index(
+                fields=["send_at"],
+                condition=models.Q(status="scheduled"),
+                name="message_scheduled_due",
+            ),
         ]
         constraints = [
             # VoIP.ms ids are unique per account and kind only (SMS and MMS counters differ).
@@ -591,6 +609,81 @@ class DeliveryAttempt(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.at:%H:%M:%S} {self.outcome} {self.code}"
+
+
+class EventKind(models.TextChoices):
+    STATUS = "status", "Status change"
+    CALLBACK = "callback", "Status callback"
+
+
+class MessageEvent(TenantOwned):
+    """A status change of a sent message, or one try to POST a status callback."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=10, choices=EventKind.choices, default=EventKind.STATUS)
+    status = models.CharField(max_length=10, choices=MessageStatus.choices)
+    code = models.CharField(max_length=50, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.kind} {self.status} {self.code}"
+
+
+class CallbackStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class StatusCallback(TenantOwned):
+    """One status change of a message to POST to its status callback URL: one side effect.
+
+    Written with the status change, so a lost task loses nothing: the sweeper enqueues again a
+    pending row whose try is long overdue. The body is fixed when the status changes; the URL
+    is the message's, the secret the tenant's when it is tried. Every try is a MessageEvent.
+    """
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="callbacks")
+    body = models.TextField()
+    status = models.CharField(
+        max_length=10, choices=CallbackStatus.choices, default=CallbackStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_try_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_try_at"],
+                condition=models.Q(status="pending"),
+                name="status_callback_pending",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"callback of message {self.message_id}: {self.status}"
+
+
+class ReplyTemplate(TenantOwned):
+    """A saved text a tenant's users can start a message from."""
+
+    name = models.CharField(max_length=100)
+    body = models.TextField(max_length=1600)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="reply_template_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class SmsCallerId(TenantOwned):

@@ -12,11 +12,13 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from core.tasks import publish_quietly
+from core.tasks import enqueue, publish_quietly
 from sms.models import (
+    CallbackStatus,
     DeliveryStatus,
     DestinationDelivery,
     DestinationStatus,
@@ -27,8 +29,10 @@ from sms.models import (
     Message,
     MessageMedia,
     MessageStatus,
+    StatusCallback,
     WebhookDelivery,
 )
+from sms.outbound.events import statuses_record_by_id
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,8 @@ def sweep_all() -> dict[str, int]:
         "media": media_sweep(),
         "destinations": destinations_sweep(),
         "pointings": pointings_sweep(),
+        "callbacks": callbacks_sweep(),
+        "scheduled": scheduled_release(),
     }
 
 
@@ -79,12 +85,19 @@ def outbox_unstick() -> int:
             direction=Direction.OUT, status=MessageStatus.SENDING, last_attempt_at__lt=cutoff
         ).values_list("pk", flat=True)[:1000]
     )
+    detail = "The worker sending it stopped; it is checked against VoIP.ms before any resend."
     moved = Message.objects.filter(pk__in=stuck, status=MessageStatus.SENDING).update(
-        status=MessageStatus.UNKNOWN,
-        error_code="outcome_unknown",
-        error_message="The worker sending it stopped; it is checked against VoIP.ms "
-        "before any resend.",
+        status=MessageStatus.UNKNOWN, error_code="outcome_unknown", error_message=detail
     )
+    if moved:
+        statuses_record_by_id(
+            Message.objects.filter(
+                pk__in=stuck, status=MessageStatus.UNKNOWN, error_code="outcome_unknown"
+            ).values_list("pk", flat=True),
+            status=MessageStatus.UNKNOWN,
+            code="outcome_unknown",
+            detail=detail,
+        )
     for pk in stuck:
         publish_quietly("sms.reconcile_message", pk)
     unknown = Message.objects.filter(direction=Direction.OUT, status=MessageStatus.UNKNOWN)
@@ -162,4 +175,45 @@ def pointings_sweep() -> int:
     for pk in ids:
         # Safe when the original task is alive after all: a run claims the request first.
         publish_quietly("sms.point_dids", pk)
+    return len(ids)
+
+
+def callbacks_sweep() -> int:
+    """Re-enqueue pending status callbacks whose next try is long overdue (their task was lost)."""
+    now = timezone.now()
+    ids = list(
+        StatusCallback.objects.filter(
+            status=CallbackStatus.PENDING, next_try_at__lt=now - LOST_AFTER
+        ).values_list("pk", flat=True)[:1000]
+    )
+    StatusCallback.objects.filter(pk__in=ids).update(next_try_at=now)
+    for pk in ids:
+        # Safe to repeat: a try is claimed by its number, so two copies POST once.
+        publish_quietly("sms.deliver_status_callback", pk)
+    return len(ids)
+
+
+def scheduled_release() -> int:
+    """Queue the scheduled messages that are due, and wake their delivery after commit."""
+    with transaction.atomic():
+        # Locked, so a cancel at this moment waits and then finds the message queued (or the
+        # release skips a message being cancelled, and its cancel wins).
+        due = list(
+            Message.objects.select_for_update(skip_locked=True)
+            .filter(
+                direction=Direction.OUT,
+                status=MessageStatus.SCHEDULED,
+                send_at__lte=timezone.now(),
+            )
+            .order_by("send_at")
+            .values_list("pk", "part_index")[:1000]
+        )
+        ids = [pk for pk, _ in due]
+        Message.objects.filter(pk__in=ids).update(status=MessageStatus.QUEUED, next_attempt_at=None)
+        statuses_record_by_id(ids, status=MessageStatus.QUEUED)
+        for pk, part_index in due:
+            # Parts of a split text go in order: a later part is woken when the one before is
+            # sent.
+            if part_index == 0:
+                enqueue("sms.deliver_message", pk)
     return len(ids)

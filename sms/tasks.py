@@ -21,6 +21,7 @@ from sms.inbound.media import media_fetch, media_retry_note
 from sms.inbound.poll import poll_account, poll_accounts_enqueue
 from sms.inbound.process import webhook_delivery_process
 from sms.models import SmsConfiguration
+from sms.outbound.callbacks import status_callback_run
 from sms.outbound.deliver import message_deliver
 from sms.outbound.reconcile import carrier_status_update, message_reconcile
 from sms.outbound.sender import outbound_sender, sender_drain, sender_enabled
@@ -117,6 +118,18 @@ def deliver_destination(destination_id: int) -> None:
     retry_in = destination_delivery_run(destination_id=destination_id)
     if retry_in is not None:
         deliver_destination.apply_async((destination_id,), countdown=retry_in)
+
+
+@shared_task(name="sms.deliver_status_callback", ignore_result=True, acks_late=True)
+def deliver_status_callback(callback_id: int) -> None:
+    """POST one status change of a sent message to its callback URL; retries come back.
+
+    The URL is read from the message, so no URL (which may hold a token) travels in task
+    arguments.
+    """
+    retry_in = status_callback_run(callback_id=callback_id)
+    if retry_in is not None:
+        deliver_status_callback.apply_async((callback_id,), countdown=retry_in)
 
 
 @shared_task(name="sms.poll_voipms_accounts", ignore_result=True)

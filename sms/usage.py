@@ -25,6 +25,8 @@ from tenants.models import Tenant
 
 QUOTA_WARNING_SHARE = 0.8
 FAILED_SENDS = (MessageStatus.FAILED, MessageStatus.BLOCKED)
+# A message cancelled before it was sent uses nothing.
+CANCELLED = MessageStatus.CANCELLED
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 CSV_HEADER = [
@@ -124,8 +126,10 @@ def usage_rows(*, tenant: Tenant, month: Month) -> list[UsageRow]:
         .annotate(
             messages_in=Count("id", filter=Q(direction=Direction.IN)),
             segments_in=Coalesce(Sum("segments", filter=Q(direction=Direction.IN)), 0),
-            messages_out=Count("id", filter=Q(direction=Direction.OUT, part_index=0)),
-            segments_out=Count("id", filter=Q(direction=Direction.OUT)),
+            messages_out=Count(
+                "id", filter=Q(direction=Direction.OUT, part_index=0) & ~Q(status=CANCELLED)
+            ),
+            segments_out=Count("id", filter=Q(direction=Direction.OUT) & ~Q(status=CANCELLED)),
             failed=Count("id", filter=Q(direction=Direction.OUT, status__in=FAILED_SENDS)),
         )
         .order_by("configuration__name", "did")
@@ -265,7 +269,12 @@ class QuotaStatus:
 
 def outbound_segments_in_month(*, tenant: Tenant, month: Month) -> int:
     """Return the outbound segments the tenant queued in the month: what the quota counts."""
-    return _month_messages(tenant=tenant, month=month).filter(direction=Direction.OUT).count()
+    return (
+        _month_messages(tenant=tenant, month=month)
+        .filter(direction=Direction.OUT)
+        .exclude(status=CANCELLED)
+        .count()
+    )
 
 
 def quota_status(*, tenant: Tenant, month: Month | None = None) -> QuotaStatus | None:

@@ -50,6 +50,7 @@ from sms.outbound.send import (
 )
 from sms.outbound.splitting import MMS_MAX_CHARS, SMS_MAX_BYTES
 from sms.selectors import conversations_for_user, is_opted_out
+from sms.templates_service import reply_templates_for
 from tenants.access import messaging_refusal
 from tenants.models import RingGroupMember, Tenant
 from trunks.models import PoolRange
@@ -472,5 +473,6 @@ def compose(request: HttpRequest) -> HttpResponse:
         "show_media": show_media,
         "media_on": chosen is not None and chosen.channel == "mms",
         "limits": {"sms_bytes": SMS_MAX_BYTES, "mms_chars": MMS_MAX_CHARS},
+        "reply_templates": reply_templates_for(tenant=tenant) if tenant is not None else [],
     }
     return render(request, "sms/compose.html", context, status=status)

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserCreationForm
+from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
@@ -41,6 +42,8 @@ class TenantAdmin(CheckedChangeListMixin, admin.ModelAdmin):
     search_fields = ["name", "slug"]
     list_per_page = 15
     actions_selection_counter = True
+    # A status callback URL typed without a scheme is taken as https.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(description="Manage")
     def manage(self, obj: Tenant) -> str:

@@ -74,6 +74,7 @@ class TenantSerializer(serializers.ModelSerializer):
             "retention_days",
             "monthly_quota",
             "quota_hard",
+            "status_callback_url",
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]

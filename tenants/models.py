@@ -13,6 +13,20 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from core.crypto import EncryptedTextField
+from core.netguard import AddressRefused, url_literal_host_check
+
+
+def validate_public_url(value: str) -> None:
+    """Refuse a URL that is not http(s), or whose host is an address outbound requests may not
+    reach (localhost included)."""
+    if not value.lower().startswith(("http://", "https://")):
+        raise ValidationError("Give an http:// or https:// address.")
+    try:
+        url_literal_host_check(url=value)
+    except AddressRefused as error:
+        raise ValidationError(f"This address is refused: {error.message}.") from None
+
 
 def validate_timezone(value: str) -> None:
     """Refuse a time zone name that the IANA database does not know."""
@@ -99,6 +113,19 @@ class Tenant(models.Model):
         "refuse sends beyond the quota",
         default=False,
         help_text="When on, a send that would pass the monthly quota is refused.",
+    )
+    status_callback_url = models.URLField(
+        "status callback URL",
+        max_length=2000,
+        blank=True,
+        validators=[validate_public_url],
+        help_text="Each status change of a sent message is POSTed here, signed with the "
+        "callback secret, unless the send names its own status_callback. Empty: none.",
+    )
+    callback_secret = EncryptedTextField(
+        blank=True,
+        editable=False,
+        help_text="Signs status callbacks (HMAC-SHA256); created on first use, rotatable.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -79,6 +79,7 @@ def tenant_create(
     retention_days: int | None = None,
     monthly_quota: int | None = None,
     quota_hard: bool = False,
+    status_callback_url: str = "",
 ) -> Tenant:
     """Create a tenant after validating it."""
     tenant = Tenant(
@@ -93,6 +94,7 @@ def tenant_create(
         retention_days=retention_days,
         monthly_quota=monthly_quota,
         quota_hard=quota_hard,
+        status_callback_url=status_callback_url,
     )
     tenant.full_clean()
     tenant.save()
@@ -240,3 +242,27 @@ def tenant_update(*, tenant: Tenant, **changes: Any) -> Tenant:
     tenant.full_clean()
     tenant.save(update_fields=list(changes))
     return tenant
+
+
+def tenant_callback_secret(*, tenant: Tenant) -> str:
+    """Return the secret that signs the tenant's status callbacks, creating it on first use."""
+    if tenant.callback_secret:
+        return tenant.callback_secret
+    # The conditional update lets the first of two concurrent callbacks win; both then sign
+    # with the secret that was stored.
+    created = Tenant.objects.filter(pk=tenant.pk, callback_secret="").update(
+        callback_secret=secrets.token_urlsafe(32)
+    )
+    if created:
+        audit_secret_changed(actor=None, tenant=tenant, obj=tenant, field="callback_secret")
+    tenant.refresh_from_db(fields=["callback_secret"])
+    return tenant.callback_secret
+
+
+@transaction.atomic
+def tenant_callback_secret_rotate(*, tenant: Tenant, actor: User | None) -> str:
+    """Replace the status callback secret; callbacks are signed with the new one from now on."""
+    tenant.callback_secret = secrets.token_urlsafe(32)
+    tenant.save(update_fields=["callback_secret"])
+    audit_secret_changed(actor=actor, tenant=tenant, obj=tenant, field="callback_secret")
+    return tenant.callback_secret

@@ -149,6 +149,8 @@ def make_messaging_objects(
         prefixes="9",  # dialled numbers starting with 9 only: other tests' sends are unchanged
         routes=[{"trunk": configuration.trunk, "caller_id": did}],
     )
+    from sms.models import ReplyTemplate
+    from sms.templates_service import reply_template_save
     from trunks.models import PrivateTrunk
 
     type(tenant).objects.filter(pk=tenant.pk).update(allow_private_trunks=True)
@@ -156,6 +158,9 @@ def make_messaging_objects(
         name=f"Private trunk of {tenant.slug}", host="atlanta1.voip.ms", owner=tenant
     )
     return {
+        ReplyTemplate: reply_template_save(
+            tenant=tenant, actor=None, name="Factory reply", body="Thanks, we will call you back."
+        ),
         PrivateTrunk: PrivateTrunk.objects.get(pk=private.pk),
         OutboundRule: outbound,
         OutboundRoute: outbound.routes.get(),

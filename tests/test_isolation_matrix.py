@@ -27,6 +27,7 @@ from sms.models import (
     Message,
     MessageMedia,
     OutboundRule,
+    ReplyTemplate,
     SmsConfiguration,
 )
 from tenants.models import ApiToken
@@ -78,6 +79,8 @@ API_MODELS: dict[str, Any] = {
     "inbound-rule-detail": InboundRule,
     "conversation-detail": Conversation,
     "message-detail": Message,
+    "message-cancel": Message,
+    "reply-template-detail": ReplyTemplate,
     "outbound-rule-detail": OutboundRule,
     "api-token-detail": ApiToken,
 }

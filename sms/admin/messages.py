@@ -26,6 +26,7 @@ from sms.admin.common import ChannelsRequiredMixin, TenantTimeMixin, tenant_zone
 from sms.conversations import opt_out_delete
 from sms.inbound.process import webhook_deliveries_reprocess
 from sms.models import (
+    Action,
     Conversation,
     DeliveryAttempt,
     DestinationAttempt,
@@ -34,6 +35,7 @@ from sms.models import (
     MessageMedia,
     WebhookDelivery,
 )
+from sms.story import events_text, message_events, message_routed_to, message_unrouted_reason
 
 # --- opt-outs ------------------------------------------------------------------------------------
 
@@ -172,12 +174,18 @@ CSV_HEADER = [
     "extension",
     "rule",
     "routed to",
+    "route type",
+    "route id",
+    "route name",
+    "unrouted reason",
     "error code",
     "error",
     "provider id",
     "segments",
     "sent at",
     "received at",
+    "send at",
+    "events",
 ]
 
 
@@ -217,6 +225,8 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
         "extension",
         "rule_name",
         "routed_to",
+        "destination",
+        "unrouted_reason",
         "error_code",
         "error_message",
         "provider_account",
@@ -226,11 +236,50 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
         "next_attempt_at",
         "received_at",
         "received_at_note",
+        "send_at",
         "sent_at",
         "delivered_at",
         "read_at",
+        "story",
     ]
     readonly_fields = fields
+
+    @admin.display(description="Destination")
+    def destination(self, obj: Message) -> str:
+        routed = message_routed_to(obj)
+        if routed is None:
+            return "—"
+        label = dict(Action.choices).get(routed["type"], routed["type"])
+        return f"{label}: {routed['name']}"
+
+    @admin.display(description="Why not routed")
+    def unrouted_reason(self, obj: Message) -> str:
+        return message_unrouted_reason(obj) or "—"
+
+    @admin.display(description="Story")
+    def story(self, obj: Message) -> str:
+        events = message_events(obj)
+        if not events:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M:%S"),
+                    e.type,
+                    e.status,
+                    e.code,
+                    e.detail,
+                )
+                for e in events
+            ),
+        )
+        return format_html(
+            '<table class="message-story"><thead><tr><th>Time</th><th>What</th>'
+            "<th>Status</th><th>Code</th><th>Detail</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
     @admin.display(description="Time", ordering="created_at")
     def time(self, obj: Message) -> str:
@@ -269,7 +318,11 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
                 changelist = self.get_changelist_instance(request)
             except IncorrectLookupParameters:
                 return redirect(reverse("tenant:sms_message_changelist"))
-        rows = changelist.queryset.select_related("extension").iterator(chunk_size=2000)
+        rows = (
+            changelist.queryset.select_related("extension")
+            .prefetch_related("events", "attempts")
+            .iterator(chunk_size=2000)
+        )
         writer = csv.writer(_Echo())
 
         def _time(value: datetime | None) -> str:
@@ -294,12 +347,18 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
                             m.extension.number if m.extension else "",
                             m.rule_name,
                             m.routed_to,
+                            m.route_type if m.direction == Direction.IN else "",
+                            m.route_id if m.direction == Direction.IN else "",
+                            m.route_name if m.direction == Direction.IN else "",
+                            message_unrouted_reason(m) or "",
                             m.error_code,
                             m.error_message,
                             m.provider_id,
                             m.segments,
                             _time(m.sent_at),
                             _time(m.received_at),
+                            _time(m.send_at),
+                            events_text(m),
                         )
                     ]
                 )

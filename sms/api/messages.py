@@ -14,25 +14,72 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import TENANT_HEADER
-from sms.models import Direction, IdempotencyRecord, Message, MessageStatus, Source
-from sms.outbound.send import message_send
+from sms.models import (
+    Action,
+    Direction,
+    IdempotencyRecord,
+    Message,
+    MessageStatus,
+    Source,
+)
+from sms.outbound.send import message_cancel, message_send
 from sms.selectors import conversations_for_user
+from sms.story import message_events, message_routed_to, message_unrouted_reason
 from tenants.api import TenantScopedViewSet
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+class RoutedToSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=Action.choices)
+    id = serializers.IntegerField(
+        allow_null=True,
+        help_text="The extension's or ring group's id; for other actions the inbound rule's.",
+    )
+    name = serializers.CharField(
+        help_text="The extension's number, the ring group's name or the inbound rule's name."
+    )
+
+
+class MessageEventSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    type = serializers.ChoiceField(
+        choices=[
+            ("status", "A status change"),
+            ("attempt", "A call to VoIP.ms"),
+            ("callback", "A try to POST the status callback"),
+        ]
+    )
+    status = serializers.CharField(
+        help_text="The new status; for an attempt its outcome (sent, retry, failed, unknown, "
+        "next_route, reconciled, resend); for a callback the status it reported."
+    )
+    code = serializers.CharField(allow_blank=True)
+    detail = serializers.CharField(allow_blank=True)
 
 
 class MessageSerializer(serializers.ModelSerializer):
     media = serializers.SerializerMethodField()
     extension = serializers.CharField(
         source="extension.number", default=None, allow_null=True, read_only=True
+    )
+    routed_to = serializers.SerializerMethodField(
+        help_text="Where a received message went; null when it was not routed, or sent."
+    )
+    unrouted_reason = serializers.SerializerMethodField(
+        help_text="Why a received message was not routed; null otherwise."
+    )
+    events = serializers.SerializerMethodField(
+        help_text="Every status change and every call to VoIP.ms, oldest first."
     )
 
     class Meta:
@@ -52,7 +99,11 @@ class MessageSerializer(serializers.ModelSerializer):
             "segments",
             "part_index",
             "extension",
+            "routed_to",
+            "unrouted_reason",
+            "events",
             "created_at",
+            "send_at",
             "sent_at",
             "received_at",
             "received_at_note",
@@ -63,12 +114,46 @@ class MessageSerializer(serializers.ModelSerializer):
         stored = [{"url": m.url, "content_type": m.content_type} for m in obj.media.all()]
         return stored or [{"url": url, "content_type": ""} for url in obj.media_urls]
 
+    @extend_schema_field(RoutedToSerializer(allow_null=True))
+    def get_routed_to(self, obj: Message) -> dict[str, Any] | None:
+        return message_routed_to(obj)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_unrouted_reason(self, obj: Message) -> str | None:
+        return message_unrouted_reason(obj)
+
+    @extend_schema_field(MessageEventSerializer(many=True))
+    def get_events(self, obj: Message) -> list[dict[str, Any]]:
+        return [
+            {
+                "at": serializers.DateTimeField().to_representation(event.at),
+                "type": event.type,
+                "status": event.status,
+                "code": event.code,
+                "detail": event.detail,
+            }
+            for event in message_events(obj)
+        ]
+
 
 class SendSerializer(serializers.Serializer):
     to = serializers.CharField(max_length=40)
     body = serializers.CharField(allow_blank=True, required=False, default="", max_length=4096)
     media_urls = serializers.ListField(
         child=serializers.URLField(max_length=2000), required=False, default=list, max_length=3
+    )
+    status_callback = serializers.URLField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        help_text="Each status change is POSTed here, signed with the tenant's callback secret; "
+        "empty uses the tenant's default.",
+    )
+    send_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="ISO 8601 time to send at (at most a year ahead); the message is stored "
+        "scheduled until then. A past time sends now.",
     )
 
     def get_fields(self) -> dict[str, Any]:
@@ -112,7 +197,12 @@ class MessageViewSet(
     def get_queryset(self) -> QuerySet[Message]:
         if getattr(self, "swagger_fake_view", False):
             return Message.objects.none()
-        messages = super().get_queryset().select_related("extension").prefetch_related("media")
+        messages = (
+            super()
+            .get_queryset()
+            .select_related("extension")
+            .prefetch_related("media", "events", "attempts")
+        )
         user = self.request.user
         if not (user.is_system_admin or user.is_tenant_admin):
             visible = conversations_for_user(user=user, tenant=self.tenant).values("pk")
@@ -195,6 +285,24 @@ class MessageViewSet(
             existing = records.get()
         return self._replay(existing, digest)
 
+    @extend_schema(
+        parameters=[TENANT_HEADER],
+        request=None,
+        responses={
+            200: MessageSerializer,
+            409: OpenApiResponse(
+                description="code not_cancellable: the message is being sent or was sent."
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None, **kwargs: Any) -> Response:
+        """Cancel a scheduled or queued message (every unsent part of its text)."""
+        message = self.get_object()
+        message_cancel(message=message, actor=request.user)
+        message = self.get_queryset().get(pk=message.pk)
+        return Response(MessageSerializer(message).data)
+
     def _replay(self, record: IdempotencyRecord, digest: str) -> Response:
         if record.request_hash != digest:
             return Response(
@@ -215,6 +323,8 @@ class MessageViewSet(
             body=data.get("body", ""),
             media_urls=tuple(data.get("media_urls", [])),
             source=Source.API,
+            status_callback=data.get("status_callback") or "",
+            send_at=data.get("send_at"),
         )
         body = MessageSerializer(messages[0]).data
         body["parts"] = [m.pk for m in messages]

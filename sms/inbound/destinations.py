@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import secrets
@@ -19,7 +17,7 @@ from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.utils import timezone
 
-from core.http import HttpError, backoff_delay, post_json
+from core.http import HttpError, backoff_delay, post_json, signature
 from sms.models import (
     Action,
     DestinationAttempt,
@@ -206,8 +204,7 @@ def webhook_payload(message: Message) -> bytes:
 
 def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
     """Return the X-Seed-Signature value: HMAC-SHA256 over "<timestamp>.<body>"."""
-    signed = str(timestamp).encode() + b"." + body
-    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return signature(secret=secret, timestamp=timestamp, body=body)
 
 
 def _rule_secret(rule: InboundRule) -> str:

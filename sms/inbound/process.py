@@ -90,6 +90,11 @@ class _Routing:
     rule: InboundRule | None = None
     period: str = ""
     in_pool: bool = True
+    # The structured destination: the action, and the extension's, ring group's or rule's id
+    # and name ("" when unrouted).
+    route_type: str = ""
+    route_id: int | None = None
+    route_name: str = ""
 
 
 # --- one delivery ---------------------------------------------------------------------------
@@ -275,6 +280,9 @@ def _ingest(
         "routed_to": routing.routed_to[:200],
         "rule_name": routing.rule.name if routing.rule else "",
         "extension": extension,
+        "route_type": routing.route_type,
+        "route_id": routing.route_id,
+        "route_name": routing.route_name[:200],
     }
     if existing is not None:
         Message.objects.filter(pk=existing.pk).update(**fields)
@@ -329,18 +337,23 @@ def _routing(
     action = getattr(rule, f"{period}_action")
     target = getattr(rule, f"{period}_target")
     status, routed_to = MessageStatus.ROUTED, ""
+    # Actions other than an extension or a ring group name the rule: its target may be a URL
+    # holding a token, which the message log must not show to every user.
+    route_id, route_name = rule.pk, rule.name
     if action == Action.EXTENSION:
         chosen = getattr(rule, f"{period}_extension")
         if chosen is None:
             status, routed_to = MessageStatus.UNROUTED, f"rule {rule.name}: no extension set"
         else:
             routed_to = f"extension {chosen.number}"
+            route_id, route_name = chosen.pk, _extension_label(chosen)
     elif action == Action.RING_GROUP:
         group = getattr(rule, f"{period}_ring_group")
         if group is None:
             status, routed_to = MessageStatus.UNROUTED, f"rule {rule.name}: no ring group set"
         else:
             routed_to = f"ring group {group.name}"
+            route_id, route_name = group.pk, group.name
     elif action == Action.FORWARD:
         routed_to = f"forwarded to {target}"
     elif action in (Action.EMAIL, Action.HTTP):
@@ -349,7 +362,15 @@ def _routing(
         routed_to = "auto-reply"
     else:
         status, routed_to = MessageStatus.IGNORED, f"dropped by rule {rule.name}"
-    return _Routing(status, routed_to, rule, period)
+    if status == MessageStatus.UNROUTED:
+        return _Routing(status, routed_to, rule, period)
+    return _Routing(status, routed_to, rule, period, True, action, route_id, route_name)
+
+
+def _extension_label(extension: Extension) -> str:
+    if extension.display_name:
+        return f"{extension.number} ({extension.display_name})"
+    return extension.number
 
 
 def _action(routing: _Routing) -> str:

@@ -33,6 +33,7 @@ from sms.models import (
     MessageStatus,
     SmsConfiguration,
 )
+from sms.outbound.events import status_record, statuses_record_by_id
 from sms.providers import voipms_client_for
 from tenants.access import messaging_refusal
 from trunks.voipms.errors import VoipmsError, VoipmsOutcomeUnknown
@@ -126,10 +127,17 @@ def _record(
     )
 
 
-def _finish(message: Message, status: str, **fields: object) -> None:
-    Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+def _finish(message: Message, status: str, *, record: bool = True, **fields: object) -> None:
+    changed = Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
         status=status, **fields
     )
+    if changed and record:
+        status_record(
+            message,
+            status=status,
+            code=str(fields.get("error_code", "")),
+            detail=str(fields.get("error_message", "")),
+        )
     if message.part_group is None:
         return
     if status == MessageStatus.FAILED:
@@ -149,11 +157,15 @@ def _fail_later_parts(message: Message, *, include_self: bool) -> None:
     later = later.filter(
         part_index__gte=message.part_index if include_self else message.part_index + 1
     )
-    later.update(
-        status=MessageStatus.FAILED,
-        error_code="earlier_part_failed",
-        error_message="An earlier part of this text was not sent, so this part was not either.",
+    ids = list(later.values_list("pk", flat=True))
+    detail = "An earlier part of this text was not sent, so this part was not either."
+    changed = Message.objects.filter(pk__in=ids, status=MessageStatus.QUEUED).update(
+        status=MessageStatus.FAILED, error_code="earlier_part_failed", error_message=detail
     )
+    if changed:
+        statuses_record_by_id(
+            ids, status=MessageStatus.FAILED, code="earlier_part_failed", detail=detail
+        )
 
 
 def _route(message: Message) -> tuple[int | None, str, str]:
@@ -169,9 +181,11 @@ def _requeue(
 ) -> DeliveryOutcome:
     if rate_wait:
         fields["attempt_count"] = F("attempt_count") - 1
+    # Waiting for a request slot is no status change worth telling: nothing was tried.
     _finish(
         message,
         MessageStatus.QUEUED,
+        record=not rate_wait,
         next_attempt_at=timezone.now() + timedelta(seconds=delay),
         **fields,
     )
@@ -262,6 +276,7 @@ def delivery_prepare(
     dst = format_for_voipms(dst_e164, configuration.number_format)
     if configuration.prepend_plus and not dst.startswith("+"):
         dst = "+" + dst
+    status_record(message, status=MessageStatus.SENDING)
     return SendJob(
         message=message,
         configuration=configuration,

@@ -14,6 +14,7 @@ from django.utils import timezone
 from core.limits import limits
 from core.tasks import enqueue
 from sms.models import DeliveryAttempt, Direction, Message, MessageStatus, SmsConfiguration
+from sms.outbound.events import status_record, statuses_record_by_id
 from sms.providers import voipms_client_for
 from trunks.voipms.client import SmsRecord
 from trunks.voipms.errors import VoipmsError
@@ -67,7 +68,7 @@ def message_reconcile(*, message_id: int) -> str:
         if row.id in taken:
             continue
         if row.message == message.body and abs(row.date - sent_around) <= RECONCILE_WINDOW:
-            Message.objects.filter(pk=message.pk, status=MessageStatus.UNKNOWN).update(
+            changed = Message.objects.filter(pk=message.pk, status=MessageStatus.UNKNOWN).update(
                 status=MessageStatus.SENT,
                 provider_id=row.id,
                 provider_account=configuration.username.lower(),
@@ -78,15 +79,22 @@ def message_reconcile(*, message_id: int) -> str:
             DeliveryAttempt.objects.create(
                 tenant_id=message.tenant_id, message=message, outcome="reconciled", code="found"
             )
+            if changed:
+                status_record(
+                    message, status=MessageStatus.SENT, detail="Found in VoIP.ms's history."
+                )
             return "sent"
     if timezone.now() - sent_around < timedelta(seconds=settings.SMS_UNKNOWN_GRACE_SECONDS):
         return "unknown"
     if message.resend_count >= 1:
-        Message.objects.filter(pk=message.pk, status=MessageStatus.UNKNOWN).update(
-            status=MessageStatus.FAILED,
-            error_code="outcome_unknown",
-            error_message="VoIP.ms never confirmed this message, even after one resend.",
+        detail = "VoIP.ms never confirmed this message, even after one resend."
+        changed = Message.objects.filter(pk=message.pk, status=MessageStatus.UNKNOWN).update(
+            status=MessageStatus.FAILED, error_code="outcome_unknown", error_message=detail
         )
+        if changed:
+            status_record(
+                message, status=MessageStatus.FAILED, code="outcome_unknown", detail=detail
+            )
         return "failed"
     with transaction.atomic():
         changed = Message.objects.filter(pk=message.pk, status=MessageStatus.UNKNOWN).update(
@@ -95,6 +103,12 @@ def message_reconcile(*, message_id: int) -> str:
         if changed:
             DeliveryAttempt.objects.create(
                 tenant_id=message.tenant_id, message=message, outcome="resend", code="absent"
+            )
+            status_record(
+                message,
+                status=MessageStatus.QUEUED,
+                code="absent",
+                detail="Not in VoIP.ms's history: sent once more.",
             )
             enqueue("sms.deliver_message", message.pk)
     return "resent"
@@ -170,7 +184,14 @@ def _apply_carrier_status(rows: list[SmsRecord], unseen: dict[int, tuple[int, st
                 error_message=f"The carrier reported: {row.carrier_status}"[:500],
             )
         settled += state != "sent"
-        Message.objects.filter(pk=pk, status=MessageStatus.SENT).update(**fields)
+        changed = Message.objects.filter(pk=pk, status=MessageStatus.SENT).update(**fields)
+        if changed and state in ("delivered", "failed"):
+            statuses_record_by_id(
+                [pk],
+                status=str(fields["status"]),
+                code="carrier_failed" if state == "failed" else "",
+                detail=f"The carrier reported: {row.carrier_status}",
+            )
     return settled
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
-from core.errors import ApplicationError, NotAllowed
+from core.errors import ApplicationError, Conflict, NotAllowed
+from core.netguard import AddressRefused, url_literal_host_check
 from core.tasks import enqueue
 from sms.models import (
     Conversation,
@@ -23,12 +26,14 @@ from sms.models import (
     SmsConfiguration,
     Source,
 )
+from sms.outbound.events import statuses_record
 from sms.outbound.rules import routes_for_message
 from sms.outbound.splitting import MMS_MAX_CHARS, split_sms, utf8_len
 from sms.selectors import is_opted_out
 from sms.usage import quota_check
 from tenants.access import messaging_check
 from tenants.models import Extension, SmsPermission, Tenant, User
+from tenants.services import audit_record
 from trunks.models import PoolRange, Trunk
 from trunks.numbers import (
     InvalidNumber,
@@ -79,8 +84,13 @@ def message_queue(
     extension: object | None = None,
     ignore_opt_out: bool = False,
     route_plan: list[dict[str, object]] | None = None,
+    status_callback: str = "",
+    send_at: datetime | None = None,
 ) -> list[Message]:
-    """Create the outbox rows of a text (one per part) and enqueue them after commit."""
+    """Create the outbox rows of a text (one per part) and enqueue them after commit.
+
+    With `send_at`, the rows are stored scheduled; the sweeper queues them when they are due.
+    """
     tenant = configuration.tenant
     if not ignore_opt_out and is_opted_out(tenant=tenant, did=did, remote=to):
         raise ApplicationError(
@@ -96,7 +106,9 @@ def message_queue(
             conversation=conversation,
             direction=Direction.OUT,
             kind=kind,
-            status=MessageStatus.QUEUED,
+            status=MessageStatus.SCHEDULED if send_at else MessageStatus.QUEUED,
+            send_at=send_at,
+            status_callback=status_callback,
             source=source,
             did=did,
             remote=to,
@@ -114,7 +126,9 @@ def message_queue(
         Conversation.objects.filter(pk=conversation.pk).update(
             last_message_at=timezone.now(), last_message_text=body[:200] or "[media]"
         )
-    _enqueue(messages)
+    statuses_record(messages, status=messages[0].status)
+    if not send_at:
+        _enqueue(messages)
     return messages
 
 
@@ -273,9 +287,19 @@ def message_send(
     did: str | None = None,
     media_urls: tuple[str, ...] = (),
     source: str = Source.PORTAL,
+    status_callback: str = "",
+    send_at: datetime | None = None,
 ) -> list[Message]:
-    """Check and queue a message from a user; nothing is queued when a check fails."""
+    """Check and queue a message from a user; nothing is queued when a check fails.
+
+    `status_callback` (else the tenant's default) receives each status change of the message;
+    `send_at` in the future schedules it.
+    """
     messaging_check(tenant)
+    if status_callback:
+        status_callback_check(status_callback)
+    callback = status_callback or tenant.status_callback_url
+    send_at = _send_time(send_at)
     sender = _sender_did(user=user, tenant=tenant, did=did)
     try:
         destination = parse_nanp(to)
@@ -327,5 +351,98 @@ def message_send(
         source=source,
         extension=extension,
         route_plan=[route.as_json() for route in routes],
+        status_callback=callback,
+        send_at=send_at,
     )
     return messages
+
+
+SCHEDULE_LIMIT = timedelta(days=366)
+
+
+def _send_time(send_at: datetime | None) -> datetime | None:
+    """Return when a scheduled send is due; None sends now (a time already past, too)."""
+    if send_at is None:
+        return None
+    if timezone.is_naive(send_at):
+        raise ApplicationError(
+            "Give the time with its offset, e.g. 2030-01-31T09:00:00-05:00.",
+            code="invalid_send_at",
+            field="send_at",
+        )
+    now = timezone.now()
+    if send_at <= now:
+        return None
+    if send_at > now + SCHEDULE_LIMIT:
+        raise ApplicationError(
+            "A message can be scheduled at most a year ahead.",
+            code="invalid_send_at",
+            field="send_at",
+        )
+    return send_at
+
+
+def status_callback_check(url: str) -> None:
+    """Refuse a status callback URL that is not http(s) or names a non-public address."""
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        scheme = ""
+    if scheme not in ("http", "https"):
+        raise ApplicationError(
+            "The status callback must be an http(s) URL.",
+            code="invalid_status_callback",
+            field="status_callback",
+        )
+    try:
+        url_literal_host_check(url=url)
+    except AddressRefused as error:
+        raise ApplicationError(
+            f"The status callback is refused: {error.message}.",
+            code="invalid_status_callback",
+            field="status_callback",
+        ) from None
+
+
+CANCELLABLE = (MessageStatus.SCHEDULED, MessageStatus.QUEUED)
+
+
+@transaction.atomic
+def message_cancel(*, message: Message, actor: User | None) -> int:
+    """Cancel a message not yet handed to VoIP.ms (every unsent part of its text).
+
+    Raises Conflict when it is being sent or was sent already. Returns the parts cancelled.
+    """
+    if message.direction != Direction.OUT:
+        raise Conflict("Only a message to send can be cancelled.", code="not_cancellable")
+    parts = Message.objects.select_for_update().filter(
+        tenant_id=message.tenant_id, direction=Direction.OUT
+    )
+    if message.part_group is not None:
+        parts = parts.filter(part_group=message.part_group)
+    else:
+        parts = parts.filter(pk=message.pk)
+    locked = list(parts.order_by("part_index"))
+    current = next((m for m in locked if m.pk == message.pk), None)
+    if current is None or current.status not in CANCELLABLE:
+        state = current.get_status_display().lower() if current else "gone"
+        raise Conflict(
+            f"This message can no longer be cancelled: it is {state}.", code="not_cancellable"
+        )
+    cancelled = [m for m in locked if m.status in CANCELLABLE]
+    detail = "Cancelled before it was sent."
+    Message.objects.filter(pk__in=[m.pk for m in cancelled]).update(
+        status=MessageStatus.CANCELLED,
+        error_code="cancelled",
+        error_message=detail,
+        next_attempt_at=None,
+    )
+    statuses_record(cancelled, status=MessageStatus.CANCELLED, code="cancelled", detail=detail)
+    audit_record(
+        actor=actor,
+        action="message_cancelled",
+        tenant=message.tenant,
+        obj=current,
+        detail={"messages": [m.pk for m in cancelled]},
+    )
+    return len(cancelled)

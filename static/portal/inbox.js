@@ -418,8 +418,22 @@
     input.addEventListener("blur", close);
   }
 
+  // A saved reply chosen in the compose box replaces the text (the counter follows).
+  function attachTemplatePicker(select) {
+    const target = document.getElementById(select.dataset.fills);
+    if (!target) return;
+    select.addEventListener("change", function () {
+      const option = select.selectedOptions[0];
+      if (!option || !option.value) return;
+      target.value = option.dataset.body || "";
+      target.dispatchEvent(new Event("input", { bubbles: true }));
+      target.focus();
+    });
+  }
+
   function startAll() {
     start();
+    document.querySelectorAll("select[data-fills]").forEach(attachTemplatePicker);
     document.querySelectorAll("input[role=combobox][data-search-url]").forEach(attachSenderSearch);
     document.querySelectorAll("select[data-media], input[data-media]").forEach(attachMediaToggle);
     document.querySelectorAll("textarea[data-counter]").forEach(attachCounter);

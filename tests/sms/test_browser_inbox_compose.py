@@ -255,3 +255,20 @@ def test_the_from_search_says_when_nothing_matches_and_takes_a_number_typed_out(
     expect(sender).to_have_value("(312) 555-199")
     expect(media).to_be_hidden()
     expect(page.get_by_test_id("counter")).to_have_text("170 bytes · 2 SMS parts")
+
+
+def test_a_saved_reply_chosen_in_the_compose_box_fills_the_text(
+    world: World, caller_id: str, page: Page, no_tasks: TaskRecorder
+) -> None:
+    from sms.templates_service import reply_template_save
+
+    reply_template_save(
+        tenant=world.tenant_a, actor=None, name="Opening hours", body="We are open 9 to 5 today."
+    )
+    login(page, world.user_a.username, PASSWORD)
+
+    page.goto("/inbox/compose/")
+    page.get_by_test_id("reply-templates").select_option(label="Opening hours")
+
+    expect(page.locator("#compose-body")).to_have_value("We are open 9 to 5 today.")
+    expect(page.get_by_test_id("counter")).to_have_text(expected("We are open 9 to 5 today."))
