@@ -13,6 +13,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from core.crypto import EncryptedTextField
+
 
 def validate_timezone(value: str) -> None:
     """Refuse a time zone name that the IANA database does not know."""
@@ -99,6 +101,32 @@ class Tenant(models.Model):
         "refuse sends beyond the quota",
         default=False,
         help_text="When on, a send that would pass the monthly quota is refused.",
+    )
+    stop_reply = models.CharField(
+        "default opt-out confirmation",
+        max_length=160,
+        blank=True,
+        help_text="Sent when a contact texts STOP through a configuration whose own "
+        "confirmation is empty; empty here too sends nothing.",
+    )
+    help_reply = models.CharField(
+        "default HELP reply",
+        max_length=160,
+        blank=True,
+        help_text="Sent when a contact texts HELP through a configuration whose own HELP reply "
+        "is empty; empty here too sends nothing.",
+    )
+    start_reply = models.CharField(
+        "START reply",
+        max_length=160,
+        blank=True,
+        help_text="Sent when an opted-out contact texts START and is subscribed again; empty "
+        "sends nothing.",
+    )
+    callback_secret = EncryptedTextField(
+        blank=True,
+        editable=False,
+        help_text="Signs status callbacks (HMAC-SHA256); set or replaced by a rotation.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -213,6 +241,11 @@ class Extension(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.number} {self.display_name}".strip()
+
+    @property
+    def sms_enabled(self) -> bool:
+        """Return whether the extension may send SMS."""
+        return self.sms_permission != SmsPermission.DISABLE
 
     def clean(self) -> None:
         if self.user_id and self.tenant_id and self.user.tenant_id != self.tenant_id:
