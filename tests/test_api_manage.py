@@ -83,7 +83,7 @@ def test_a_tenant_admin_creates_changes_and_deletes_a_user_of_his_tenant(
             "action", flat=True
         )
     )
-    assert actions == {"created", "changed", "deleted"}
+    assert {"created", "changed", "deleted"} <= actions
 
 
 @pytest.mark.django_db
@@ -411,7 +411,9 @@ def test_rotating_the_callback_secret_replaces_it_and_is_audited(
     assert shown == second.json()["callback_secret"]
     world.tenant_a.refresh_from_db()
     assert world.tenant_a.callback_secret == shown
-    events = AuditEvent.objects.filter(action="secret_changed", tenant=world.tenant_a)
+    events = AuditEvent.objects.filter(
+        action="secret_changed", tenant=world.tenant_a, object_type="tenants.tenant"
+    )
     assert events.count() == 2
     assert all(event.detail == {"field": "callback_secret"} for event in events)
     assert not any(shown in str(event.detail) for event in AuditEvent.objects.all())

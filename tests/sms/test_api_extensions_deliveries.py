@@ -293,6 +293,13 @@ def test_tenant_b_cannot_read_or_rotate_tenant_a_rules_secret(
 # --- the tenant's default keyword replies ----------------------------------------------------
 
 
+def _configuration(tenant: Any, name: str, **replies: str) -> SmsConfiguration:
+    configuration = make_configuration(tenant, name=name)
+    SmsConfiguration.objects.filter(pk=configuration.pk).update(**replies)
+    configuration.refresh_from_db()
+    return configuration
+
+
 def _replies(configuration: SmsConfiguration) -> list[str]:
     return list(
         Message.objects.filter(configuration=configuration, direction=Direction.OUT)
@@ -303,7 +310,7 @@ def _replies(configuration: SmsConfiguration) -> list[str]:
 
 @pytest.mark.django_db
 def test_the_tenant_replies_when_the_configuration_has_no_reply_of_its_own(world: World) -> None:
-    configuration = make_configuration(world.tenant_a, stop_reply="", help_reply="")
+    configuration = _configuration(world.tenant_a, "Main", stop_reply="", help_reply="")
     make_rule(world.tenant_a, did_range="12125550101", extension=world.objects_a[Extension])
     tenant_settings_update(
         tenant=world.tenant_a,
@@ -329,10 +336,10 @@ def test_the_tenant_replies_when_the_configuration_has_no_reply_of_its_own(world
 
 @pytest.mark.django_db
 def test_a_configurations_own_reply_wins_and_empty_everywhere_sends_nothing(world: World) -> None:
-    own = make_configuration(world.tenant_a, stop_reply="Own: bye")
+    own = _configuration(world.tenant_a, "Own", stop_reply="Own: bye")
     make_rule(world.tenant_a, did_range="12125550101", extension=world.objects_a[Extension])
     tenant_settings_update(tenant=world.tenant_a, actor=world.admin_a, stop_reply="Tenant: bye")
-    silent = make_configuration(world.tenant_b, name="Silent", stop_reply="", help_reply="")
+    silent = _configuration(world.tenant_b, "Silent", stop_reply="", help_reply="")
     make_rule(world.tenant_b, did_range="12125550111", extension=world.objects_b[Extension])
 
     receive(own, did="+12125550101", remote="+13125550124", text="STOP")
