@@ -92,7 +92,7 @@ class WebhookDeliveryViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.
         },
     )
     @action(detail=True, methods=["post"])
-    def reprocess(self, request: Request, pk: str | None = None) -> Response:
+    def reprocess(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Process the delivery again (a processed one is routed again)."""
         delivery = self.get_object()
         queued = webhook_deliveries_reprocess(

@@ -144,7 +144,7 @@ class InboundRuleViewSet(
         parameters=[TENANT_HEADER], request=None, responses={200: WebhookSecretSerializer}
     )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
-    def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
+    def rotate_secret(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Replace the secret that signs the rule's HTTP POST destinations."""
         secret = inbound_rule_secret_rotate(rule=self.get_object(), actor=request.user)
         return Response({"webhook_secret": secret}, status=status.HTTP_200_OK)
