@@ -40,7 +40,9 @@ def test_cleaning_up_expired_attempts_removes_only_expired_ones(
 def test_no_admin_page_lists_api_tokens(sysadmin: Any, admin_a: Any, client_for: Any) -> None:
     from tenants.services import api_token_create
 
-    token = api_token_create(user=admin_a)
+    token, key = api_token_create(user=admin_a, name="listed")
     client = client_for(sysadmin)
     assert client.get("/admin/authtoken/tokenproxy/").status_code in (302, 404)
-    assert token.key not in client.get("/admin/").content.decode()
+    assert key not in client.get("/admin/").content.decode()
+    assert key not in client.get("/admin/tenants/apitoken/").content.decode()
+    assert token.prefix in client.get("/admin/tenants/apitoken/").content.decode()

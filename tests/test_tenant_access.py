@@ -176,7 +176,10 @@ def test_message_channels_off_reads_but_does_not_send(world: World, how: str) ->
     for url in _api_list_routes(world):
         if "/admin/" in url:
             continue
-        assert client.get(url).status_code == 200, url
+        response = client.get(url)
+        # A route that takes only POST (erase-remote) answers 405 to a read, as always.
+        post_only = response.status_code == 405 and "GET" not in response.get("Allow", "")
+        assert response.status_code == 200 or post_only, url
     url = f"/api/v1/sms-configurations/{configuration.pk}/"
     assert client.get(url).status_code == 200
     sent = client.post(MESSAGES, _send_body(), content_type="application/json")
