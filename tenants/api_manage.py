@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -224,7 +224,22 @@ class RingGroupViewSet(_CrudViewSet):
         ring_group_delete(group=instance, actor=self.request.user)
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$",
+        "example": "09:00:00",
+        "description": "A local time of day in the tenant's time zone, without an offset.",
+    }
+)
+class LocalTimeField(serializers.TimeField):
+    """A time of day without a UTC offset (the schema's "time" format demands one)."""
+
+
 class OfficeHoursSerializer(serializers.ModelSerializer):
+    start = LocalTimeField()
+    end = LocalTimeField()
+
     class Meta:
         model = OfficeHours
         fields = ["id", "weekday", "start", "end"]
