@@ -506,3 +506,18 @@ def test_the_schema_documents_the_new_routes_and_hides_secrets_where_it_must(
     assert settings_get["application/json"]["schema"] == {
         "$ref": "#/components/schemas/TenantSettings"
     }
+
+
+@pytest.mark.django_db
+def test_an_extension_that_has_a_user_is_not_taken_from_him(
+    world: World, client_for: ClientFor
+) -> None:
+    client = client_for(world.admin_a)
+    taken = Extension.objects.get(tenant=world.tenant_a, user=world.user_a)
+
+    refused = post(client, USERS, {"username": "grace", "extension": taken.pk})
+
+    assert refused.status_code == 400
+    assert refused.json()["field"] == "extension"
+    assert not User.objects.filter(username="grace").exists()
+    assert Extension.objects.get(pk=taken.pk).user == world.user_a
