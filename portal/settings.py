@@ -362,7 +362,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"DestinationActionEnum": "sms.models.Action"},
+    "ENUM_NAME_OVERRIDES": {
+        "DestinationActionEnum": "sms.models.Action",
+        "WebhookDeliveryStatusEnum": "sms.models.DeliveryStatus",
+    },
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -12,6 +12,8 @@ from rest_framework.routers import DefaultRouter
 from portal import views as portal_views
 from portal.admin_sites import tenant_site
 from sms.api.configurations import SmsConfigurationViewSet
+from sms.api.deliveries import WebhookDeliveryViewSet
+from sms.api.extensions import ExtensionViewSet
 from sms.api.inbound_rules import ConversationViewSet, InboundRuleViewSet
 from sms.api.messages import MessageViewSet
 from sms.api.outbound_rules import OutboundRuleViewSet
@@ -20,6 +22,15 @@ from sms.api.usage import EraseRemoteViewSet, UsageViewSet
 from sms.inbound.receive import voipms_webhook
 from tenants import views as tenant_views
 from tenants.api import AdminTenantViewSet, ApiTokenViewSet
+from tenants.api_manage import (
+    AuditLogViewSet,
+    HolidayViewSet,
+    OfficeHoursViewSet,
+    RingGroupViewSet,
+    RotateCallbackSecretView,
+    TenantSettingsView,
+    UserViewSet,
+)
 from trunks.api import AdminTrunkAssignmentViewSet, AdminTrunkViewSet, TenantTrunkViewSet
 
 handler404 = "portal.views.not_found"
@@ -42,6 +53,13 @@ router.register("conversations", ConversationViewSet, basename="conversation")
 router.register("api-tokens", ApiTokenViewSet, basename="api-token")
 router.register("usage", UsageViewSet, basename="usage")
 router.register("erase-remote", EraseRemoteViewSet, basename="erase-remote")
+router.register("extensions", ExtensionViewSet, basename="extension")
+router.register("users", UserViewSet, basename="user")
+router.register("ring-groups", RingGroupViewSet, basename="ring-group")
+router.register("office-hours", OfficeHoursViewSet, basename="office-hours")
+router.register("holidays", HolidayViewSet, basename="holiday")
+router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
+router.register("audit-log", AuditLogViewSet, basename="audit-log")
 
 urlpatterns = [
     path("", portal_views.home, name="home"),
@@ -57,6 +75,12 @@ urlpatterns = [
     path("hooks/voipms/<str:token>/", voipms_webhook, name="voipms_webhook"),
     path("admin/", admin.site.urls),
     path("tenant/", tenant_site.urls),
+    path("api/v1/settings/", TenantSettingsView.as_view(), name="tenant-settings"),
+    path(
+        "api/v1/settings/rotate-callback-secret/",
+        RotateCallbackSecretView.as_view(),
+        name="tenant-settings-rotate-callback-secret",
+    ),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file, so the page needs no inline

@@ -122,6 +122,27 @@ class Tenant(models.Model):
         help_text="Each status change of a sent message is POSTed here, signed with the "
         "callback secret, unless the send names its own status_callback. Empty: none.",
     )
+    stop_reply = models.CharField(
+        "default opt-out confirmation",
+        max_length=160,
+        blank=True,
+        help_text="Sent when a contact texts STOP through a configuration whose own "
+        "confirmation is empty; empty here too sends nothing.",
+    )
+    help_reply = models.CharField(
+        "default HELP reply",
+        max_length=160,
+        blank=True,
+        help_text="Sent when a contact texts HELP through a configuration whose own HELP reply "
+        "is empty; empty here too sends nothing.",
+    )
+    start_reply = models.CharField(
+        "START reply",
+        max_length=160,
+        blank=True,
+        help_text="Sent when an opted-out contact texts START and is subscribed again; empty "
+        "sends nothing.",
+    )
     callback_secret = EncryptedTextField(
         blank=True,
         editable=False,
@@ -240,6 +261,11 @@ class Extension(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.number} {self.display_name}".strip()
+
+    @property
+    def sms_enabled(self) -> bool:
+        """Return whether the extension may send SMS."""
+        return self.sms_permission != SmsPermission.DISABLE
 
     def clean(self) -> None:
         if self.user_id and self.tenant_id and self.user.tenant_id != self.tenant_id:

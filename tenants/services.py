@@ -6,6 +6,8 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
@@ -259,6 +261,61 @@ def tenant_callback_secret(*, tenant: Tenant) -> str:
     return tenant.callback_secret
 
 
+# --- Settings, users and extensions through the API ------------------------------------------
+
+TENANT_SETTINGS_FIELDS = (
+    "timezone",
+    "stop_reply",
+    "help_reply",
+    "start_reply",
+    "retention_days",
+    "monthly_quota",
+    "quota_hard",
+)
+# Set by system administrators only: a tenant administrator reads them.
+TENANT_SYSTEM_FIELDS = ("monthly_quota", "quota_hard")
+
+
+def _clean(obj: Any, *, exclude: list[str] | None = None) -> None:
+    """Run the model's validation; the first failure becomes an error naming its field."""
+    try:
+        obj.full_clean(exclude=exclude)
+    except ValidationError as error:
+        field, messages = next(iter(error.message_dict.items()))
+        raise ApplicationError(messages[0], field=None if field == "__all__" else field) from error
+
+
+@transaction.atomic
+def tenant_settings_update(*, tenant: Tenant, actor: User, **changes: Any) -> Tenant:
+    """Change a tenant's settings; the quota fields only a system administrator may set."""
+    unknown = set(changes) - set(TENANT_SETTINGS_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+    for field in TENANT_SYSTEM_FIELDS:
+        if (
+            field in changes
+            and not actor.is_system_admin
+            and changes[field] != getattr(tenant, field)
+        ):
+            raise ApplicationError(
+                "Only system administrators set the monthly quota.", code="read_only", field=field
+            )
+    if not changes:
+        return tenant
+    for field, value in changes.items():
+        setattr(tenant, field, value)
+    _clean(tenant)
+    tenant.save(update_fields=list(changes))
+    audit_record(
+        actor=actor,
+        action="settings_changed",
+        tenant=tenant,
+        obj=tenant,
+        detail={"fields": sorted(changes)},
+    )
+    return tenant
+
+
 @transaction.atomic
 def tenant_callback_secret_rotate(*, tenant: Tenant, actor: User | None) -> str:
     """Replace the status callback secret; callbacks are signed with the new one from now on."""
@@ -266,3 +323,162 @@ def tenant_callback_secret_rotate(*, tenant: Tenant, actor: User | None) -> str:
     tenant.save(update_fields=["callback_secret"])
     audit_secret_changed(actor=actor, tenant=tenant, obj=tenant, field="callback_secret")
     return tenant.callback_secret
+
+
+USER_FIELDS = ("username", "email", "first_name", "last_name", "role", "is_active")
+_NO_EXTENSION = object()
+
+
+def _user_role_check(*, actor: User, tenant: Tenant | None, role: str) -> None:
+    if role == Role.SYSTEM_ADMIN:
+        if not actor.is_system_admin:
+            raise ApplicationError(
+                "Tenant administrators cannot make system administrators.", field="role"
+            )
+        if tenant is not None:
+            raise ApplicationError(
+                "A system administrator belongs to no tenant: leave out X-Tenant.", field="role"
+            )
+    elif tenant is None:
+        raise ApplicationError(
+            "Name the user's tenant with the X-Tenant header (only system administrators have "
+            "none).",
+            code="tenant_required",
+            field="role",
+        )
+
+
+def _user_extension(user: User, extension: Extension | None) -> None:
+    current = Extension.objects.filter(user=user).first() if user.pk else None
+    if extension is not None:
+        if extension.tenant_id != user.tenant_id:
+            raise ApplicationError("Choose an extension of the user's tenant.", field="extension")
+        if extension.user_id and extension.user_id != user.pk:
+            raise ApplicationError(
+                f"Extension {extension.number} belongs to {extension.user} already.",
+                field="extension",
+            )
+    if current is not None and (extension is None or current.pk != extension.pk):
+        Extension.objects.filter(pk=current.pk).update(user=None)
+    if extension is not None and extension.user_id != user.pk:
+        Extension.objects.filter(pk=extension.pk).update(user=user)
+        extension.user = user
+
+
+@transaction.atomic
+def user_save(
+    *,
+    actor: User,
+    tenant: Tenant | None,
+    user: User | None = None,
+    password: str | None = None,
+    extension: Any = _NO_EXTENSION,
+    **fields: Any,
+) -> User:
+    """Create or change a user of the tenant (None: a system administrator).
+
+    The password is checked with the configured password validators and stored hashed; a
+    new user without one cannot sign in with a password (an API token still works).
+    """
+    unknown = set(fields) - set(USER_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+    created = user is None
+    if user is None:
+        user = User(tenant=tenant, role=fields.get("role", Role.USER))
+    elif user.tenant_id != (tenant.pk if tenant else user.tenant_id):
+        raise ApplicationError("Choose a user of this tenant.", field="username")
+    for name, value in fields.items():
+        setattr(user, name, value)
+    _user_role_check(actor=actor, tenant=user.tenant, role=user.role)
+    if not created and user.pk == actor.pk:
+        if not user.is_active:
+            raise ApplicationError("You cannot deactivate yourself.", field="is_active")
+        if user.role != actor.role:
+            raise ApplicationError("You cannot change your own role.", field="role")
+    user.is_staff = user.is_superuser = user.role == Role.SYSTEM_ADMIN
+    if User.objects.filter(username__iexact=user.username).exclude(pk=user.pk).exists():
+        raise ApplicationError("A user with that username exists already.", field="username")
+    _clean(user, exclude=["password"])
+    if password is not None:
+        try:
+            validate_password(password, user)
+        except ValidationError as error:
+            raise ApplicationError(" ".join(error.messages), field="password") from error
+        user.set_password(password)
+    elif created:
+        user.set_unusable_password()
+    user.save()
+    if extension is not _NO_EXTENSION:
+        if extension is not None and user.tenant is None:
+            raise ApplicationError("A system administrator has no extension.", field="extension")
+        _user_extension(user, extension)
+    changed = sorted(set(fields) | ({"password"} if password is not None else set()))
+    if extension is not _NO_EXTENSION:
+        changed.append("extension")
+    audit_record(
+        actor=actor,
+        action="created" if created else "changed",
+        tenant=user.tenant,
+        obj=user,
+        detail={"fields": sorted(changed)},
+    )
+    return user
+
+
+@transaction.atomic
+def user_delete(*, user: User, actor: User) -> None:
+    """Delete a user (his API tokens go with him; his extension stays, without a user)."""
+    if user.pk == actor.pk:
+        raise ApplicationError("You cannot delete yourself.", code="conflict")
+    audit_record(actor=actor, action="deleted", tenant=user.tenant, obj=user)
+    user.delete()
+
+
+EXTENSION_FIELDS = ("number", "display_name", "user", "email", "notify_by_email", "sms_permission")
+
+
+@transaction.atomic
+def extension_save(
+    *, tenant: Tenant, actor: User | None, extension: Extension | None = None, **fields: Any
+) -> Extension:
+    """Create or change an extension of the tenant; its number is unique in the tenant."""
+    unknown = set(fields) - set(EXTENSION_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+    created = extension is None
+    extension = extension or Extension(tenant=tenant)
+    for name, value in fields.items():
+        setattr(extension, name, value)
+    if extension.user_id is not None:
+        if extension.user.tenant_id != tenant.pk:
+            raise ApplicationError("Choose a user of this tenant.", field="user")
+        taken = Extension.objects.filter(user_id=extension.user_id).exclude(pk=extension.pk)
+        if taken.exists():
+            raise ApplicationError(
+                f"{extension.user} has extension {taken.get().number} already.", field="user"
+            )
+    clash = Extension.objects.for_tenant(tenant).filter(number=extension.number)
+    if clash.exclude(pk=extension.pk).exists():
+        raise ApplicationError(f"Extension {extension.number} exists already.", field="number")
+    try:
+        extension.full_clean(exclude=["tenant"], validate_unique=False, validate_constraints=False)
+    except ValidationError as error:
+        field, messages = next(iter(error.message_dict.items()))
+        raise ApplicationError(messages[0], field=None if field == "__all__" else field) from error
+    extension.save()
+    audit_record(
+        actor=actor,
+        action="created" if created else "changed",
+        tenant=tenant,
+        obj=extension,
+        detail={"fields": sorted(fields)},
+    )
+    return extension
+
+
+@transaction.atomic
+def extension_delete(*, extension: Extension, actor: User | None) -> None:
+    """Delete an extension; rules that send to it protect it."""
+    audit_record(actor=actor, action="deleted", tenant=extension.tenant, obj=extension)
+    extension.delete()

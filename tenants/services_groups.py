@@ -154,3 +154,36 @@ def holiday_delete(*, holiday: Holiday, actor: User | None) -> None:
     """Delete a holiday."""
     audit_record(actor=actor, action="deleted", tenant=holiday.tenant, obj=holiday)
     holiday.delete()
+
+
+@transaction.atomic
+def ring_group_members_set(
+    *, group: RingGroup, members: list[dict[str, Any]], actor: User | None
+) -> list[RingGroupMember]:
+    """Make the group's members exactly these ({extension, enabled?, position?}), in order."""
+    seen: set[int] = set()
+    for item in members:
+        extension = item["extension"]
+        if extension.pk in seen:
+            raise ApplicationError(
+                f"Extension {extension.number} is listed twice.", field="members"
+            )
+        seen.add(extension.pk)
+    existing = {
+        m.extension_id: m
+        for m in RingGroupMember.objects.for_tenant(group.tenant).filter(ring_group=group)
+    }
+    for extension_id, member in existing.items():
+        if extension_id not in seen:
+            ring_group_member_delete(member=member, actor=actor)
+    return [
+        ring_group_member_save(
+            group=group,
+            extension=item["extension"],
+            enabled=item.get("enabled", True),
+            position=item.get("position", index),
+            member=existing.get(item["extension"].pk),
+            actor=actor,
+        )
+        for index, item in enumerate(members)
+    ]

@@ -111,6 +111,7 @@ def test_encrypted_fields_lists_every_secret_column() -> None:
         "trunks.Trunk.sip_password",
         "sms.SmsConfiguration.api_password",
         "sms.SmsConfiguration.webhook_token",
+        "tenants.Tenant.callback_secret",
     } <= found
     assert all(isinstance(field, EncryptedTextField) for _, field in encrypted_fields())
 

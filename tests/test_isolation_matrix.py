@@ -29,8 +29,9 @@ from sms.models import (
     OutboundRule,
     ReplyTemplate,
     SmsConfiguration,
+    WebhookDelivery,
 )
-from tenants.models import ApiToken
+from tenants.models import ApiToken, Extension, Holiday, OfficeHours, RingGroup, User
 from tenants.services import api_token_create
 from tests.factories import World, make_messaging_objects
 from trunks.models import Trunk
@@ -83,6 +84,14 @@ API_MODELS: dict[str, Any] = {
     "reply-template-detail": ReplyTemplate,
     "outbound-rule-detail": OutboundRule,
     "api-token-detail": ApiToken,
+    "inbound-rule-rotate-secret": InboundRule,
+    "extension-detail": Extension,
+    "user-detail": User,
+    "ring-group-detail": RingGroup,
+    "office-hours-detail": OfficeHours,
+    "holiday-detail": Holiday,
+    "webhook-delivery-detail": WebhookDelivery,
+    "webhook-delivery-reprocess": WebhookDelivery,
 }
 
 # Other routes with an id: url name -> (parameter, model whose tenant-A row fills it).

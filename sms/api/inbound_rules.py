@@ -7,10 +7,18 @@ from typing import Any
 import django_filters
 from django.db.models import F
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, serializers
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from core.api import TENANT_HEADER, IsTenantAdmin
-from sms.inbound.rules import RULE_FIELDS, inbound_rule_delete, inbound_rule_save
+from sms.inbound.rules import (
+    RULE_FIELDS,
+    inbound_rule_delete,
+    inbound_rule_save,
+    inbound_rule_secret_rotate,
+)
 from sms.models import Conversation, InboundRule
 from sms.selectors import conversations_for_user
 from tenants.api import TenantScopedViewSet
@@ -77,10 +85,32 @@ class InboundRuleSerializer(serializers.ModelSerializer):
         )
 
 
+class InboundRuleDetailSerializer(InboundRuleSerializer):
+    """A rule read alone: with the secret that signs its HTTP POST destinations."""
+
+    webhook_secret = serializers.SerializerMethodField(
+        help_text="Signs HTTP POST destinations (X-Seed-Signature: sha256=HMAC-SHA256 of "
+        '"<timestamp>.<body>"); null until the first HTTP delivery or rotation.'
+    )
+
+    class Meta(InboundRuleSerializer.Meta):
+        fields = [*InboundRuleSerializer.Meta.fields, "webhook_secret"]
+
+    def get_webhook_secret(self, rule: InboundRule) -> str | None:
+        return rule.webhook_secret or None
+
+
+class WebhookSecretSerializer(serializers.Serializer):
+    webhook_secret = serializers.CharField(read_only=True)
+
+
 _SCHEMA = {
-    action: extend_schema(parameters=[TENANT_HEADER])
-    for action in ("list", "create", "retrieve", "partial_update", "update", "destroy")
+    name: extend_schema(parameters=[TENANT_HEADER])
+    for name in ("list", "create", "partial_update", "update", "destroy")
 }
+_SCHEMA["retrieve"] = extend_schema(
+    parameters=[TENANT_HEADER], responses={200: InboundRuleDetailSerializer}
+)
 
 
 @extend_schema_view(**_SCHEMA)
@@ -102,8 +132,22 @@ class InboundRuleViewSet(
     def get_queryset(self) -> Any:
         return super().get_queryset().order_by("priority", "name", "id")
 
+    def get_serializer_class(self) -> Any:
+        if self.action == "retrieve":
+            return InboundRuleDetailSerializer
+        return super().get_serializer_class()
+
     def perform_destroy(self, instance: InboundRule) -> None:
         inbound_rule_delete(rule=instance, actor=self.request.user)
+
+    @extend_schema(
+        parameters=[TENANT_HEADER], request=None, responses={200: WebhookSecretSerializer}
+    )
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Replace the secret that signs the rule's HTTP POST destinations."""
+        secret = inbound_rule_secret_rotate(rule=self.get_object(), actor=request.user)
+        return Response({"webhook_secret": secret}, status=status.HTTP_200_OK)
 
 
 class NumberFilter(django_filters.CharFilter):

@@ -493,6 +493,7 @@ def _ring_group_handler(group: RingGroup, conversation: Conversation) -> Extensi
 def _keywords(
     *, configuration: SmsConfiguration, message: Message, conversation: Conversation
 ) -> None:
+    # A configuration's own reply wins; when it is empty the tenant's default answers.
     word = message.body.strip().upper()
     if word in STOP_WORDS:
         _, created = OptOut.objects.get_or_create(
@@ -501,17 +502,22 @@ def _keywords(
             remote=message.remote,
             defaults={"keyword": word},
         )
-        if created and configuration.stop_reply:
+        reply = configuration.stop_reply or message.tenant.stop_reply
+        if created and reply:
             # The confirmation is the one message an opt-out never blocks.
-            message_queue_automatic(
-                conversation=conversation, body=configuration.stop_reply, ignore_opt_out=True
-            )
+            message_queue_automatic(conversation=conversation, body=reply, ignore_opt_out=True)
     elif word in START_WORDS:
-        OptOut.objects.for_tenant(message.tenant).filter(
-            did=message.did, remote=message.remote
-        ).delete()
-    elif word in HELP_WORDS and configuration.help_reply:
-        message_queue_automatic(conversation=conversation, body=configuration.help_reply)
+        removed, _ = (
+            OptOut.objects.for_tenant(message.tenant)
+            .filter(did=message.did, remote=message.remote)
+            .delete()
+        )
+        if removed and message.tenant.start_reply:
+            message_queue_automatic(conversation=conversation, body=message.tenant.start_reply)
+    elif word in HELP_WORDS:
+        reply = configuration.help_reply or message.tenant.help_reply
+        if reply:
+            message_queue_automatic(conversation=conversation, body=reply)
 
 
 def _side_effects(*, routing: _Routing, message: Message, conversation: Conversation) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -13,7 +14,7 @@ from core.errors import ApplicationError
 from core.netguard import AddressRefused, url_literal_host_check
 from sms.models import Action, InboundRule
 from tenants.models import Extension, RingGroup, Tenant, User
-from tenants.services import audit_record
+from tenants.services import audit_record, audit_secret_changed
 from trunks.models import PoolRange, Trunk
 from trunks.numbers import (
     CallerMaskError,
@@ -170,3 +171,12 @@ def inbound_rule_delete(*, rule: InboundRule, actor: User | None) -> None:
     """Delete an inbound rule."""
     audit_record(actor=actor, action="deleted", tenant=rule.tenant, obj=rule)
     rule.delete()
+
+
+@transaction.atomic
+def inbound_rule_secret_rotate(*, rule: InboundRule, actor: User | None) -> str:
+    """Give the rule a new secret for signing its HTTP POST destinations; the old one stops."""
+    rule.webhook_secret = secrets.token_urlsafe(32)
+    InboundRule.objects.filter(pk=rule.pk).update(webhook_secret=rule.webhook_secret)
+    audit_secret_changed(actor=actor, tenant=rule.tenant, obj=rule, field="webhook_secret")
+    return rule.webhook_secret

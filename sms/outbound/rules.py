@@ -192,6 +192,68 @@ def sms_caller_id_save(
     return caller_id
 
 
+def sms_caller_id_trunk(*, tenant: Tenant, did: str, field: str = "did") -> Trunk:
+    """Return the one trunk on which the DID lies in the tenant's pool, else raise."""
+    try:
+        e164 = parse_nanp(did)
+    except InvalidNumber as error:
+        raise ApplicationError(str(error), field=field) from error
+    trunks = [
+        trunk
+        for trunk in Trunk.objects.available_to(tenant).order_by("pk")
+        if tenant_owns_number(tenant=tenant, number=e164, trunk=trunk)
+    ]
+    if not trunks:
+        raise ApplicationError(
+            f"{e164} is not in this tenant's DID pool.", code="did_not_in_pool", field=field
+        )
+    if len(trunks) > 1:
+        raise ApplicationError(
+            f"{e164} is in pools on several trunks: name the trunk.", field=field
+        )
+    return trunks[0]
+
+
+@transaction.atomic
+def extension_caller_ids_set(
+    *, tenant: Tenant, extension: Extension, caller_ids: Sequence[dict[str, Any]]
+) -> list[SmsCallerId]:
+    """Make the extension's SMS caller IDs exactly these ({did, trunk?, description?}).
+
+    A caller ID without a trunk takes the one trunk whose pool in the tenant holds its DID.
+    """
+    wanted: dict[str, tuple[Trunk, str]] = {}
+    for index, item in enumerate(caller_ids):
+        field = f"caller_ids[{index}]"
+        trunk = item.get("trunk") or sms_caller_id_trunk(
+            tenant=tenant, did=str(item.get("did", "")), field=field
+        )
+        try:
+            e164 = sms_caller_id_check(tenant=tenant, trunk=trunk, did=str(item.get("did", "")))
+        except ApplicationError as error:
+            raise ApplicationError(error.message, code=error.code, field=field) from error
+        if e164 in wanted:
+            raise ApplicationError(f"{e164} is listed twice.", field=field)
+        wanted[e164] = (trunk, item.get("description", "") or "")
+    existing = {
+        c.did: c for c in SmsCallerId.objects.for_tenant(tenant).filter(extension=extension)
+    }
+    for did, caller_id in existing.items():
+        if did not in wanted:
+            caller_id.delete()
+    return [
+        sms_caller_id_save(
+            tenant=tenant,
+            extension=extension,
+            trunk=trunk,
+            did=did,
+            description=description,
+            caller_id=existing.get(did),
+        )
+        for did, (trunk, description) in wanted.items()
+    ]
+
+
 _DIGITS = re.compile(r"\D")
 
 
