@@ -20,6 +20,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from core.admin import CheckedChangeListMixin
 from portal.admin_sites import tenant_site
 from sms.admin.configurations import SmsConfigurationAdmin
+from sms.admin.contacts import ContactAdmin
 from sms.admin.extensions import ExtensionAdmin
 from sms.admin.groups import HolidayAdmin, OfficeHoursAdmin, RingGroupAdmin
 from sms.admin.inbound_rules import InboundRuleAdmin
@@ -27,6 +28,7 @@ from sms.admin.messages import ConversationAdmin, MessageAdmin, OptOutAdmin, Web
 from sms.admin.outbound_rules import OutboundRuleAdmin
 from sms.admin.templates import ReplyTemplateAdmin
 from sms.models import (
+    Contact,
     Conversation,
     InboundRule,
     Message,
@@ -94,6 +96,7 @@ for model, model_admin in [
     (Holiday, HolidayAdmin),
     (Message, MessageAdmin),
     (Conversation, ConversationAdmin),
+    (Contact, ContactAdmin),
     (OptOut, OptOutAdmin),
     (WebhookDelivery, WebhookDeliveryAdmin),
     (ReplyTemplate, ReplyTemplateAdmin),

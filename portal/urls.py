@@ -12,6 +12,7 @@ from rest_framework.routers import DefaultRouter
 from portal import views as portal_views
 from portal.admin_sites import tenant_site
 from sms.api.configurations import SmsConfigurationViewSet
+from sms.api.contacts import ContactViewSet
 from sms.api.deliveries import WebhookDeliveryViewSet
 from sms.api.extensions import ExtensionViewSet
 from sms.api.inbound_rules import ConversationViewSet, InboundRuleViewSet
@@ -50,6 +51,7 @@ router.register("reply-templates", ReplyTemplateViewSet, basename="reply-templat
 router.register("outbound-rules", OutboundRuleViewSet, basename="outbound-rule")
 router.register("inbound-rules", InboundRuleViewSet, basename="inbound-rule")
 router.register("conversations", ConversationViewSet, basename="conversation")
+router.register("contacts", ContactViewSet, basename="contact")
 router.register("api-tokens", ApiTokenViewSet, basename="api-token")
 router.register("usage", UsageViewSet, basename="usage")
 router.register("erase-remote", EraseRemoteViewSet, basename="erase-remote")

@@ -405,6 +405,27 @@ class OptOut(TenantOwned):
         return f"{self.remote} → {self.did}"
 
 
+class Contact(TenantOwned):
+    """A person or business the tenant texts with: a name and notes for an outside number."""
+
+    name = models.CharField(max_length=100)
+    number = models.CharField(
+        max_length=MAX_SENDER_LENGTH, help_text="E.164 (+1 and 10 digits), or a short code."
+    )
+    notes = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number"], name="contact_number_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.number})"
+
+
 class Action(models.TextChoices):
     EXTENSION = "extension", "Extension inbox"
     RING_GROUP = "ring_group", "Ring group"

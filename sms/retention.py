@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 from sms.models import (
+    Contact,
     Conversation,
     IdempotencyRecord,
     Message,
@@ -165,7 +166,7 @@ def retention_purge_all(*, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
 _SENDER = re.compile(r"\+?[0-9]{3,15}")
 
 
-def _remote_number(raw: str) -> str:
+def remote_number_normalize(raw: str, *, field: str = "remote") -> str:
     """Return the number as messages store it: E.164 for US/Canada, else as sent (short codes)."""
     raw = raw.strip()
     try:
@@ -176,7 +177,7 @@ def _remote_number(raw: str) -> str:
     raise ApplicationError(
         "Enter the outside number: a US or Canadian number, or the digits of a short code.",
         code="invalid_number",
-        field="remote",
+        field=field,
     )
 
 
@@ -186,10 +187,10 @@ def remote_number_erase(
     """Erase what the tenant keeps about one outside number (privacy); return it as stored.
 
     Its messages (both ways, on every DID) with their media and stored files, the webhook
-    deliveries that carried them, and its conversations. Opt-outs stay: they are the record that
-    the number must not be texted again.
+    deliveries that carried them, its conversations and its contact. Opt-outs stay: they are
+    the record that the number must not be texted again.
     """
-    number = _remote_number(remote)
+    number = remote_number_normalize(remote)
     counts = PurgeCounts()
     messages = Message.objects.for_tenant(tenant).filter(remote=number)
     # One read of the ids, then batches: the tenant's messages have no index on the number.
@@ -201,12 +202,13 @@ def remote_number_erase(
     with transaction.atomic():
         _, by_model = Conversation.objects.for_tenant(tenant).filter(remote=number).delete()
         counts.conversations = by_model.get(Conversation._meta.label, 0)
+        contacts, _ = Contact.objects.for_tenant(tenant).filter(number=number).delete()
         audit_record(
             actor=actor,
             action="remote_number_erased",
             tenant=tenant,
             # The log keeps only the end of the number it erased.
-            detail={"remote": "…" + number[-4:], **counts.as_dict()},
+            detail={"remote": "…" + number[-4:], **counts.as_dict(), "contacts": contacts},
         )
     logger.info("erased number of tenant %s: %s", tenant.slug, counts.as_dict())
     return number, counts

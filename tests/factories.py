@@ -149,7 +149,8 @@ def make_messaging_objects(
         prefixes="9",  # dialled numbers starting with 9 only: other tests' sends are unchanged
         routes=[{"trunk": configuration.trunk, "caller_id": did}],
     )
-    from sms.models import ReplyTemplate
+    from sms.contacts import contact_save
+    from sms.models import Contact, ReplyTemplate
     from sms.templates_service import reply_template_save
     from trunks.models import PrivateTrunk
 
@@ -158,6 +159,9 @@ def make_messaging_objects(
         name=f"Private trunk of {tenant.slug}", host="atlanta1.voip.ms", owner=tenant
     )
     return {
+        Contact: contact_save(
+            tenant=tenant, actor=None, name="Factory contact", number="+13125550199", notes="VIP"
+        ),
         ReplyTemplate: reply_template_save(
             tenant=tenant, actor=None, name="Factory reply", body="Thanks, we will call you back."
         ),

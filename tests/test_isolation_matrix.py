@@ -21,6 +21,7 @@ from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from sms.models import (
+    Contact,
     Conversation,
     DidPointing,
     InboundRule,
@@ -82,6 +83,7 @@ API_MODELS: dict[str, Any] = {
     "message-detail": Message,
     "message-cancel": Message,
     "reply-template-detail": ReplyTemplate,
+    "contact-detail": Contact,
     "outbound-rule-detail": OutboundRule,
     "api-token-detail": ApiToken,
     "inbound-rule-rotate-secret": InboundRule,
