@@ -309,7 +309,7 @@ def _verify(
 def _claim(pointing_id: int) -> DidPointing | None:
     claimed = DidPointing.objects.filter(
         pk=pointing_id, status__in=[DidPointingStatus.QUEUED, DidPointingStatus.WAITING]
-    ).update(status=DidPointingStatus.RUNNING, runs=F("runs") + 1)
+    ).update(status=DidPointingStatus.RUNNING, runs=F("runs") + 1, next_run_at=timezone.now())
     if not claimed:
         return None
     return DidPointing.objects.select_related("configuration__trunk", "tenant").get(pk=pointing_id)

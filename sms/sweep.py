@@ -43,6 +43,9 @@ SWEEP_BATCH = 20  # deliveries per re-enqueued task
 # A pending media file or destination whose try is this far overdue lost its task (a worker
 # died with it).
 LOST_AFTER = timedelta(minutes=10)
+# A run pointing DIDs makes one VoIP.ms call per DID (each within its 45 s timeout): a run that
+# began this long ago is taken for dead.
+POINTING_RUN_LOST_AFTER = timedelta(minutes=30)
 
 
 def _waited() -> datetime:
@@ -166,10 +169,21 @@ def destinations_sweep() -> int:
 
 
 def pointings_sweep() -> int:
-    """Re-enqueue requests to point DIDs whose next run is long overdue (their task was lost)."""
+    """Re-enqueue requests to point DIDs whose next run is long overdue (their task was lost),
+    and those whose run began so long ago that its worker must have died (run again: writing a
+    DID's settings a second time changes nothing)."""
+    now = timezone.now()
+    stale = list(
+        DidPointing.objects.filter(
+            status=DidPointingStatus.RUNNING, next_run_at__lt=now - POINTING_RUN_LOST_AFTER
+        ).values_list("pk", flat=True)[:1000]
+    )
+    DidPointing.objects.filter(pk__in=stale, status=DidPointingStatus.RUNNING).update(
+        status=DidPointingStatus.WAITING
+    )
     overdue = DidPointing.objects.filter(
         status__in=[DidPointingStatus.QUEUED, DidPointingStatus.WAITING],
-        next_run_at__lt=timezone.now() - LOST_AFTER,
+        next_run_at__lt=now - LOST_AFTER,
     )
     ids = list(overdue.values_list("pk", flat=True)[:1000])
     for pk in ids:

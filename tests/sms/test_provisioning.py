@@ -564,3 +564,25 @@ def test_the_sweeper_publishes_again_a_pointing_whose_task_was_lost(
     assert pointings_sweep() == 1
 
     assert published.ids("sms.point_dids") == [lost.pk]
+
+
+@pytest.mark.django_db
+def test_a_run_whose_worker_died_is_run_again_by_the_sweeper(
+    world: World, published: TaskRecorder
+) -> None:
+    configuration = world.objects_a[SmsConfiguration]
+    dead = did_pointing_start(configuration=configuration, dids=["2125550100"], actor=None)
+    busy = did_pointing_start(configuration=configuration, dids=["2125550101"], actor=None)
+    DidPointing.objects.filter(pk=dead.pk).update(
+        status="running", next_run_at=timezone.now() - dt.timedelta(minutes=31)
+    )
+    DidPointing.objects.filter(pk=busy.pk).update(
+        status="running", next_run_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+
+    assert pointings_sweep() == 1
+
+    assert published.ids("sms.point_dids") == [dead.pk]
+    dead.refresh_from_db()
+    busy.refresh_from_db()
+    assert (dead.status, busy.status) == ("waiting", "running")
