@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 import responses
 from django.conf import settings as django_settings
 from django.test import Client
@@ -124,6 +125,19 @@ def _no_counted_failures(settings: Any) -> None:
             store.client.delete(*keys)
     else:
         store.failures.clear()
+
+
+@pytest.fixture
+def fresh_limits(settings: Any) -> Iterator[None]:
+    """Start a test with no send counted and no request slot taken (VoIP.ms limits in Redis)."""
+    settings.VOIPMS_REQUESTS_PER_SECOND = 1000
+    if settings.REDIS_URL:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        client.flushdb()
+        client.close()
+    portal_limits._limits.cache_clear()
+    yield
+    portal_limits._limits.cache_clear()
 
 
 @pytest.fixture

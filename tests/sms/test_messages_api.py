@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import redis
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from core import limits as portal_limits
 from sms.models import (
     Conversation,
     Direction,
@@ -38,15 +36,8 @@ ClientFor = Callable[[User | None], Client]
 
 
 @pytest.fixture(autouse=True)
-def _fresh_limits(settings: Any) -> Iterator[None]:
-    settings.VOIPMS_REQUESTS_PER_SECOND = 1000
-    if settings.REDIS_URL:
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        client.flushdb()
-        client.close()
-    portal_limits._limits.cache_clear()
-    yield
-    portal_limits._limits.cache_clear()
+def _fresh_limits(fresh_limits: None) -> None:
+    """Every test starts with no send counted and no request slot taken."""
 
 
 @pytest.fixture

@@ -151,15 +151,8 @@ def _outbound_settings(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_limits(settings: Any) -> Iterator[None]:
-    """Start every test with no send counted and no request slot taken."""
-    if settings.REDIS_URL:
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        client.flushdb()
-        client.close()
-    portal_limits._limits.cache_clear()
-    yield
-    portal_limits._limits.cache_clear()
+def _fresh_limits(fresh_limits: None) -> None:
+    """Every test starts with no send counted and no request slot taken."""
 
 
 @pytest.fixture

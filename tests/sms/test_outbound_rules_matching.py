@@ -3,18 +3,16 @@ the service, through message_send and through the REST API."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import redis
 from django.test import Client
 from freezegun import freeze_time
 
-from core import limits as portal_limits
 from core.errors import ApplicationError
 from sms.models import HoursMode, Message, OutboundRule, RoutingStrategy, SmsConfiguration
 from sms.outbound.rules import outbound_rule_save, routes_for_message, sms_caller_id_save
@@ -49,16 +47,8 @@ DOORS = ["service", "send", "api"]
 
 
 @pytest.fixture(autouse=True)
-def _fresh_limits(settings: Any) -> Iterator[None]:
-    """Start every test with no send counted and no request slot taken."""
-    settings.VOIPMS_REQUESTS_PER_SECOND = 1000
-    if settings.REDIS_URL:
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        client.flushdb()
-        client.close()
-    portal_limits._limits.cache_clear()
-    yield
-    portal_limits._limits.cache_clear()
+def _fresh_limits(fresh_limits: None) -> None:
+    """Every test starts with no send counted and no request slot taken."""
 
 
 def shared(did: str | None = None, **extra: Any) -> dict[str, Any]:

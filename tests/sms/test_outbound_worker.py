@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from django.utils import timezone
 
-from core import limits as portal_limits
 from sms.models import DeliveryAttempt, Direction, Message, MessageStatus, SmsConfiguration, Source
 from sms.outbound.send import message_queue
 from sms.sweep import outbox_sweep, outbox_unstick
@@ -28,15 +26,8 @@ CONTACT = "+13125550199"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_limits(settings: Any) -> Iterator[None]:
-    settings.VOIPMS_REQUESTS_PER_SECOND = 1000
-    if settings.REDIS_URL:
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        client.flushdb()
-        client.close()
-    portal_limits._limits.cache_clear()
-    yield
-    portal_limits._limits.cache_clear()
+def _fresh_limits(fresh_limits: None) -> None:
+    """Every test starts with no send counted and no request slot taken."""
 
 
 @pytest.fixture

@@ -6,19 +6,17 @@ import contextlib
 import csv
 import io
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import redis
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from core import limits as portal_limits
 from core.errors import NotAllowed
 from sms import usage as usage_module
 from sms.models import (
@@ -377,15 +375,8 @@ def test_the_index_pages_link_to_usage(world: World, client_for: ClientFor) -> N
 
 
 @pytest.fixture(autouse=True)
-def _fresh_limits(settings: Any) -> Iterator[None]:
-    settings.VOIPMS_REQUESTS_PER_SECOND = 1000
-    if settings.REDIS_URL:
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        client.flushdb()
-        client.close()
-    portal_limits._limits.cache_clear()
-    yield
-    portal_limits._limits.cache_clear()
+def _fresh_limits(fresh_limits: None) -> None:
+    """Every test starts with no send counted and no request slot taken."""
 
 
 def _sent_this_month(world: World, count: int) -> None:
