@@ -58,6 +58,32 @@ class TenantScopedViewSet(viewsets.GenericViewSet):
         return self.model.objects.for_tenant(self.tenant)
 
 
+class ServiceSavedSerializer(serializers.ModelSerializer):
+    """A tenant object's serializer that creates and changes it through its service.
+
+    `service` is called as `service(tenant=..., actor=..., <service_instance>=obj, **fields)`,
+    the object left out on create, like the tenant site's admin does.
+    """
+
+    service: Any = None
+    service_instance = ""
+
+    def _save(self, instance: Any, data: dict[str, Any]) -> Any:
+        found = {self.service_instance: instance} if instance is not None else {}
+        return self.service(
+            tenant=self.context["view"].tenant,
+            actor=self.context["request"].user,
+            **found,
+            **data,
+        )
+
+    def create(self, validated_data: dict[str, Any]) -> Any:
+        return self._save(None, validated_data)
+
+    def update(self, instance: Any, validated_data: dict[str, Any]) -> Any:
+        return self._save(instance, validated_data)
+
+
 class TenantSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tenant

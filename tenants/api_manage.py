@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import TENANT_HEADER, IsTenantAdmin
-from tenants.api import TenantScopedViewSet, resolve_api_tenant
+from tenants.api import ServiceSavedSerializer, TenantScopedViewSet, resolve_api_tenant
 from tenants.models import (
     AuditEvent,
     Extension,
@@ -236,7 +236,7 @@ class LocalTimeField(serializers.TimeField):
     """A time of day without a UTC offset (the schema's "time" format demands one)."""
 
 
-class OfficeHoursSerializer(serializers.ModelSerializer):
+class OfficeHoursSerializer(ServiceSavedSerializer):
     start = LocalTimeField()
     end = LocalTimeField()
 
@@ -246,18 +246,8 @@ class OfficeHoursSerializer(serializers.ModelSerializer):
         read_only_fields = ["id"]
         validators: list[Any] = []
 
-    def create(self, validated_data: dict[str, Any]) -> OfficeHours:
-        return office_hours_save(
-            tenant=self.context["view"].tenant, actor=self.context["request"].user, **validated_data
-        )
-
-    def update(self, instance: OfficeHours, validated_data: dict[str, Any]) -> OfficeHours:
-        return office_hours_save(
-            tenant=self.context["view"].tenant,
-            actor=self.context["request"].user,
-            hours=instance,
-            **validated_data,
-        )
+    service = staticmethod(office_hours_save)
+    service_instance = "hours"
 
 
 @extend_schema_view(**_SCHEMA)
@@ -274,25 +264,15 @@ class OfficeHoursViewSet(_CrudViewSet):
         office_hours_delete(hours=instance, actor=self.request.user)
 
 
-class HolidaySerializer(serializers.ModelSerializer):
+class HolidaySerializer(ServiceSavedSerializer):
     class Meta:
         model = Holiday
         fields = ["id", "name", "start_date", "end_date", "every_year"]
         read_only_fields = ["id"]
         validators: list[Any] = []
 
-    def create(self, validated_data: dict[str, Any]) -> Holiday:
-        return holiday_save(
-            tenant=self.context["view"].tenant, actor=self.context["request"].user, **validated_data
-        )
-
-    def update(self, instance: Holiday, validated_data: dict[str, Any]) -> Holiday:
-        return holiday_save(
-            tenant=self.context["view"].tenant,
-            actor=self.context["request"].user,
-            holiday=instance,
-            **validated_data,
-        )
+    service = staticmethod(holiday_save)
+    service_instance = "holiday"
 
 
 @extend_schema_view(**_SCHEMA)

@@ -276,10 +276,10 @@ TENANT_SETTINGS_FIELDS = (
 TENANT_SYSTEM_FIELDS = ("monthly_quota", "quota_hard")
 
 
-def _clean(obj: Any, *, exclude: list[str] | None = None) -> None:
+def _clean(obj: Any, *, exclude: list[str] | None = None, **options: bool) -> None:
     """Run the model's validation; the first failure becomes an error naming its field."""
     try:
-        obj.full_clean(exclude=exclude)
+        obj.full_clean(exclude=exclude, **options)
     except ValidationError as error:
         field, messages = next(iter(error.message_dict.items()))
         raise ApplicationError(messages[0], field=None if field == "__all__" else field) from error
@@ -461,11 +461,7 @@ def extension_save(
     clash = Extension.objects.for_tenant(tenant).filter(number=extension.number)
     if clash.exclude(pk=extension.pk).exists():
         raise ApplicationError(f"Extension {extension.number} exists already.", field="number")
-    try:
-        extension.full_clean(exclude=["tenant"], validate_unique=False, validate_constraints=False)
-    except ValidationError as error:
-        field, messages = next(iter(error.message_dict.items()))
-        raise ApplicationError(messages[0], field=None if field == "__all__" else field) from error
+    _clean(extension, exclude=["tenant"], validate_unique=False, validate_constraints=False)
     extension.save()
     audit_record(
         actor=actor,

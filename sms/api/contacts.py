@@ -10,10 +10,10 @@ from rest_framework import mixins, serializers
 from core.api import TENANT_HEADER
 from sms.contacts import contact_delete, contact_save
 from sms.models import Contact
-from tenants.api import TenantScopedViewSet
+from tenants.api import ServiceSavedSerializer, TenantScopedViewSet
 
 
-class ContactSerializer(serializers.ModelSerializer):
+class ContactSerializer(ServiceSavedSerializer):
     number = serializers.CharField(
         max_length=40,
         help_text="A US or Canadian number (stored as E.164, +1 and 10 digits) or a short code; "
@@ -26,20 +26,8 @@ class ContactSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
         validators: list[Any] = []
 
-    def create(self, validated_data: dict[str, Any]) -> Contact:
-        view = self.context["view"]
-        return contact_save(
-            tenant=view.tenant, actor=self.context["request"].user, **validated_data
-        )
-
-    def update(self, instance: Contact, validated_data: dict[str, Any]) -> Contact:
-        view = self.context["view"]
-        return contact_save(
-            tenant=view.tenant,
-            actor=self.context["request"].user,
-            contact=instance,
-            **validated_data,
-        )
+    service = staticmethod(contact_save)
+    service_instance = "contact"
 
 
 @extend_schema_view(
