@@ -191,6 +191,20 @@ class User(AbstractUser):
     # Kept by the two-factor services beside the user's django-otp devices, so that deciding
     # whether a request still needs a code costs no query beyond loading the user.
     two_factor_enabled = models.BooleanField("two-factor sign-in", default=False, editable=False)
+    # Profile settings. System pages show times in the user's own zone (tenant pages in the
+    # tenant's); empty language follows the browser.
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_timezone],
+        help_text="Times on system pages are shown in this zone; empty: UTC.",
+    )
+    language = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text="Empty: the browser's language.",
+    )
 
     objects = PortalUserManager()
 
