@@ -71,6 +71,7 @@ urlpatterns = [
     path("login/", tenant_views.LoginView.as_view(), name="login"),
     path("login/code/", tenant_views.login_code, name="login_code"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/profile/", tenant_views.account_profile, name="account_profile"),
     path("account/api-tokens/", tenant_views.api_tokens, name="api_tokens"),
     path("account/security/", tenant_views.account_security, name="account_security"),
     path("inbox/", include("sms.urls")),

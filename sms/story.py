@@ -9,9 +9,10 @@ one status change (received, then routed, unrouted or ignored) is told from the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
+from core.clock import time_export
 from sms.models import Direction, Message, MessageStatus
 
 
@@ -72,11 +73,11 @@ def _routing_detail(message: Message) -> str:
     return detail
 
 
-def events_text(message: Message) -> str:
-    """Return the events as one line each, for a CSV cell."""
+def events_text(message: Message, *, zone: tzinfo | None = None) -> str:
+    """Return the events as one line each, for a CSV cell, timed in ISO 8601 in `zone`."""
     lines = []
     for event in message_events(message):
-        parts = [event.at.isoformat(timespec="seconds"), event.type, event.status]
+        parts = [time_export(event.at, zone), event.type, event.status]
         parts += [part for part in (event.code, event.detail) if part]
         lines.append(" ".join(parts))
     return "\n".join(lines)

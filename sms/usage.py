@@ -80,7 +80,7 @@ class Month:
 def month_parse(value: str | None, *, tenant: Tenant | None = None) -> Month:
     """Return the month written YYYY-MM; none given is the current month (tenant's time)."""
     if not value:
-        now = timezone.now().astimezone(tenant.zone if tenant else timezone.get_default_timezone())
+        now = timezone.now().astimezone(tenant.zone if tenant else timezone.get_current_timezone())
         return Month(now.year, now.month)
     found = _MONTH.fullmatch(value.strip())
     if found is None or not (1 <= int(found[2]) <= 12) or not (2000 <= int(found[1]) <= 9998):

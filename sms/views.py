@@ -20,10 +20,10 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from core.clock import time_display, time_export
 from core.errors import ApplicationError
 from sms.conversations import (
     conversation_mark_read,
@@ -112,8 +112,8 @@ def _message_json(message: Message, zone: tzinfo) -> dict[str, Any]:
         "status": message.status,
         "status_label": message.get_status_display(),
         "body": message.body,
-        "at": at.isoformat(),
-        "at_display": timezone.localtime(at, zone).strftime("%Y-%m-%d %H:%M"),
+        "at": time_export(at, zone),
+        "at_display": time_display(at, zone),
         "error_message": message.error_message if failed else "",
         "media": [_media_json(media) for media in message.media.all()],
         "media_links": [

@@ -1,11 +1,12 @@
 """Resolve the tenant a request acts in, once, as request.tenant; note the client address;
-hold back half sign-ins."""
+show times in the right zone; hold back half sign-ins."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
 from contextvars import ContextVar
+from datetime import tzinfo
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,7 +16,8 @@ from django.contrib import messages
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from tenants.models import Tenant
 
@@ -68,6 +70,57 @@ class TenantMiddleware:
             return self.get_response(request)
         finally:
             _current_request.reset(reset)
+
+
+# The pages of the tenant a system administrator manages: they show times in that tenant's zone.
+TENANT_PAGE_NAMES = ("tenant:index", "inbox", "sandbox_phone")
+
+
+def _tenant_page(path: str) -> bool:
+    for name in TENANT_PAGE_NAMES:
+        try:
+            prefix = reverse(name)
+        except NoReverseMatch:  # the phone simulator exists only with the VoIP.ms sandbox
+            continue
+        if path.startswith(prefix):
+            return True
+    return False
+
+
+def zone_for_request(request: HttpRequest) -> tzinfo | None:
+    """Return the zone the request's pages show times in, or None for UTC.
+
+    A tenant's users see every page in the tenant's zone. A system administrator sees the
+    pages of the tenant he manages (tenant site, inbox, phone simulator) in that tenant's zone,
+    and everything else (system site, his account pages) in his own. The API speaks UTC, the
+    same for a token as for a session.
+    """
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or request.path_info.startswith("/api/"):
+        return None
+    tenant = getattr(request, "tenant", None)
+    if tenant is not None and (not user.is_system_admin or _tenant_page(request.path_info)):
+        return tenant.zone
+    return user.zone
+
+
+class TimeZoneMiddleware:
+    """Activate the request's time zone (see zone_for_request) while the response is made."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        zone = zone_for_request(request)
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        try:
+            return self.get_response(request)
+        finally:
+            # A worker thread serves other users next: never let this zone leak to them.
+            timezone.deactivate()
 
 
 def second_factor_missing(user: Any) -> str:

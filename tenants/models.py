@@ -208,6 +208,11 @@ class User(AbstractUser):
 
     objects = PortalUserManager()
 
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """Return the user's own time zone, for the system pages (UTC when he chose none)."""
+        return zoneinfo.ZoneInfo(self.time_zone or "UTC")
+
     class Meta:
         constraints = [
             models.CheckConstraint(

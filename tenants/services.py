@@ -6,12 +6,14 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.errors import ApplicationError, NotAllowed
 from tenants.middleware import MANAGED_TENANT_SESSION_KEY, current_client_address
@@ -24,6 +26,7 @@ from tenants.models import (
     Tenant,
     User,
     api_token_digest,
+    validate_timezone,
 )
 
 # last_used_at is written at most this often per token, so API calls do not each write a row.
@@ -422,6 +425,42 @@ def user_save(
         tenant=user.tenant,
         obj=user,
         detail={"fields": sorted(changed)},
+    )
+    return user
+
+
+PROFILE_FIELDS = ("time_zone", "language")
+
+
+@transaction.atomic
+def user_profile_update(*, user: User, time_zone: str, language: str) -> User:
+    """Change the signed-in user's own time zone and language (empty: UTC, the browser's)."""
+    if time_zone:
+        try:
+            validate_timezone(time_zone)
+        except ValidationError as error:
+            raise ApplicationError(error.messages[0], field="time_zone") from error
+    if language and language not in dict(settings.LANGUAGES):
+        raise ApplicationError(
+            _("%(language)r is not a language of the portal.") % {"language": language},
+            field="language",
+        )
+    changes = {
+        name: value
+        for name, value in (("time_zone", time_zone), ("language", language))
+        if getattr(user, name) != value
+    }
+    if not changes:
+        return user
+    for name, value in changes.items():
+        setattr(user, name, value)
+    user.save(update_fields=list(changes))
+    audit_record(
+        actor=user,
+        action="profile_changed",
+        tenant=user.tenant,
+        obj=user,
+        detail={"fields": sorted(changes), **changes},
     )
     return user
 

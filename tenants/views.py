@@ -1,11 +1,14 @@
-"""Sign-in (password, then a code for users with two-factor sign-in), security and API tokens."""
+"""Sign-in (password, then a code for users with two-factor sign-in), profile, security and API
+tokens."""
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import auth, messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -16,6 +19,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
@@ -26,7 +31,7 @@ from tenants.backends import disabled_tenant_session_user
 from tenants.middleware import second_factor_missing
 from tenants.models import User
 from tenants.selectors import api_tokens_visible_to
-from tenants.services import api_token_create, api_token_revoke
+from tenants.services import api_token_create, api_token_revoke, user_profile_update
 from tenants.services_two_factor import (
     CodeRefused,
     recovery_codes_left,
@@ -220,4 +225,51 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         request,
         "portal/api_tokens.html",
         {"form": form, "tokens": list(own), "new_token": new_token, "new_key": new_key},
+    )
+
+
+def _zone_choices() -> list[tuple[str, str]]:
+    zones = sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
+    return [("", gettext_lazy("UTC (none chosen)")), *((zone, zone) for zone in zones)]
+
+
+class ProfileForm(forms.Form):
+    time_zone = forms.ChoiceField(label=gettext_lazy("Time zone"), required=False, choices=())
+    language = forms.ChoiceField(
+        label=gettext_lazy("Language"),
+        required=False,
+        choices=[("", gettext_lazy("The browser's language")), *settings.LANGUAGES],
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = _zone_choices()
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_profile(request: HttpRequest) -> HttpResponse:
+    """Let the signed-in user choose his own time zone and language."""
+    user = request.user
+    if request.method == "POST":
+        form = ProfileForm(request.POST)
+        if form.is_valid():
+            try:
+                user_profile_update(
+                    user=user,
+                    time_zone=form.cleaned_data["time_zone"],
+                    language=form.cleaned_data["language"],
+                )
+            except ApplicationError as error:
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+            else:
+                messages.success(request, _("Your profile was saved."))
+                return redirect("account_profile")
+    else:
+        form = ProfileForm(initial={"time_zone": user.time_zone, "language": user.language})
+    return render(
+        request,
+        "portal/profile.html",
+        {"form": form, "tenant_zone": user.tenant.timezone if user.tenant else ""},
     )

@@ -11,11 +11,11 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
 from core.admin import ServiceWritesMixin, TenantScopedAdmin
+from core.clock import time_display
 from core.forms import WriteOnlySecretsMixin
 from sms.admin.common import ChannelsRequiredMixin
 from sms.admin.provisioning import tenant_dids_page, tenant_point_dids
@@ -305,9 +305,9 @@ def configuration_status(configuration: SmsConfiguration) -> str:
         configuration.last_webhook_at is None
         or configuration.last_error_at >= configuration.last_webhook_at
     ):
-        when = timezone.localtime(configuration.last_error_at).strftime("%Y-%m-%d %H:%M:%S")
+        when = time_display(configuration.last_error_at)
         return f"Error at {when}: {configuration.last_error}"
     if configuration.last_webhook_at is None:
         return "Never received"
-    when = timezone.localtime(configuration.last_webhook_at).strftime("%Y-%m-%d %H:%M:%S")
+    when = time_display(configuration.last_webhook_at)
     return f"Last webhook {when}"

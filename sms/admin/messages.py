@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -22,7 +21,8 @@ from core.admin import (
     TenantScopedAdmin,
     TenantScopedInline,
 )
-from sms.admin.common import ChannelsRequiredMixin, TenantTimeMixin, tenant_zone
+from core.clock import time_display, time_export
+from sms.admin.common import ChannelsRequiredMixin
 from sms.conversations import opt_out_delete
 from sms.inbound.process import webhook_deliveries_reprocess
 from sms.models import (
@@ -40,7 +40,7 @@ from sms.story import events_text, message_events, message_routed_to, message_un
 # --- opt-outs ------------------------------------------------------------------------------------
 
 
-class OptOutAdmin(ChannelsRequiredMixin, TenantTimeMixin, TenantScopedAdmin):
+class OptOutAdmin(ChannelsRequiredMixin, TenantScopedAdmin):
     list_display = ["remote", "did", "keyword", "created_at"]
     search_fields = ["remote", "did"]
     fields = ["remote", "did", "keyword", "created_at"]
@@ -189,7 +189,7 @@ CSV_HEADER = [
 ]
 
 
-class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
+class MessageAdmin(ChannelsRequiredMixin, ReadOnlyScopedAdmin):
     list_display = [
         "time",
         "direction",
@@ -266,7 +266,7 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M:%S"),
+                    time_display(e.at),
                     e.type,
                     e.status,
                     e.code,
@@ -283,7 +283,7 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
 
     @admin.display(description="Time", ordering="created_at")
     def time(self, obj: Message) -> str:
-        return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        return time_display(obj.created_at)
 
     @admin.display(description="Text")
     def excerpt(self, obj: Message) -> str:
@@ -312,21 +312,18 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
         """Stream the filtered list as CSV, in constant queries and memory."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        zone = tenant_zone(request)
-        with timezone.override(zone):
-            try:
-                changelist = self.get_changelist_instance(request)
-            except IncorrectLookupParameters:
-                return redirect(reverse("tenant:sms_message_changelist"))
+        # The rows stream after the middleware has put the zone back: keep the tenant's here.
+        zone = timezone.get_current_timezone()
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return redirect(reverse("tenant:sms_message_changelist"))
         rows = (
             changelist.queryset.select_related("extension")
             .prefetch_related("events", "attempts")
             .iterator(chunk_size=2000)
         )
         writer = csv.writer(_Echo())
-
-        def _time(value: datetime | None) -> str:
-            return value.astimezone(zone).isoformat(timespec="seconds") if value else ""
 
         def lines() -> Iterator[str]:
             yield writer.writerow(CSV_HEADER)
@@ -336,7 +333,7 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
                         csv_cell(value)
                         for value in (
                             m.pk,
-                            _time(m.created_at),
+                            time_export(m.created_at, zone),
                             m.direction,
                             m.kind,
                             m.status,
@@ -355,10 +352,10 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
                             m.error_message,
                             m.provider_id,
                             m.segments,
-                            _time(m.sent_at),
-                            _time(m.received_at),
-                            _time(m.send_at),
-                            events_text(m),
+                            time_export(m.sent_at, zone),
+                            time_export(m.received_at, zone),
+                            time_export(m.send_at, zone),
+                            events_text(m, zone=zone),
                         )
                     ]
                 )
@@ -372,7 +369,7 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
 # --- conversations and webhook deliveries ------------------------------------------------------
 
 
-class ConversationAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
+class ConversationAdmin(ChannelsRequiredMixin, ReadOnlyScopedAdmin):
     list_display = [
         "remote",
         "did",
@@ -403,7 +400,7 @@ class ConversationAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAd
         return format_html('<a href="{}">Open</a>', reverse("inbox_conversation", args=[obj.pk]))
 
 
-class WebhookDeliveryAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
+class WebhookDeliveryAdmin(ChannelsRequiredMixin, ReadOnlyScopedAdmin):
     list_display = ["received_at", "configuration", "method", "status", "reason", "remote_addr"]
     list_filter = ["status", "method"]
     list_select_related = ["configuration"]

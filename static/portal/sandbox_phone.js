@@ -39,7 +39,7 @@ document.addEventListener("DOMContentLoaded", () => {
       }
       const meta = document.createElement("span");
       meta.className = "meta";
-      meta.textContent = new Date(message.at).toLocaleString() + " · " + message.kind.toUpperCase() + " " + message.id + " · " + message.status;
+      meta.textContent = message.at_display + " · " + message.kind.toUpperCase() + " " + message.id + " · " + message.status;
       bubble.append(meta);
       screen.append(bubble);
     }

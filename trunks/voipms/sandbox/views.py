@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from core.clock import time_display, time_export
 from trunks.numbers import normalize_number
 from trunks.selectors import tenant_owns_number
 from trunks.voipms.sandbox import api
@@ -168,7 +169,8 @@ def _bubble(message: SandboxMessage, *, delivery_delay_s: int) -> dict[str, Any]
         "from_handset": not message.is_sent,
         "text": message.message,
         "media": links,
-        "at": message.created_at.isoformat(),
+        "at": time_export(message.created_at),
+        "at_display": time_display(message.created_at),
         "status": status,
     }
 
