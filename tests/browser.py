@@ -11,7 +11,8 @@ browser module runs, and the loop is gone again before the next module's tests.
 
 A test fails when a page it visited broke the Content-Security-Policy, logged a console error
 (a failed request included, favicon too) or threw an uncaught exception. A test that provokes
-such an error on purpose names it with `@pytest.mark.console_errors(r"regex", ...)`.
+such an error on purpose names it with `@pytest.mark.console_errors(r"regex", ...)`. A test can
+run the browser in another time zone with `@pytest.mark.browser_timezone("Asia/Tokyo")`.
 """
 
 from __future__ import annotations
@@ -79,10 +80,14 @@ def page(browser: Browser, live_server: Any, request: pytest.FixtureRequest) -> 
 
     When the test fails, a screenshot of the page is saved to var/test/screenshots/<test>.png.
     """
+    # A test that must not depend on the browser's clock names a zone for it, e.g.
+    # @pytest.mark.browser_timezone("Asia/Tokyo").
+    zone = next((m.args[0] for m in request.node.iter_markers("browser_timezone")), None)
     context = browser.new_context(
         base_url=live_server.url,
         viewport={"width": 1280, "height": 900},
         permissions=["clipboard-read", "clipboard-write"],
+        **({"timezone_id": zone} if zone else {}),
     )
     context.set_default_timeout(ACTION_TIMEOUT_MS)
     problems = watch_for_page_errors(context)

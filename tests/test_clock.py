@@ -16,7 +16,7 @@ from django.utils import timezone, translation
 
 from core.clock import time_display, time_export
 from sms.inbound.process import inbound_message_ingest
-from sms.models import Conversation, Message, MessageEvent, Source
+from sms.models import Conversation, Message, MessageEvent, SmsConfiguration, Source
 from tenants.middleware import MANAGED_TENANT_SESSION_KEY, zone_for_request
 from tenants.models import AuditEvent, Tenant, User
 from tenants.services import tenant_update, user_profile_update
@@ -51,20 +51,17 @@ def toronto(world: World) -> Tenant:
     return tenant_update(tenant=world.tenant_a, timezone="America/Toronto")
 
 
-@pytest.fixture
-def message(world: World, toronto: Tenant) -> Message:
-    """A message received by user_a's DID at WINTER, with a story event at the same time."""
-    configuration = make_configuration(toronto, name="Clock")
-    make_rule(toronto, did_range=DID.removeprefix("+"), extension=world.user_a.extension)
+def receive_at(configuration: SmsConfiguration, *, at: datetime, text: str) -> Message:
+    """Ingest a message from REMOTE to DID, pinning every time of it (and its story) to `at`."""
     inbound = InboundMessage(
         kind="sms",
         provider_id=next(_provider_ids),
         from_number=REMOTE,
         to_number=DID,
-        text="What time is it?",
+        text=text,
         media_urls=(),
-        received_at=WINTER,
-        received_at_raw=WINTER.isoformat(),
+        received_at=at,
+        received_at_raw=at.isoformat(),
         event_type="message.received",
         source="webhook",
     )
@@ -72,12 +69,26 @@ def message(world: World, toronto: Tenant) -> Message:
         configuration=configuration, inbound=inbound, source=Source.WEBHOOK
     )
     assert result.message is not None
-    received = result.message
-    # Pin every time of it to WINTER: the test must not depend on today's date.
-    Message.objects.filter(pk=received.pk).update(created_at=WINTER, received_at=WINTER)
-    MessageEvent.objects.filter(message_id=received.pk).update(at=WINTER)
+    pk = result.message.pk
+    # The test must not depend on today's date.
+    Message.objects.filter(pk=pk).update(created_at=at, received_at=at)
+    MessageEvent.objects.filter(message_id=pk).update(at=at)
+    return Message.objects.select_related("configuration").get(pk=pk)
+
+
+def toronto_message(world: World) -> Message:
+    """Move tenant A to America/Toronto; return a message user_a's DID received at WINTER."""
+    toronto = tenant_update(tenant=world.tenant_a, timezone="America/Toronto")
+    configuration = make_configuration(toronto, name="Clock")
+    make_rule(toronto, did_range=DID.removeprefix("+"), extension=world.user_a.extension)
+    received = receive_at(configuration, at=WINTER, text="What time is it?")
     Conversation.objects.filter(pk=received.conversation_id).update(last_message_at=WINTER)
-    return Message.objects.get(pk=received.pk)
+    return received
+
+
+@pytest.fixture
+def message(world: World, toronto: Tenant) -> Message:
+    return toronto_message(world)
 
 
 # --- which zone ----------------------------------------------------------------------------------

@@ -607,7 +607,9 @@ def test_the_phone_sends_and_shows_the_thread(
                 "from_handset": True,
                 "text": "Table for two?",
                 "media": [],
-                "at": "2026-09-07T14:20:00+00:00",
+                # The tenant's time (America/New_York), as on every page of the tenant.
+                "at": "2026-09-07T10:20:00-04:00",
+                "at_display": "Sept. 7, 2026, 10:20 a.m. EDT",
                 "status": "pushed by webhook: HTTP 200",
             },
             {
@@ -616,7 +618,8 @@ def test_the_phone_sends_and_shows_the_thread(
                 "from_handset": False,
                 "text": "Yes, 7 pm.",
                 "media": [],
-                "at": "2026-09-07T14:21:00+00:00",
+                "at": "2026-09-07T10:21:00-04:00",
+                "at_display": "Sept. 7, 2026, 10:21 a.m. EDT",
                 "status": "Message sent",
             },
         ],
