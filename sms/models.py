@@ -9,6 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from core.clock import time_display
 from core.crypto import EncryptedTextField
 from tenants.models import TenantOwned
 from trunks.numbers import MAX_DID_LENGTH, MAX_SENDER_LENGTH
@@ -182,7 +183,7 @@ class WebhookDelivery(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.method} {self.received_at:%Y-%m-%d %H:%M:%S} {self.status}"
+        return f"{self.method} {time_display(self.received_at)} {self.status}"
 
     @property
     def body_text(self) -> str:
@@ -629,7 +630,7 @@ class DeliveryAttempt(TenantOwned):
         ordering = ["at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.at:%H:%M:%S} {self.outcome} {self.code}"
+        return f"{time_display(self.at)} {self.outcome} {self.code}"
 
 
 class EventKind(models.TextChoices):
@@ -651,7 +652,7 @@ class MessageEvent(TenantOwned):
         ordering = ["at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.at:%H:%M:%S} {self.kind} {self.status} {self.code}"
+        return f"{time_display(self.at)} {self.kind} {self.status} {self.code}"
 
 
 class CallbackStatus(models.TextChoices):

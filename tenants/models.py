@@ -13,6 +13,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from core.clock import time_display
 from core.crypto import EncryptedTextField
 from core.netguard import AddressRefused, url_literal_host_check
 
@@ -316,7 +317,7 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["tenant", "object_type", "object_id"])]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.object_repr}"
+        return f"{time_display(self.at)} {self.actor_name} {self.action} {self.object_repr}"
 
 
 API_TOKEN_PREFIX_LENGTH = 8

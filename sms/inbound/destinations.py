@@ -17,6 +17,7 @@ from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.utils import timezone
 
+from core.clock import time_display
 from core.http import HttpError, backoff_delay, post_json, signature
 from sms.models import (
     Action,
@@ -174,7 +175,8 @@ def _email(message: Message, address: str) -> _Outcome:
     if message.media_urls:
         lines += ["", "Media:", *message.media_urls]
     if message.received_at:
-        lines += ["", f"Received {message.received_at.isoformat()}"]
+        # The tenant's clock, as its pages show it: a mail reader has no other zone to go by.
+        lines += ["", f"Received {time_display(message.received_at, message.tenant.zone)}"]
     try:
         send_mail(
             subject, "\n".join(lines), settings.DEFAULT_FROM_EMAIL, [address], fail_silently=False

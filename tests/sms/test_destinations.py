@@ -110,6 +110,8 @@ def test_email_destination_sends_the_text_and_media_links(message: Message) -> N
     assert sent.to == ["desk@a.example"]
     assert "Photo of the leak 📷" in sent.body
     assert MEDIA_URL in sent.body
+    # The tenant's clock (America/New_York), with the zone's abbreviation.
+    assert "Received Sept. 7, 2026, 10:22 a.m. EDT" in sent.body
     attempt = DestinationAttempt.objects.get(message=message)
     assert (attempt.action, attempt.target, attempt.attempt, attempt.ok) == (
         Action.EMAIL,
