@@ -101,10 +101,20 @@ class UserSerializer(serializers.ModelSerializer):
             "is_active",
             "password",
             "two_factor_enabled",
+            "time_zone",
+            "language",
             "last_login",
             "date_joined",
         ]
-        read_only_fields = ["id", "two_factor_enabled", "last_login", "date_joined"]
+        # The time zone and language are the user's own, set on his profile page.
+        read_only_fields = [
+            "id",
+            "two_factor_enabled",
+            "time_zone",
+            "language",
+            "last_login",
+            "date_joined",
+        ]
 
     def _save(self, user: User | None, data: dict[str, Any]) -> User:
         view = self.context["view"]

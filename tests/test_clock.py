@@ -328,3 +328,20 @@ def test_a_tenant_user_is_told_his_tenants_pages_keep_the_tenants_zone(
 ) -> None:
     page = client_for(world.user_a).get("/account/profile/").content.decode()
     assert "show times in its zone, America/Toronto" in page
+
+
+@pytest.mark.django_db
+def test_the_users_api_shows_the_profile_read_only_and_keeps_utc_times(
+    world: World, toronto: Tenant, client_for: ClientFor
+) -> None:
+    _set_zone(world.user_a, "Asia/Tokyo")
+    User.objects.filter(pk=world.user_a.pk).update(date_joined=WINTER)
+    client = client_for(world.admin_a)
+    url = f"/api/v1/users/{world.user_a.pk}/"
+    body = client.get(url).json()
+    assert (body["time_zone"], body["language"]) == ("Asia/Tokyo", "")
+    # The API speaks UTC, whatever the tenant's zone.
+    assert body["date_joined"] == "2026-01-15T14:05:07Z"
+    client.patch(url, {"time_zone": "Europe/Paris"}, content_type="application/json")
+    world.user_a.refresh_from_db()
+    assert world.user_a.time_zone == "Asia/Tokyo"
