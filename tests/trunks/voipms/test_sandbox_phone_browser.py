@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -35,6 +36,10 @@ def test_a_person_texts_a_did_and_sees_the_reply_arrive(page: Page, settings: An
         page.click(".sandbox-phone button[type=submit]")
     expect(page.locator(".messagelist")).to_contain_text("SMS 100000 recorded")
     expect(page.locator(".bubble.handset")).to_contain_text("Table for two at 7?")
+    # Shown by the page's script in the page's zone (a system admin's own: UTC), not the browser's.
+    expect(page.locator(".bubble.handset .meta")).to_have_text(
+        re.compile(r"^\w+\.? \d+, \d{4}, .+ UTC · SMS 100000 · ")
+    )
     assert SandboxMessage.objects.get().type == MessageType.RECEIVED
     sandbox_message_send(
         account=account, kind="sms", did=DID, contact=HANDSET, message="Yes, see you then!"
