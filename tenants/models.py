@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from core.crypto import EncryptedTextField
 from core.netguard import AddressRefused, url_literal_host_check
@@ -264,7 +265,10 @@ class Extension(TenantOwned):
         max_length=20,
         choices=SmsPermission.choices,
         default=SmsPermission.DISABLE,
-        help_text="Extensions may not send SMS unless allowed.",
+        help_text=_(
+            "Disable: no sending. Allow: sends from its own number only (its first SMS caller "
+            "ID). Allow with Sender ID: chooses the sender among all of its SMS caller IDs."
+        ),
     )
 
     class Meta:

@@ -45,7 +45,15 @@ class RouteFormSet(BaseInlineFormSet):
 class OutboundRouteInline(TenantScopedInline):
     model = OutboundRoute
     formset = RouteFormSet
-    fields = ["position", "trunk", "strip_digits", "prepend", "caller_id", "enabled"]
+    fields = [
+        "position",
+        "trunk",
+        "strip_digits",
+        "prepend",
+        "caller_id",
+        "configuration",
+        "enabled",
+    ]
     extra = 1
     max_num = MAX_ROUTES
     ordering = ["position"]
