@@ -41,6 +41,13 @@ class TenantSettingsForm(forms.ModelForm):
             "An IANA name such as America/Toronto: office hours and the portal's times use it."
         ),
     )
+    status_callback_url = forms.URLField(
+        label=gettext_lazy("Status callback URL"),
+        max_length=2000,
+        required=False,
+        assume_scheme="https",
+        help_text=Tenant._meta.get_field("status_callback_url").help_text,
+    )
 
     class Meta:
         model = Tenant
