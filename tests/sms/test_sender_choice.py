@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 
 from core.errors import ApplicationError, NotAllowed
+from sms.configurations import sms_configuration_update
 from sms.models import Message, SmsConfiguration
 from sms.outbound.rules import outbound_rule_save, sms_caller_id_save
 from sms.outbound.send import message_send, sender_did_count_for_user, sender_dids_for_user
@@ -267,3 +268,21 @@ def test_one_configuration_on_a_trunk_sends_without_a_verification(world: World)
     (message,) = send(world, world.admin_a, "+12125550105")
 
     assert message.configuration == world.objects_a[SmsConfiguration]
+
+
+@pytest.mark.django_db
+def test_changing_a_configurations_account_forgets_the_dids_it_owned(
+    world: World, two: tuple[SmsConfiguration, SmsConfiguration]
+) -> None:
+    _, second = two
+    sms_configuration_update(configuration=second, actor=None, daily_send_limit=50)
+    second.refresh_from_db()
+    assert "+12125550102" in second.account_dids
+
+    sms_configuration_update(configuration=second, actor=None, username="three@a.example")
+
+    second.refresh_from_db()
+    assert second.account_dids == frozenset()
+    with pytest.raises(ApplicationError) as refused:
+        send(world, world.admin_a, "+12125550102")
+    assert refused.value.code == "configuration_ambiguous"
