@@ -266,8 +266,9 @@ class Extension(TenantOwned):
         choices=SmsPermission.choices,
         default=SmsPermission.DISABLE,
         help_text=_(
-            "Disable: no sending. Allow: sends from its own number only (its first SMS caller "
-            "ID). Allow with Sender ID: chooses the sender among all of its SMS caller IDs."
+            "Disable: no sending. Allow: sends from its own number only, the first of its SMS "
+            "caller IDs (the lowest number). Allow with Sender ID: chooses the sender among "
+            "all of its SMS caller IDs."
         ),
     )
 

@@ -52,7 +52,8 @@ class ExtensionSerializer(serializers.ModelSerializer):
     sms_permission = serializers.ChoiceField(
         choices=SmsPermission.choices,
         required=False,
-        help_text="disable: no sending; allow: from its own number only (its first caller ID); "
+        help_text="disable: no sending; allow: from its own number only (the first, lowest, of its "
+        "caller_ids); "
         "allow_sender_id: from any of its caller_ids, chosen per message.",
     )
     sms_enabled = serializers.BooleanField(

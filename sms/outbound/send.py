@@ -199,9 +199,10 @@ def _caller_ids(user: User, tenant: Tenant) -> QuerySet[SmsCallerId]:
     caller_ids = SmsCallerId.objects.for_tenant(tenant).filter(extension=extension)
     if extension.sms_permission == SmsPermission.ALLOW_WITH_SENDER_ID:
         return caller_ids
-    # As in PortSIP, plain "Allow" sends from the extension's own number only (its first SMS
-    # caller ID); "Allow with Sender ID" lets it choose among all of its SMS caller IDs.
-    first = caller_ids.order_by("pk").values_list("pk", flat=True)[:1]
+    # As in PortSIP, plain "Allow" sends from the extension's own number only (the first of
+    # its SMS caller IDs as the forms and the API list them, the lowest number); "Allow with
+    # Sender ID" lets it choose among all of them.
+    first = caller_ids.order_by("did").values_list("pk", flat=True)[:1]
     return caller_ids.filter(pk__in=first)
 
 
