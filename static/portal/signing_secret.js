@@ -36,9 +36,9 @@
       try {
         value.value = await fetchSecret();
         value.select();
-        say("Shown. Keep it out of tickets and chats.", "warning");
+        say(panel.dataset.msgShown, "warning");
       } catch (error) {
-        say(`The secret could not be read (${error.message}).`, "error");
+        say(`${panel.dataset.msgReadFailed} (${error.message})`, "error");
       }
     });
 
@@ -47,17 +47,17 @@
       try {
         text = await fetchSecret();
       } catch (error) {
-        say(`The secret could not be read (${error.message}).`, "error");
+        say(`${panel.dataset.msgReadFailed} (${error.message})`, "error");
         return;
       }
       try {
         if (!navigator.clipboard || !window.isSecureContext) throw new Error("no clipboard");
         await navigator.clipboard.writeText(text);
-        say("Secret copied to the clipboard.", "success");
+        say(panel.dataset.msgCopied, "success");
       } catch (error) {
         value.value = text;
         value.select();
-        say("The clipboard is not available here: copy the secret from the box.", "warning");
+        say(panel.dataset.msgNoClipboard, "warning");
       }
     });
 
@@ -67,9 +67,9 @@
         const answer = await post(panel.dataset.rotateUrl);
         secret = answer.secret;
         value.value = secret;
-        say(answer.message || "Rotated: the old secret no longer works.", "success");
+        say(answer.message, "success");
       } catch (error) {
-        say(`The secret could not be rotated (${error.message}).`, "error");
+        say(`${panel.dataset.msgRotateFailed} (${error.message})`, "error");
       }
     });
   }
