@@ -75,12 +75,17 @@ def _reply_notes(tenant: Tenant) -> list[str]:
 
 def settings_page(request: HttpRequest, *, admin_site: admin.AdminSite, tenant: Tenant) -> Any:
     """Show and change the tenant's settings; every change is audited by the service."""
-    form = TenantSettingsForm(request.POST if request.method == "POST" else None, instance=tenant)
+    # The form validates on its own copy: request.tenant keeps the stored values until saved.
+    stored = Tenant.objects.get(pk=tenant.pk)
+    form = TenantSettingsForm(
+        request.POST if request.method == "POST" else None,
+        instance=Tenant.objects.get(pk=tenant.pk),
+    )
     if request.method == "POST" and form.is_valid():
         changes = {
             name: form.cleaned_data[name]
             for name in SETTINGS_PAGE_FIELDS
-            if form.cleaned_data[name] != getattr(Tenant.objects.get(pk=tenant.pk), name)
+            if form.cleaned_data[name] != getattr(stored, name)
         }
         try:
             tenant_settings_update(tenant=tenant, actor=request.user, **changes)
@@ -94,7 +99,7 @@ def settings_page(request: HttpRequest, *, admin_site: admin.AdminSite, tenant: 
         **admin_site.each_context(request),
         "title": _("Settings"),
         "form": form,
-        "notes": _reply_notes(Tenant.objects.get(pk=tenant.pk)),
+        "notes": _reply_notes(stored),
         "signing_secret": {
             "id": "callback-signing-secret",
             "title": _("Status callback signing secret"),
