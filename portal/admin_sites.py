@@ -12,16 +12,19 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import path, reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.health import health_report
 from sms.admin.provisioning import system_dids_page
 from sms.admin.usage import erase_remote_page, usage_csv, usage_page
 from sms.dashboard import configuration_health, message_volume
+from sms.selectors import office_hours_defined
 from sms.usage import quota_status
 from tenants.access import messaging_refusal
 from tenants.middleware import second_factor_missing
 from tenants.services import tenant_manage_stop
+from tenants.settings_page import callback_secret_reveal, callback_secret_rotate, settings_page
 
 
 class _PortalSite(admin.AdminSite):
@@ -134,9 +137,26 @@ class TenantAdminSite(_PortalSite):
                 "volume": message_volume(tenant=tenant),
                 "health": configuration_health(tenant=tenant),
                 "quota": quota_status(tenant=tenant),
+                "office_hours_missing": not office_hours_defined(tenant=tenant),
             }
         context = {"dashboard": dashboard, "recent_actions": self.recent_actions(request)}
         return super().index(request, {**(extra_context or {}), **context})
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[Any]:
+        app_list = super().get_app_list(request, app_label)
+        if app_label is None and self.has_permission(request):
+            url = reverse(f"{self.name}:tenant_settings")
+            page = {
+                "name": _("Settings"),
+                "object_name": "tenant_settings",
+                "admin_url": url,
+                "view_only": True,
+                "perms": {"view": True},
+            }
+            app_list.insert(
+                0, {"name": _("Tenant"), "app_label": "tenant", "app_url": url, "models": [page]}
+            )
+        return app_list
 
     def recent_actions(self, request: HttpRequest, limit: int = 10) -> list[dict[str, Any]]:
         """Return the user's last actions on this tenant's objects, linked into this site.
@@ -197,6 +217,17 @@ class TenantAdminSite(_PortalSite):
             path("usage/", self.admin_view(self.usage_view), name="usage"),
             path("usage/csv/", self.admin_view(self.usage_csv_view), name="usage_csv"),
             path("erase-remote/", self.admin_view(self.erase_remote_view), name="erase_remote"),
+            path("settings/", self.admin_view(self.settings_view), name="tenant_settings"),
+            path(
+                "settings/callback-secret/",
+                self.admin_view(require_POST(self.callback_secret_reveal_view)),
+                name="tenant_callback_secret_reveal",
+            ),
+            path(
+                "settings/callback-secret/rotate/",
+                self.admin_view(require_POST(self.callback_secret_rotate_view)),
+                name="tenant_callback_secret_rotate",
+            ),
             *super().get_urls(),
         ]
 
@@ -211,6 +242,18 @@ class TenantAdminSite(_PortalSite):
     def erase_remote_view(self, request: HttpRequest) -> HttpResponse:
         """Erase what the acting tenant keeps about an outside number."""
         return erase_remote_page(request, admin_site=self, tenant=request.tenant)
+
+    def settings_view(self, request: HttpRequest) -> HttpResponse:
+        """Show and change the acting tenant's settings."""
+        return settings_page(request, admin_site=self, tenant=request.tenant)
+
+    def callback_secret_reveal_view(self, request: HttpRequest) -> HttpResponse:
+        """Return the acting tenant's status callback secret."""
+        return callback_secret_reveal(request, tenant=request.tenant)
+
+    def callback_secret_rotate_view(self, request: HttpRequest) -> HttpResponse:
+        """Replace the acting tenant's status callback secret."""
+        return callback_secret_rotate(request, tenant=request.tenant)
 
     def switch_to_administrator(self, request: HttpRequest) -> HttpResponse:
         """Return a system administrator to the system site without logging out."""

@@ -121,6 +121,12 @@ def sms_configuration_update(
         changed.append("api_password")
     if "trunk" in changed:
         _check_trunk(tenant=configuration.tenant, trunk=configuration.trunk)
+    if {"username", "api_password", "trunk"} & set(changed):
+        # The DIDs the last verification found belong to the old account or trunk: sending
+        # must not choose a configuration by them (see configuration_for_sender).
+        configuration.verification_status = ""
+        configuration.verification_result = {}
+        configuration.verified_at = None
     _save(configuration)
     if changed:
         audit_record(

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.clock import time_display
 from core.crypto import EncryptedTextField
@@ -122,6 +123,12 @@ class SmsConfiguration(TenantOwned):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def account_dids(self) -> frozenset[str]:
+        """Return the pool DIDs (E.164) the last verification found on this VoIP.ms account."""
+        rows = (self.verification_result or {}).get("dids") or []
+        return frozenset(str(row["did"]) for row in rows if isinstance(row, dict) and "did" in row)
 
     @property
     def webhook_url(self) -> str:
@@ -789,6 +796,18 @@ class OutboundRoute(TenantOwned):
         max_length=20,
         blank=True,
         help_text="A DID of this trunk's pool; empty sends from the sender's own DID.",
+    )
+    configuration = models.ForeignKey(
+        SmsConfiguration,
+        verbose_name="SMS/MMS configuration",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_(
+            "Needed only when several configurations share this trunk: the one to send "
+            "through. Empty: the one whose VoIP.ms account owns the sending DID."
+        ),
     )
     enabled = models.BooleanField(default=True)
 

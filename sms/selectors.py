@@ -148,6 +148,11 @@ def time_period(*, tenant: Tenant, at: datetime, rule: InboundRule | None = None
     return "after_hours"
 
 
+def office_hours_defined(*, tenant: Tenant) -> bool:
+    """Return whether the tenant has office hours (without them, it is always open)."""
+    return OfficeHours.objects.for_tenant(tenant).exists()
+
+
 def is_opted_out(*, tenant: Tenant, did: str, remote: str) -> bool:
     """Return whether the contact asked for no more messages from this DID."""
     return OptOut.objects.for_tenant(tenant).filter(did=did, remote=remote).exists()

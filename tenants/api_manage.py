@@ -318,6 +318,7 @@ class TenantSettingsSerializer(serializers.ModelSerializer):
             "help_reply",
             "start_reply",
             "retention_days",
+            "status_callback_url",
             "monthly_quota",
             "quota_hard",
             "callback_secret",

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from core.clock import time_display
 from core.crypto import EncryptedTextField
@@ -270,7 +271,11 @@ class Extension(TenantOwned):
         max_length=20,
         choices=SmsPermission.choices,
         default=SmsPermission.DISABLE,
-        help_text="Extensions may not send SMS unless allowed.",
+        help_text=_(
+            "Disable: no sending. Allow: sends from its own number only, the first of its SMS "
+            "caller IDs (the lowest number). Allow with Sender ID: chooses the sender among "
+            "all of its SMS caller IDs."
+        ),
     )
 
     class Meta:

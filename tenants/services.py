@@ -264,6 +264,19 @@ def tenant_callback_secret(*, tenant: Tenant) -> str:
     return tenant.callback_secret
 
 
+def tenant_callback_secret_reveal(*, tenant: Tenant, actor: User) -> str:
+    """Return the status callback secret to a tenant administrator, and record that he saw it."""
+    secret = tenant_callback_secret(tenant=tenant)
+    audit_record(
+        actor=actor,
+        action="secret_revealed",
+        tenant=tenant,
+        obj=tenant,
+        detail={"field": "callback_secret"},
+    )
+    return secret
+
+
 # --- Settings, users and extensions through the API ------------------------------------------
 
 TENANT_SETTINGS_FIELDS = (
@@ -272,6 +285,7 @@ TENANT_SETTINGS_FIELDS = (
     "help_reply",
     "start_reply",
     "retention_days",
+    "status_callback_url",
     "monthly_quota",
     "quota_hard",
 )

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from sms.inbound.destinations import _rule_secret
+from sms.inbound.rules import inbound_rule_secret
 from sms.models import Action, SmsConfiguration
 from tenants.middleware import current_client_address
 from tenants.models import AuditEvent, Extension, User
@@ -238,8 +238,8 @@ def test_a_signing_secret_made_on_first_use_is_recorded_once(world: World) -> No
         office_target="https://hooks.example.com/in",
     )
 
-    secret = _rule_secret(rule)
-    _rule_secret(rule)
+    secret = inbound_rule_secret(rule=rule)
+    inbound_rule_secret(rule=rule)
 
     event = _event("secret_changed", object_id=str(rule.pk))
     assert (event.tenant, event.actor, event.address) == (world.tenant_a, None, None)

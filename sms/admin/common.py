@@ -6,12 +6,15 @@ from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from core.admin import (
     ServiceWritesMixin,
     TenantScopedAdmin,
 )
 from core.errors import ApplicationError
+from sms.selectors import office_hours_defined
 from tenants.access import messaging_refusal
 
 
@@ -86,3 +89,27 @@ class ServiceSavedAdmin(ServiceWritesMixin, TenantScopedAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         saved = self.service_save(request, obj if change else None, self._fields(form))
         obj.pk, obj.tenant_id = saved.pk, saved.tenant_id
+
+
+def office_hours_notice(request: HttpRequest, *, outbound: bool = False) -> dict[str, Any]:
+    """Return the context of the "no office hours" notice of a rule form (empty when defined)."""
+    tenant = getattr(request, "tenant", None)
+    if tenant is None or office_hours_defined(tenant=tenant):
+        return {}
+    if outbound:
+        text = _(
+            "No office hours are defined: the tenant is always open, so a rule for "
+            '"During office hours" applies at all times except holidays, and a rule for '
+            '"Outside office hours" applies on holidays only.'
+        )
+    else:
+        text = _(
+            "No office hours are defined: the tenant is always open, so the Office hours "
+            "destination applies at all times except holidays (the Holidays destination), "
+            "unless the rule has its own hours. The Outside office hours destination is never "
+            "used."
+        )
+    return {
+        "office_hours_notice": text,
+        "office_hours_url": reverse("tenant:tenants_officehours_changelist"),
+    }

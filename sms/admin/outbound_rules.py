@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from core.admin import ServiceWritesMixin, TenantScopedAdmin, TenantScopedInline
 from core.errors import ApplicationError
-from sms.admin.common import ChannelsRequiredMixin
+from sms.admin.common import ChannelsRequiredMixin, office_hours_notice
 from sms.models import OutboundRoute, OutboundRule
 from sms.outbound.rules import (
     MAX_ROUTES,
@@ -45,7 +45,15 @@ class RouteFormSet(BaseInlineFormSet):
 class OutboundRouteInline(TenantScopedInline):
     model = OutboundRoute
     formset = RouteFormSet
-    fields = ["position", "trunk", "strip_digits", "prepend", "caller_id", "enabled"]
+    fields = [
+        "position",
+        "trunk",
+        "strip_digits",
+        "prepend",
+        "caller_id",
+        "configuration",
+        "enabled",
+    ]
     extra = 1
     max_num = MAX_ROUTES
     ordering = ["position"]
@@ -61,6 +69,7 @@ class OutboundRouteInline(TenantScopedInline):
 
 class OutboundRuleAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantScopedAdmin):
     inlines = [OutboundRouteInline]
+    change_form_template = "admin/sms/outboundrule/change_form.html"
     list_display = [
         "name",
         "priority",
@@ -75,6 +84,17 @@ class OutboundRuleAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantScopedA
     list_filter = ["enabled", "strategy"]
     search_fields = ["name", "prefixes"]
     list_per_page = 15
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> Any:
+        context = {**office_hours_notice(request, outbound=True), **(extra_context or {})}
+        return super().changeform_view(request, object_id, form_url, context)
+
     fieldsets = (
         (None, {"fields": ("name", "priority", "strategy", "enabled")}),
         ("Conditions (at least one)", {"fields": ("prefixes", "lengths", "from_extensions")}),

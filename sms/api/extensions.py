@@ -50,7 +50,11 @@ class ExtensionSerializer(serializers.ModelSerializer):
         help_text="E-mail the extension (at email) when a message arrives.",
     )
     sms_permission = serializers.ChoiceField(
-        choices=SmsPermission.choices, required=False, help_text="Whether it may send SMS."
+        choices=SmsPermission.choices,
+        required=False,
+        help_text="disable: no sending; allow: from its own number only (the first, lowest, of its "
+        "caller_ids); "
+        "allow_sender_id: from any of its caller_ids, chosen per message.",
     )
     sms_enabled = serializers.BooleanField(
         required=False,

@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import mixins, serializers
 
 from core.api import IsTenantAdmin
-from sms.models import OutboundRoute, OutboundRule
+from sms.models import OutboundRoute, OutboundRule, SmsConfiguration
 from sms.outbound.rules import RULE_FIELDS, outbound_rule_delete, outbound_rule_save
 from tenants.api import TenantScopedViewSet
 from trunks.models import Trunk
@@ -19,12 +19,32 @@ class TenantTrunkField(serializers.PrimaryKeyRelatedField):
         return Trunk.objects.available_to(getattr(view, "tenant", None))
 
 
+class TenantConfigurationField(serializers.PrimaryKeyRelatedField):
+    def get_queryset(self) -> Any:
+        view = self.context.get("view")
+        return SmsConfiguration.objects.for_tenant(getattr(view, "tenant", None))
+
+
 class OutboundRouteSerializer(serializers.ModelSerializer):
     trunk = TenantTrunkField()
+    configuration = TenantConfigurationField(
+        required=False,
+        allow_null=True,
+        help_text="Only when several configurations share the trunk: the one to send through; "
+        "null picks the one whose VoIP.ms account owns the sending DID.",
+    )
 
     class Meta:
         model = OutboundRoute
-        fields = ["position", "trunk", "strip_digits", "prepend", "caller_id", "enabled"]
+        fields = [
+            "position",
+            "trunk",
+            "strip_digits",
+            "prepend",
+            "caller_id",
+            "configuration",
+            "enabled",
+        ]
         read_only_fields = ["position"]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import smtplib
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from django.utils import timezone
 
 from core.clock import time_display
 from core.http import HttpError, backoff_delay, post_json, signature
+from sms.inbound.rules import inbound_rule_secret
 from sms.models import (
     Action,
     DestinationAttempt,
@@ -28,7 +28,6 @@ from sms.models import (
     Message,
 )
 from tenants.access import messaging_refusal
-from tenants.services import audit_secret_changed
 
 logger = logging.getLogger(__name__)
 
@@ -209,21 +208,6 @@ def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
     return signature(secret=secret, timestamp=timestamp, body=body)
 
 
-def _rule_secret(rule: InboundRule) -> str:
-    """Return the rule's signing secret, creating it on first use."""
-    if rule.webhook_secret:
-        return rule.webhook_secret
-    # The conditional update lets the first of two concurrent deliveries win; both then sign
-    # with the secret that was stored.
-    created = InboundRule.objects.filter(pk=rule.pk, webhook_secret="").update(
-        webhook_secret=secrets.token_urlsafe(32)
-    )
-    if created:
-        audit_secret_changed(actor=None, tenant=rule.tenant, obj=rule, field="webhook_secret")
-    rule.refresh_from_db(fields=["webhook_secret"])
-    return rule.webhook_secret
-
-
 def _http(message: Message, url: str, rule_id: int | None) -> _Outcome:
     """POST the message, signed with the rule's secret, to the URL."""
     rule = (
@@ -241,7 +225,7 @@ def _http(message: Message, url: str, rule_id: int | None) -> _Outcome:
         "Content-Type": "application/json",
         TIMESTAMP_HEADER: str(timestamp),
         SIGNATURE_HEADER: webhook_signature(
-            secret=_rule_secret(rule), timestamp=timestamp, body=body
+            secret=inbound_rule_secret(rule=rule), timestamp=timestamp, body=body
         ),
     }
     try:

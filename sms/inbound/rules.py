@@ -180,3 +180,31 @@ def inbound_rule_secret_rotate(*, rule: InboundRule, actor: User | None) -> str:
     InboundRule.objects.filter(pk=rule.pk).update(webhook_secret=rule.webhook_secret)
     audit_secret_changed(actor=actor, tenant=rule.tenant, obj=rule, field="webhook_secret")
     return rule.webhook_secret
+
+
+def inbound_rule_secret(*, rule: InboundRule) -> str:
+    """Return the rule's signing secret, creating it on first use."""
+    if rule.webhook_secret:
+        return rule.webhook_secret
+    # The conditional update lets the first of two concurrent deliveries win; both then sign
+    # with the secret that was stored.
+    created = InboundRule.objects.filter(pk=rule.pk, webhook_secret="").update(
+        webhook_secret=secrets.token_urlsafe(32)
+    )
+    if created:
+        audit_secret_changed(actor=None, tenant=rule.tenant, obj=rule, field="webhook_secret")
+    rule.refresh_from_db(fields=["webhook_secret"])
+    return rule.webhook_secret
+
+
+def inbound_rule_secret_reveal(*, rule: InboundRule, actor: User) -> str:
+    """Return the rule's signing secret to a tenant administrator, and record that he saw it."""
+    secret = inbound_rule_secret(rule=rule)
+    audit_record(
+        actor=actor,
+        action="secret_revealed",
+        tenant=rule.tenant,
+        obj=rule,
+        detail={"field": "webhook_secret"},
+    )
+    return secret

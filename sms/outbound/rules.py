@@ -52,7 +52,7 @@ RULE_FIELDS = (
 )
 
 
-ROUTE_FIELDS = ("trunk", "strip_digits", "prepend", "caller_id", "enabled")
+ROUTE_FIELDS = ("trunk", "strip_digits", "prepend", "caller_id", "configuration", "enabled")
 
 
 def _check_trunk(tenant: Tenant, trunk: Trunk, field: str) -> None:
@@ -104,6 +104,14 @@ def outbound_route_check(*, tenant: Tenant, route: OutboundRoute) -> None:
     _check_trunk(tenant, route.trunk, "trunk")
     if route.caller_id:
         route.caller_id = _pooled(tenant, route.trunk, route.caller_id, "caller_id")
+    if route.configuration_id is not None and (
+        route.configuration.tenant_id != tenant.pk or route.configuration.trunk_id != route.trunk_id
+    ):
+        raise ApplicationError(
+            "Choose a configuration of this tenant on the route's trunk.",
+            code="configuration_not_on_trunk",
+            field="configuration",
+        )
     if route.strip_digits > 9:
         raise ApplicationError("Strip at most 9 digits.", field="strip_digits")
     if route.prepend and not route.prepend.isdigit():
@@ -292,13 +300,59 @@ def _rule_matches(
     return True
 
 
-def _route_for(
-    *, tenant: Tenant, trunk_id: int, did: str, dialled: str, strip: int = 0, prepend: str = ""
-) -> Route | None:
-    configuration = (
-        SmsConfiguration.objects.for_tenant(tenant).filter(trunk_id=trunk_id, enabled=True).first()
+def configuration_for_sender(
+    *, tenant: Tenant, trunk_id: int, did: str, named: SmsConfiguration | None = None
+) -> SmsConfiguration | None:
+    """Return the enabled configuration that sends from `did` on the trunk, None if none does.
+
+    With one configuration on the trunk, it; with several, the one `named` (by an outbound
+    route), else the one whose VoIP.ms account owns the DID as its last verification read it
+    from getDIDsInfo. Raises ApplicationError (configuration_ambiguous) rather than guess.
+    """
+    configurations = list(
+        SmsConfiguration.objects.for_tenant(tenant)
+        .filter(trunk_id=trunk_id, enabled=True)
+        .select_related("trunk")
+        .order_by("name")
     )
-    if configuration is None or not tenant_owns_number(tenant=tenant, number=did, trunk=trunk_id):
+    if named is not None:
+        return next((c for c in configurations if c.pk == named.pk), None)
+    if len(configurations) <= 1:
+        return configurations[0] if configurations else None
+    owners = [c for c in configurations if did in c.account_dids]
+    if len(owners) == 1:
+        return owners[0]
+    trunk = configurations[0].trunk.name
+    if owners:
+        names = ", ".join(c.name for c in owners)
+        reason = (
+            f"{did} is on the VoIP.ms accounts of several configurations on trunk {trunk} "
+            f"({names}): name the configuration in an outbound rule's route."
+        )
+    else:
+        names = ", ".join(c.name for c in configurations)
+        reason = (
+            f"Several configurations send on trunk {trunk} ({names}) and none is known to own "
+            f"{did} at VoIP.ms: verify them so the portal reads their DIDs, or name the "
+            "configuration in an outbound rule's route."
+        )
+    raise ApplicationError(reason, code="configuration_ambiguous", field="from")
+
+
+def _route_for(
+    *,
+    tenant: Tenant,
+    trunk_id: int,
+    did: str,
+    dialled: str,
+    strip: int = 0,
+    prepend: str = "",
+    named: SmsConfiguration | None = None,
+) -> Route | None:
+    if not tenant_owns_number(tenant=tenant, number=did, trunk=trunk_id):
+        return None
+    configuration = configuration_for_sender(tenant=tenant, trunk_id=trunk_id, did=did, named=named)
+    if configuration is None:
         return None
     digits = _DIGITS.sub("", dialled)[strip:]
     try:
@@ -321,7 +375,9 @@ def routes_for_message(
         for trunk_id in (
             SmsConfiguration.objects.for_tenant(tenant)
             .filter(enabled=True)
+            .order_by("trunk_id")
             .values_list("trunk_id", flat=True)
+            .distinct()
         ):
             route = _route_for(tenant=tenant, trunk_id=trunk_id, did=did, dialled=dialled)
             if route is not None and route not in routes:
@@ -330,7 +386,11 @@ def routes_for_message(
     for rule in rules:
         if not _rule_matches(rule, dialled=dialled, extension=extension, at=at):
             continue
-        candidates = list(rule.routes.filter(enabled=True).order_by("position", "id"))
+        candidates = list(
+            rule.routes.filter(enabled=True)
+            .select_related("configuration")
+            .order_by("position", "id")
+        )
         if rule.strategy == RoutingStrategy.RANDOM:
             random.shuffle(candidates)
         routes = []
@@ -343,6 +403,7 @@ def routes_for_message(
                 dialled=dialled,
                 strip=candidate.strip_digits,
                 prepend=candidate.prepend,
+                named=candidate.configuration,
             )
             if route is not None:
                 routes.append(route)

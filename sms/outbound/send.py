@@ -196,7 +196,14 @@ def _caller_ids(user: User, tenant: Tenant) -> QuerySet[SmsCallerId]:
     extension = _extension(user, tenant)
     if extension is None or extension.sms_permission == SmsPermission.DISABLE:
         return SmsCallerId.objects.none()
-    return SmsCallerId.objects.for_tenant(tenant).filter(extension=extension)
+    caller_ids = SmsCallerId.objects.for_tenant(tenant).filter(extension=extension)
+    if extension.sms_permission == SmsPermission.ALLOW_WITH_SENDER_ID:
+        return caller_ids
+    # As in PortSIP, plain "Allow" sends from the extension's own number only (the first of
+    # its SMS caller IDs as the forms and the API list them, the lowest number); "Allow with
+    # Sender ID" lets it choose among all of them.
+    first = caller_ids.order_by("did").values_list("pk", flat=True)[:1]
+    return caller_ids.filter(pk__in=first)
 
 
 def sender_dids_for_user(*, user: User, tenant: Tenant) -> list[str]:
@@ -273,6 +280,18 @@ def _sender_did(*, user: User, tenant: Tenant, did: str | None) -> str:
         )
     # Administrators may send from any pooled DID (the list above is only the first ones).
     if not (user.is_system_admin or user.is_tenant_admin) and did not in allowed:
+        extension = _extension(user, tenant)
+        if (
+            extension is not None
+            and extension.sms_permission == SmsPermission.ALLOW
+            and SmsCallerId.objects.for_tenant(tenant).filter(extension=extension, did=did).exists()
+        ):
+            raise NotAllowed(
+                f"Extension {extension.number} sends only from its own number "
+                f"{allowed[0] if allowed else ''}; choosing another sender needs the SMS "
+                'permission "Allow with Sender ID".',
+                code="sender_id_not_allowed",
+            )
         raise NotAllowed(f"You may not send from {did}.", code="from_not_allowed")
     return did
 

@@ -198,6 +198,9 @@ def test_the_search_costs_the_same_queries_whatever_the_size_of_the_pool(
 @pytest.mark.django_db
 def test_an_extension_user_finds_only_his_caller_ids(world: World, client_for: ClientFor) -> None:
     pool_a(world, EXTRA)
+    Extension.objects.filter(user=world.user_a).update(
+        sms_permission=SmsPermission.ALLOW_WITH_SENDER_ID
+    )
     for did in ("12125550105", "13125551000"):
         sms_caller_id_save(
             tenant=world.tenant_a, extension=world.user_a.extension, trunk=shared_trunk(), did=did

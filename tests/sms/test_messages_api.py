@@ -146,6 +146,9 @@ def test_from_may_be_left_out_when_the_extension_has_exactly_one_caller_id(
 def test_from_is_required_when_the_extension_has_several_caller_ids(
     world: World, post: Callable[..., Any]
 ) -> None:
+    Extension.objects.filter(user=world.user_a).update(
+        sms_permission=SmsPermission.ALLOW_WITH_SENDER_ID
+    )
     extension = Extension.objects.get(user=world.user_a)
     for did in ("12125550103", "12125550104"):
         sms_caller_id_save(
