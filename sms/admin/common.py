@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 
 from core.admin import (
     ServiceWritesMixin,
@@ -23,29 +21,6 @@ class ChannelsRequiredMixin:
     def _allowed(self, request: HttpRequest) -> bool:
         tenant = getattr(request, "tenant", None)
         return super()._allowed(request) and tenant is not None and not messaging_refusal(tenant)
-
-
-def tenant_zone(request: HttpRequest) -> Any:
-    tenant = getattr(request, "tenant", None)
-    return tenant.zone if tenant is not None else UTC
-
-
-class TenantTimeMixin:
-    """Show and group times in the tenant's time zone, on the list and on the detail page."""
-
-    def _in_tenant_time(self, request: HttpRequest, view: Any, *args: Any, **kwargs: Any) -> Any:
-        with timezone.override(tenant_zone(request)):
-            response = view(request, *args, **kwargs)
-            # Templates render lazily; render here, while the tenant's zone is active.
-            if hasattr(response, "render") and not response.is_rendered:
-                response.render()
-        return response
-
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        return self._in_tenant_time(request, super().changelist_view, extra_context)
-
-    def change_view(self, request: HttpRequest, object_id: str, *args: Any, **kwargs: Any) -> Any:
-        return self._in_tenant_time(request, super().change_view, object_id, *args, **kwargs)
 
 
 class ServiceSavedAdmin(ServiceWritesMixin, TenantScopedAdmin):

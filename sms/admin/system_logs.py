@@ -1,0 +1,108 @@
+"""The system site's message log and webhook-delivery log: every tenant's rows, read only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from core.admin import CheckedChangeListMixin
+from sms.admin.messages import (
+    DeliveryAttemptInline,
+    DestinationAttemptInline,
+    MessageAdmin,
+    MessageDisplayMixin,
+)
+from sms.models import Message, WebhookDelivery
+
+REASON_SHOWN = 80
+
+
+class _ReadOnlySystemLog(CheckedChangeListMixin, admin.ModelAdmin):
+    """A log the system administrator reads and searches, but never writes."""
+
+    list_per_page = 50
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class SystemMessageAdmin(MessageDisplayMixin, _ReadOnlySystemLog):
+    list_display = [
+        "time",
+        "tenant",
+        "direction",
+        "kind",
+        "status",
+        "did",
+        "remote",
+        "excerpt",
+        "outcome",
+    ]
+    list_filter = ["tenant", "direction", "status", "kind", "created_at"]
+    list_select_related = ["tenant"]
+    date_hierarchy = "created_at"
+    search_fields = ["did", "remote", "body"]
+    search_help_text = _("Search the DID, the contact's number or the text.")
+    inlines = [DeliveryAttemptInline, DestinationAttemptInline]
+    fields = ["tenant", *MessageAdmin.fields]
+    readonly_fields = fields
+
+
+class SystemWebhookDeliveryAdmin(_ReadOnlySystemLog):
+    list_display = [
+        "received_at",
+        "tenant",
+        "configuration",
+        "method",
+        "status",
+        "short_reason",
+        "remote_addr",
+    ]
+    list_filter = ["tenant", "status", "method", "received_at"]
+    list_select_related = ["tenant", "configuration"]
+    date_hierarchy = "received_at"
+    search_fields = ["reason", "query", "configuration__name"]
+    search_help_text = _("Search the reason, the query string or the configuration's name.")
+    fields = [
+        "received_at",
+        "tenant",
+        "configuration",
+        "method",
+        "status",
+        "reason",
+        "remote_addr",
+        "content_type",
+        "query",
+        "body_text",
+        "headers",
+        "processed_at",
+        "attempts",
+        "messages_made",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("Reason"), ordering="reason")
+    def short_reason(self, obj: WebhookDelivery) -> str:
+        reason = obj.reason
+        return reason if len(reason) <= REASON_SHOWN else reason[:REASON_SHOWN] + "…"
+
+    @admin.display(description=_("Messages"))
+    def messages_made(self, obj: WebhookDelivery) -> str:
+        made = Message.objects.filter(tenant_id=obj.tenant_id, delivery=obj)[:10]
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            ((reverse("admin:sms_message_change", args=[m.pk]), str(m)) for m in made),
+        )
