@@ -191,8 +191,8 @@ def stacked_bars(
         ((s.color, s.label) for s in series),
     )
     return format_html(
-        '<figure class="chart"><svg role="img" aria-label="{}" viewBox="0 0 {} {}" '
-        'width="{}" height="{}" preserveAspectRatio="xMinYMin meet">{}</svg>'
+        '<figure class="chart"><svg class="chart-plot" role="img" aria-label="{}" '
+        'viewBox="0 0 {} {}" width="{}" height="{}" preserveAspectRatio="xMinYMin meet">{}</svg>'
         "<figcaption>{}</figcaption>{}</figure>",
         title,
         width,

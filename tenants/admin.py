@@ -167,7 +167,7 @@ class AuditActorFilter(_TenantAuditFilter):
     field = "actor_name"
 
 
-DETAIL_SHOWN = 80
+DETAIL_SHOWN = 40
 
 
 def audit_detail_text(detail: Any) -> str:
@@ -187,9 +187,8 @@ class TenantAuditEventAdmin(TenantTimeMixin, ReadOnlyScopedAdmin):
     list_display = [
         "when",
         "who",
-        "action",
+        "what",
         "object_kind",
-        "object_repr",
         "from_address",
         "summary",
     ]
@@ -214,9 +213,12 @@ class TenantAuditEventAdmin(TenantTimeMixin, ReadOnlyScopedAdmin):
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         return {}
 
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        return super().changelist_view(request, {"title": _("Audit log"), **(extra_context or {})})
+
     @admin.display(description=_("when"), ordering="at")
     def when(self, obj: AuditEvent) -> str:
-        return timezone.localtime(obj.at).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return timezone.localtime(obj.at).strftime("%Y-%m-%d %H:%M:%S")
 
     @admin.display(description=_("who"), ordering="actor_name")
     def who(self, obj: AuditEvent) -> str:
@@ -226,9 +228,16 @@ class TenantAuditEventAdmin(TenantTimeMixin, ReadOnlyScopedAdmin):
     def from_address(self, obj: AuditEvent) -> str:
         return obj.address or "—"
 
+    @admin.display(description=_("action"), ordering="action")
+    def what(self, obj: AuditEvent) -> str:
+        return obj.action.replace("_", " ")
+
     @admin.display(description=_("object"), ordering="object_type")
     def object_kind(self, obj: AuditEvent) -> str:
-        return obj.object_type.rsplit(".", 1)[-1] if obj.object_type else "—"
+        if not obj.object_type:
+            return obj.object_repr or "—"
+        kind = obj.object_type.rsplit(".", 1)[-1]
+        return format_html('{}<br><small class="quiet">{}</small>', obj.object_repr or "—", kind)
 
     @admin.display(description=_("detail"))
     def summary(self, obj: AuditEvent) -> str:

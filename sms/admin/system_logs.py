@@ -7,7 +7,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html_join
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import CheckedChangeListMixin
@@ -17,9 +18,16 @@ from sms.admin.messages import (
     MessageAdmin,
     MessageDisplayMixin,
 )
-from sms.models import Message, WebhookDelivery
+from sms.models import Direction, Message, WebhookDelivery
 
-REASON_SHOWN = 80
+TEXT_SHOWN = 40
+
+
+def shortened(text: str, shown: int = TEXT_SHOWN) -> str:
+    """Return the text cut to `shown` characters, the whole of it in a tooltip."""
+    if len(text) <= shown:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[:shown])
 
 
 class _ReadOnlySystemLog(CheckedChangeListMixin, admin.ModelAdmin):
@@ -39,17 +47,7 @@ class _ReadOnlySystemLog(CheckedChangeListMixin, admin.ModelAdmin):
 
 
 class SystemMessageAdmin(MessageDisplayMixin, _ReadOnlySystemLog):
-    list_display = [
-        "time",
-        "tenant",
-        "direction",
-        "kind",
-        "status",
-        "did",
-        "remote",
-        "excerpt",
-        "outcome",
-    ]
+    list_display = ["time", "tenant", "numbers", "status", "short_text", "short_outcome"]
     list_filter = ["tenant", "direction", "status", "kind", "created_at"]
     list_select_related = ["tenant"]
     date_hierarchy = "created_at"
@@ -59,16 +57,35 @@ class SystemMessageAdmin(MessageDisplayMixin, _ReadOnlySystemLog):
     fields = ["tenant", *MessageAdmin.fields]
     readonly_fields = fields
 
+    @admin.display(description=_("DID and contact"))
+    def numbers(self, obj: Message) -> str:
+        arrow = "←" if obj.direction == Direction.IN else "→"
+        return format_html(
+            '{}<br><span class="log-number" title="{}">{} {}</span>',
+            obj.did,
+            obj.get_direction_display(),
+            arrow,
+            obj.remote,
+        )
+
+    @admin.display(description=_("Text"))
+    def short_text(self, obj: Message) -> str:
+        return shortened(self.excerpt(obj))
+
+    @admin.display(description=_("Routed to / error"))
+    def short_outcome(self, obj: Message) -> str:
+        return shortened(self.outcome(obj), 30)
+
 
 class SystemWebhookDeliveryAdmin(_ReadOnlySystemLog):
     list_display = [
-        "received_at",
+        "time",
         "tenant",
         "configuration",
         "method",
         "status",
         "short_reason",
-        "remote_addr",
+        "source_address",
     ]
     list_filter = ["tenant", "status", "method", "received_at"]
     list_select_related = ["tenant", "configuration"]
@@ -93,10 +110,17 @@ class SystemWebhookDeliveryAdmin(_ReadOnlySystemLog):
     ]
     readonly_fields = fields
 
-    @admin.display(description=_("Reason"), ordering="reason")
+    @admin.display(description=_("Received at"), ordering="received_at")
+    def time(self, obj: WebhookDelivery) -> str:
+        return timezone.localtime(obj.received_at).strftime("%Y-%m-%d %H:%M:%S")
+
+    @admin.display(description=_("From"), ordering="remote_addr")
+    def source_address(self, obj: WebhookDelivery) -> str:
+        return obj.remote_addr or "—"
+
+    @admin.display(description=_("Reason"))
     def short_reason(self, obj: WebhookDelivery) -> str:
-        reason = obj.reason
-        return reason if len(reason) <= REASON_SHOWN else reason[:REASON_SHOWN] + "…"
+        return shortened(obj.reason)
 
     @admin.display(description=_("Messages"))
     def messages_made(self, obj: WebhookDelivery) -> str:
