@@ -6,7 +6,7 @@ The sites themselves live in `portal.admin_sites`, which registers each app's mo
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -16,6 +16,7 @@ from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils import timezone
 
 from core.errors import ApplicationError
 from core.middleware import query_parameter_with_nul
@@ -106,6 +107,30 @@ class CheckedChangeListMixin:
                 f"The date “{shown}” does not exist or is out of range; showing all dates.",
                 names,
             ) from error
+
+
+def tenant_zone(request: HttpRequest) -> Any:
+    """Return the acting tenant's time zone (UTC without a tenant)."""
+    tenant = getattr(request, "tenant", None)
+    return tenant.zone if tenant is not None else UTC
+
+
+class TenantTimeMixin:
+    """Show and group times in the tenant's time zone, on the list and on the detail page."""
+
+    def _in_tenant_time(self, request: HttpRequest, view: Any, *args: Any, **kwargs: Any) -> Any:
+        with timezone.override(tenant_zone(request)):
+            response = view(request, *args, **kwargs)
+            # Templates render lazily; render here, while the tenant's zone is active.
+            if hasattr(response, "render") and not response.is_rendered:
+                response.render()
+        return response
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        return self._in_tenant_time(request, super().changelist_view, extra_context)
+
+    def change_view(self, request: HttpRequest, object_id: str, *args: Any, **kwargs: Any) -> Any:
+        return self._in_tenant_time(request, super().change_view, object_id, *args, **kwargs)
 
 
 class TenantScopedAdmin(CheckedChangeListMixin, admin.ModelAdmin):

@@ -26,6 +26,7 @@ from sms.admin.groups import HolidayAdmin, OfficeHoursAdmin, RingGroupAdmin
 from sms.admin.inbound_rules import InboundRuleAdmin
 from sms.admin.messages import ConversationAdmin, MessageAdmin, OptOutAdmin, WebhookDeliveryAdmin
 from sms.admin.outbound_rules import OutboundRuleAdmin
+from sms.admin.system_logs import SystemMessageAdmin, SystemWebhookDeliveryAdmin
 from sms.admin.templates import ReplyTemplateAdmin
 from sms.models import (
     Contact,
@@ -44,6 +45,7 @@ from tenants.admin import (
     PortalUserAdmin,
     TenantAdmin,
     TenantApiTokenAdmin,
+    TenantAuditEventAdmin,
     TenantUserAdmin,
 )
 from tenants.models import (
@@ -83,6 +85,8 @@ for model, model_admin in [
     (AuditEvent, AuditEventAdmin),
     (ApiToken, ApiTokenAdmin),
     (Trunk, TrunkAdmin),
+    (Message, SystemMessageAdmin),
+    (WebhookDelivery, SystemWebhookDeliveryAdmin),
 ]:
     admin.site.register(model, model_admin)
 
@@ -104,6 +108,7 @@ for model, model_admin in [
     (ApiToken, TenantApiTokenAdmin),
     (TrunkAssignment, TenantTrunkAdmin),
     (PrivateTrunk, PrivateTrunkAdmin),
+    (AuditEvent, TenantAuditEventAdmin),
 ]:
     tenant_site.register(model, model_admin)
 

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from portal.health import health_report
 from sms.admin.provisioning import system_dids_page
 from sms.admin.usage import erase_remote_page, usage_csv, usage_page
-from sms.dashboard import configuration_health, message_volume
+from sms.dashboard import configuration_health, message_volume, tenants_volume
 from sms.selectors import office_hours_defined
 from sms.usage import quota_status
 from tenants.access import messaging_refusal
@@ -82,7 +82,11 @@ class SystemAdminSite(_PortalSite):
     report_pages = (("usage", "Usage"), ("voipms_dids", "VoIP.ms DIDs"))
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
-        dashboard = {"health": health_report(), "volume": message_volume(tenant=None)}
+        dashboard = {
+            "health": health_report(),
+            "volume": message_volume(tenant=None),
+            "tenants": tenants_volume(),
+        }
         return super().index(request, {**(extra_context or {}), "dashboard": dashboard})
 
     def get_urls(self) -> list[Any]:

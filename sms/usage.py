@@ -17,6 +17,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
 
 from core.charts import Series, stacked_bars
 from core.errors import ApplicationError, NotAllowed
@@ -224,6 +225,7 @@ def usage_chart(*, tenants: list[Tenant], month: Month) -> SafeString:
             Series("segments received", "#417690", segments_in),
             Series("segments sent", "#70bf2b", segments_out),
         ],
+        title=_("SMS segments per day of %(month)s") % {"month": month},
     )
 
 

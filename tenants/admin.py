@@ -12,12 +12,19 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from core.admin import CheckedChangeListMixin, TenantScopedAdmin
+from core.admin import (
+    CheckedChangeListMixin,
+    ReadOnlyScopedAdmin,
+    TenantScopedAdmin,
+    TenantTimeMixin,
+)
 from core.errors import ApplicationError
-from tenants.models import Role, Tenant, User
+from tenants.models import AuditEvent, Role, Tenant, User
 from tenants.services import api_token_revoke, tenant_manage_start
 from tenants.services_two_factor import two_factor_reset
 
@@ -127,6 +134,120 @@ class AuditEventAdmin(CheckedChangeListMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class _TenantAuditFilter(admin.SimpleListFilter):
+    """Offer the values this tenant's own events have (Django's would read every tenant's)."""
+
+    field = ""
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        values = (
+            AuditEvent.objects.for_tenant(request.tenant)
+            .order_by(self.field)
+            .values_list(self.field, flat=True)
+            .distinct()[:200]
+        )
+        return [(value, value) for value in values]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        value = self.value()
+        return queryset.filter(**{self.field: value}) if value else queryset
+
+
+class AuditActionFilter(_TenantAuditFilter):
+    title = _("action")
+    parameter_name = "action"
+    field = "action"
+
+
+class AuditActorFilter(_TenantAuditFilter):
+    title = _("who")
+    parameter_name = "actor"
+    field = "actor_name"
+
+
+DETAIL_SHOWN = 40
+
+
+def audit_detail_text(detail: Any) -> str:
+    """Return an audit event's detail as one short line ("fields: name, trunk; status: ok")."""
+    if not isinstance(detail, dict):
+        return str(detail)
+    parts = []
+    for key, value in detail.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        parts.append(f"{key}: {shown}")
+    return "; ".join(parts)
+
+
+class TenantAuditEventAdmin(TenantTimeMixin, ReadOnlyScopedAdmin):
+    """The tenant's audit log: who changed what, when and from which address."""
+
+    list_display = [
+        "when",
+        "who",
+        "what",
+        "object_kind",
+        "from_address",
+        "summary",
+    ]
+    list_filter = [AuditActionFilter, AuditActorFilter]
+    search_fields = ["actor_name", "action", "object_repr"]
+    search_help_text = _("Search who did it, the action or the object's name.")
+    date_hierarchy = "at"
+    list_per_page = 50
+    show_full_result_count = False
+    fields = [
+        "when",
+        "who",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "from_address",
+        "detail_text",
+    ]
+    readonly_fields = fields
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        return {}
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        return super().changelist_view(request, {"title": _("Audit log"), **(extra_context or {})})
+
+    @admin.display(description=_("when"), ordering="at")
+    def when(self, obj: AuditEvent) -> str:
+        return timezone.localtime(obj.at).strftime("%Y-%m-%d %H:%M:%S")
+
+    @admin.display(description=_("who"), ordering="actor_name")
+    def who(self, obj: AuditEvent) -> str:
+        return obj.actor_name
+
+    @admin.display(description=_("from address"), ordering="address")
+    def from_address(self, obj: AuditEvent) -> str:
+        return obj.address or "—"
+
+    @admin.display(description=_("action"), ordering="action")
+    def what(self, obj: AuditEvent) -> str:
+        return obj.action.replace("_", " ")
+
+    @admin.display(description=_("object"), ordering="object_type")
+    def object_kind(self, obj: AuditEvent) -> str:
+        if not obj.object_type:
+            return obj.object_repr or "—"
+        kind = obj.object_type.rsplit(".", 1)[-1]
+        return format_html('{}<br><small class="quiet">{}</small>', obj.object_repr or "—", kind)
+
+    @admin.display(description=_("detail"))
+    def summary(self, obj: AuditEvent) -> str:
+        text = audit_detail_text(obj.detail)
+        shown = text if len(text) <= DETAIL_SHOWN else text[:DETAIL_SHOWN] + "…"
+        return format_html('<span class="audit-detail" title="{}">{}</span>', text, shown)
+
+    @admin.display(description=_("detail"))
+    def detail_text(self, obj: AuditEvent) -> str:
+        return audit_detail_text(obj.detail) or "—"
 
 
 class _ApiTokenAdminBase(admin.ModelAdmin):

@@ -9,8 +9,8 @@ from django.db import models
 
 from sms.configurations import sms_configuration_create
 from sms.models import SmsConfiguration
-from tenants.models import Extension, Role, Tenant, User
-from tenants.services import api_token_create, extension_create, user_create
+from tenants.models import AuditEvent, Extension, Role, Tenant, User
+from tenants.services import api_token_create, audit_record, extension_create, user_create
 from trunks.models import Trunk, TrunkAssignment
 from trunks.services import trunk_assignment_save, trunk_save
 
@@ -159,6 +159,15 @@ def make_messaging_objects(
         name=f"Private trunk of {tenant.slug}", host="atlanta1.voip.ms", owner=tenant
     )
     return {
+        # One audit event of the tenant, for the pages of its audit log.
+        AuditEvent: audit_record(
+            actor=None,
+            action="factory_event",
+            tenant=tenant,
+            obj=configuration,
+            detail={"fields": ["name"]},
+            address="192.0.2.10",
+        ),
         Contact: contact_save(
             tenant=tenant, actor=None, name="Factory contact", number="+13125550199", notes="VIP"
         ),

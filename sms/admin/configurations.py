@@ -28,6 +28,7 @@ from sms.configurations import (
     sms_configuration_update,
     sms_configuration_verify_start,
 )
+from sms.dashboard import configuration_volume
 from sms.models import SmsConfiguration, WebhookDelivery
 from tenants.models import AuditEvent
 from trunks.models import Brand, Trunk
@@ -237,6 +238,7 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
             "status": configuration_status(configuration),
             "steps": VOIPMS_STEPS,
             "history": history,
+            "volume": configuration_volume(configuration=configuration),
             "deliveries": WebhookDelivery.objects.for_tenant(request.tenant)
             .filter(configuration=configuration)
             .only("received_at", "method", "status", "reason")[:10],

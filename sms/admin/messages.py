@@ -20,6 +20,7 @@ from core.admin import (
     ReadOnlyScopedAdmin,
     TenantScopedAdmin,
     TenantScopedInline,
+    TenantTimeMixin,
 )
 from core.clock import time_display, time_export
 from sms.admin.common import ChannelsRequiredMixin
@@ -189,60 +190,8 @@ CSV_HEADER = [
 ]
 
 
-class MessageAdmin(ChannelsRequiredMixin, ReadOnlyScopedAdmin):
-    list_display = [
-        "time",
-        "direction",
-        "kind",
-        "status",
-        "did",
-        "remote",
-        "excerpt",
-        "extension",
-        "outcome",
-    ]
-    list_filter = ["direction", "status", DidListFilter]
-    list_select_related = ["extension"]
-    date_hierarchy = "created_at"
-    search_fields = ["body", "did", "remote"]
-    search_help_text = "Search the text, the DID or the contact's number."
-    list_per_page = 50
-    change_list_template = "sms/admin/message_change_list.html"
-    inlines = [MessageMediaInline, DeliveryAttemptInline, DestinationAttemptInline]
-    fields = [
-        "created_at",
-        "direction",
-        "kind",
-        "status",
-        "source",
-        "configuration",
-        "conversation",
-        "did",
-        "remote",
-        "body",
-        "media_urls",
-        "segments",
-        "extension",
-        "rule_name",
-        "routed_to",
-        "destination",
-        "unrouted_reason",
-        "error_code",
-        "error_message",
-        "provider_account",
-        "provider_id",
-        "attempt_count",
-        "last_attempt_at",
-        "next_attempt_at",
-        "received_at",
-        "received_at_note",
-        "send_at",
-        "sent_at",
-        "delivered_at",
-        "read_at",
-        "story",
-    ]
-    readonly_fields = fields
+class MessageDisplayMixin:
+    """How a message reads in a list and on its page, on the tenant site and the system site."""
 
     @admin.display(description="Destination")
     def destination(self, obj: Message) -> str:
@@ -297,6 +246,64 @@ class MessageAdmin(ChannelsRequiredMixin, ReadOnlyScopedAdmin):
         if obj.direction == Direction.IN:
             return obj.routed_to
         return obj.error_message
+
+
+class MessageAdmin(
+    MessageDisplayMixin, ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin
+):
+    list_display = [
+        "time",
+        "direction",
+        "kind",
+        "status",
+        "did",
+        "remote",
+        "excerpt",
+        "extension",
+        "outcome",
+    ]
+    list_filter = ["direction", "status", DidListFilter]
+    list_select_related = ["extension"]
+    date_hierarchy = "created_at"
+    search_fields = ["body", "did", "remote"]
+    search_help_text = "Search the text, the DID or the contact's number."
+    list_per_page = 50
+    change_list_template = "sms/admin/message_change_list.html"
+    inlines = [MessageMediaInline, DeliveryAttemptInline, DestinationAttemptInline]
+    fields = [
+        "created_at",
+        "direction",
+        "kind",
+        "status",
+        "source",
+        "configuration",
+        "conversation",
+        "did",
+        "remote",
+        "body",
+        "media_urls",
+        "segments",
+        "extension",
+        "rule_name",
+        "routed_to",
+        "destination",
+        "unrouted_reason",
+        "error_code",
+        "error_message",
+        "provider_account",
+        "provider_id",
+        "attempt_count",
+        "last_attempt_at",
+        "next_attempt_at",
+        "received_at",
+        "received_at_note",
+        "send_at",
+        "sent_at",
+        "delivered_at",
+        "read_at",
+        "story",
+    ]
+    readonly_fields = fields
 
     def get_urls(self) -> list[Any]:
         return [

@@ -1,0 +1,132 @@
+"""The system site's message log and webhook-delivery log: every tenant's rows, read only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from core.admin import CheckedChangeListMixin
+from sms.admin.messages import (
+    DeliveryAttemptInline,
+    DestinationAttemptInline,
+    MessageAdmin,
+    MessageDisplayMixin,
+)
+from sms.models import Direction, Message, WebhookDelivery
+
+TEXT_SHOWN = 40
+
+
+def shortened(text: str, shown: int = TEXT_SHOWN) -> str:
+    """Return the text cut to `shown` characters, the whole of it in a tooltip."""
+    if len(text) <= shown:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[:shown])
+
+
+class _ReadOnlySystemLog(CheckedChangeListMixin, admin.ModelAdmin):
+    """A log the system administrator reads and searches, but never writes."""
+
+    list_per_page = 50
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class SystemMessageAdmin(MessageDisplayMixin, _ReadOnlySystemLog):
+    list_display = ["time", "tenant", "numbers", "status", "short_text", "short_outcome"]
+    list_filter = ["tenant", "direction", "status", "kind", "created_at"]
+    list_select_related = ["tenant"]
+    date_hierarchy = "created_at"
+    search_fields = ["did", "remote", "body"]
+    search_help_text = _("Search the DID, the contact's number or the text.")
+    inlines = [DeliveryAttemptInline, DestinationAttemptInline]
+    fields = ["tenant", *MessageAdmin.fields]
+    readonly_fields = fields
+
+    @admin.display(description=_("DID and contact"))
+    def numbers(self, obj: Message) -> str:
+        arrow = "←" if obj.direction == Direction.IN else "→"
+        return format_html(
+            '{}<br><span class="log-number" title="{}">{} {}</span>',
+            obj.did,
+            obj.get_direction_display(),
+            arrow,
+            obj.remote,
+        )
+
+    @admin.display(description=_("Text"))
+    def short_text(self, obj: Message) -> str:
+        return shortened(self.excerpt(obj))
+
+    @admin.display(description=_("Routed to / error"))
+    def short_outcome(self, obj: Message) -> str:
+        return shortened(self.outcome(obj), 30)
+
+
+class SystemWebhookDeliveryAdmin(_ReadOnlySystemLog):
+    list_display = [
+        "time",
+        "tenant",
+        "configuration",
+        "method",
+        "status",
+        "short_reason",
+        "source_address",
+    ]
+    list_filter = ["tenant", "status", "method", "received_at"]
+    list_select_related = ["tenant", "configuration"]
+    date_hierarchy = "received_at"
+    search_fields = ["reason", "query", "configuration__name"]
+    search_help_text = _("Search the reason, the query string or the configuration's name.")
+    fields = [
+        "received_at",
+        "tenant",
+        "configuration",
+        "method",
+        "status",
+        "reason",
+        "remote_addr",
+        "content_type",
+        "query",
+        "body_text",
+        "headers",
+        "processed_at",
+        "attempts",
+        "messages_made",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("Received at"), ordering="received_at")
+    def time(self, obj: WebhookDelivery) -> str:
+        return timezone.localtime(obj.received_at).strftime("%Y-%m-%d %H:%M:%S")
+
+    @admin.display(description=_("From"), ordering="remote_addr")
+    def source_address(self, obj: WebhookDelivery) -> str:
+        return obj.remote_addr or "—"
+
+    @admin.display(description=_("Reason"))
+    def short_reason(self, obj: WebhookDelivery) -> str:
+        return shortened(obj.reason)
+
+    @admin.display(description=_("Messages"))
+    def messages_made(self, obj: WebhookDelivery) -> str:
+        made = Message.objects.filter(tenant_id=obj.tenant_id, delivery=obj)[:10]
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            ((reverse("admin:sms_message_change", args=[m.pk]), str(m)) for m in made),
+        )
