@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy
 from sms.models import SmsConfiguration
 from tenants.models import Tenant
 from tenants.services import audit_record
+from trunks.numbers import normalize_number
 from trunks.voipms.sandbox.models import NumberFormat, SandboxAccount, SandboxDid
 from trunks.voipms.sandbox.selectors import sandbox_accounts_of, sandbox_dids_of
 from trunks.voipms.sandbox.services import (
@@ -73,6 +74,10 @@ class AddDidForm(forms.Form):
         empty_label=gettext_lazy("Nowhere yet"),
         help_text=gettext_lazy("Sets the DID's webhook URL to this configuration's."),
     )
+
+    def clean_did(self) -> str:
+        # Written as anywhere in the portal: (332) 249-6216, 332.249.6216, +1 332 249 6216 ...
+        return normalize_number(self.cleaned_data["did"])
 
     def __init__(self, *args: Any, tenant: Tenant, accounts: list[SandboxAccount], **kwargs: Any):
         super().__init__(*args, **kwargs)
