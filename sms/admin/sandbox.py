@@ -259,7 +259,11 @@ def sandbox_did_page(
                 )
             messages.success(request, _("Sandbox DID %(did)s saved.") % {"did": sandbox_did.e164})
             return redirect(reverse(f"{admin_site.name}:sandbox"))
-    configurations = _configurations(tenant)
+    # The configurations signing in to the DID's account come first; any other may be chosen too.
+    login = sandbox_did.account.username
+    configurations = sorted(
+        _configurations(tenant), key=lambda c: c.username.strip().lower() != login
+    )
     context = {
         **admin_site.each_context(request),
         "title": _("Sandbox DID %(did)s") % {"did": sandbox_did.e164},
