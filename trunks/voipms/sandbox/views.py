@@ -141,6 +141,14 @@ def phone(request: HttpRequest) -> HttpResponse:
     requested = request.GET.get("did", "")
     selected = _visible_did(request, requested) if requested else (dids[0] if dids else None)
     tenant = getattr(request, "tenant", None)
+    user = request.user
+    site_admin = tenant is not None and (user.is_system_admin or user.is_tenant_admin)
+    if site_admin:
+        home_url = reverse("tenant:index")
+    elif user.is_system_admin:
+        home_url = reverse("admin:index")
+    else:
+        home_url = reverse("inbox")
     context = {
         # The portal's header, as on the tenant and system sites (admin/base_site.html).
         "title": _("Phone simulator"),
@@ -151,8 +159,8 @@ def phone(request: HttpRequest) -> HttpResponse:
         "has_permission": True,
         "is_nav_sidebar_enabled": False,
         "show_tenant": tenant is None,
-        "perms_sandbox_page": tenant is not None
-        and (request.user.is_system_admin or request.user.is_tenant_admin),
+        "perms_sandbox_page": site_admin,
+        "home_url": home_url,
         "dids": dids,
         "selected": selected,
         "handset": request.GET.get("handset", DEFAULT_HANDSET),
