@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps as django_apps
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
@@ -25,6 +27,11 @@ from tenants.access import messaging_refusal
 from tenants.middleware import second_factor_missing
 from tenants.services import tenant_manage_stop
 from tenants.settings_page import callback_secret_reveal, callback_secret_rotate, settings_page
+
+
+def _sandbox_on() -> bool:
+    """Tell whether the in-repo VoIP.ms sandbox stands in for VoIP.ms here."""
+    return bool(settings.VOIPMS_SANDBOX) and django_apps.is_installed("trunks.voipms.sandbox")
 
 
 class _PortalSite(admin.AdminSite):
@@ -131,7 +138,13 @@ class TenantAdminSite(_PortalSite):
     index_title = "Tenant administration"
     portal_site = "tenant"
     index_template = "admin/tenant_index.html"
-    report_pages = (("usage", "Usage"), ("erase_remote", "Erase an outside number"))
+
+    @property
+    def report_pages(self) -> tuple[tuple[str, str], ...]:  # type: ignore[override]
+        pages = (("usage", "Usage"), ("erase_remote", "Erase an outside number"))
+        if _sandbox_on():
+            pages = (*pages, ("sandbox", "Sandbox"))
+        return pages
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         tenant = request.tenant
@@ -232,8 +245,52 @@ class TenantAdminSite(_PortalSite):
                 self.admin_view(require_POST(self.callback_secret_rotate_view)),
                 name="tenant_callback_secret_rotate",
             ),
+            *self._sandbox_urls(),
             *super().get_urls(),
         ]
+
+    def _sandbox_urls(self) -> list[Any]:
+        """Return the Sandbox pages' routes when the in-repo VoIP.ms sandbox is installed."""
+        if not django_apps.is_installed("trunks.voipms.sandbox"):
+            return []
+        methods = require_http_methods(["GET", "POST"])
+        return [
+            path("sandbox/", self.admin_view(methods(self.sandbox_view)), name="sandbox"),
+            path(
+                "sandbox/did/<int:pk>/",
+                self.admin_view(methods(self.sandbox_did_view)),
+                name="sandbox_did",
+            ),
+            path(
+                "sandbox/did/<int:pk>/delete/",
+                self.admin_view(methods(self.sandbox_did_delete_view)),
+                name="sandbox_did_delete",
+            ),
+        ]
+
+    def sandbox_view(self, request: HttpRequest) -> HttpResponse:
+        """List the acting tenant's sandbox DIDs and add one."""
+        from sms.admin.sandbox import sandbox_page
+
+        if not _sandbox_on():
+            raise Http404
+        return sandbox_page(request, admin_site=self, tenant=request.tenant)
+
+    def sandbox_did_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Set how one of the acting tenant's sandbox DIDs delivers."""
+        from sms.admin.sandbox import sandbox_did_page
+
+        if not _sandbox_on():
+            raise Http404
+        return sandbox_did_page(request, admin_site=self, tenant=request.tenant, pk=pk)
+
+    def sandbox_did_delete_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Remove one of the acting tenant's sandbox DIDs."""
+        from sms.admin.sandbox import sandbox_did_delete_page
+
+        if not _sandbox_on():
+            raise Http404
+        return sandbox_did_delete_page(request, admin_site=self, tenant=request.tenant, pk=pk)
 
     def usage_view(self, request: HttpRequest) -> HttpResponse:
         """Show the acting tenant's usage of a month."""

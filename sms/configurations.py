@@ -7,6 +7,8 @@ import logging
 import secrets
 from typing import Any
 
+from django.apps import apps
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -50,6 +52,15 @@ def _check_trunk(*, tenant: Tenant, trunk: Trunk) -> None:
         )
 
 
+def _sandbox_claim(configuration: SmsConfiguration) -> None:
+    """Give the sandbox account the configuration signs in to its tenant, if nobody owns it."""
+    if not settings.VOIPMS_SANDBOX or not apps.is_installed("trunks.voipms.sandbox"):
+        return
+    from trunks.voipms.sandbox.services import sandbox_account_claim
+
+    sandbox_account_claim(username=configuration.username, tenant=configuration.tenant)
+
+
 def _save(configuration: SmsConfiguration) -> None:
     configuration.full_clean(exclude=["tenant"], validate_unique=False)
     clash = (
@@ -89,6 +100,7 @@ def sms_configuration_create(
     configuration.webhook_token = token
     configuration.webhook_token_digest = webhook_token_digest(token)
     _save(configuration)
+    _sandbox_claim(configuration)
     audit_record(
         actor=actor,
         action="created",
@@ -128,6 +140,8 @@ def sms_configuration_update(
         configuration.verification_result = {}
         configuration.verified_at = None
     _save(configuration)
+    if "username" in changed:
+        _sandbox_claim(configuration)
     if changed:
         audit_record(
             actor=actor,

@@ -36,6 +36,8 @@ from tenants.models import ApiToken, Extension, Holiday, OfficeHours, RingGroup,
 from tenants.services import api_token_create
 from tests.factories import World, make_messaging_objects
 from trunks.models import Trunk
+from trunks.voipms.sandbox.models import SandboxDid
+from trunks.voipms.sandbox.services import sandbox_account_ensure
 
 # The pages and routes that list a configuration's DIDs at VoIP.ms get a mocked answer.
 pytestmark = pytest.mark.usefixtures("voipms_dids")
@@ -104,6 +106,8 @@ VIEW_OBJECTS: dict[str, tuple[str, type]] = {
     "inbox_transfer": ("pk", Conversation),
     "inbox_retry": ("pk", Message),
     "inbox_media": ("pk", MessageMedia),
+    "tenant:sandbox_did": ("pk", SandboxDid),
+    "tenant:sandbox_did_delete": ("pk", SandboxDid),
 }
 
 
@@ -213,6 +217,14 @@ def world(world: World) -> World:
         tenant_objects[DidPointing] = DidPointing.objects.create(
             tenant=configuration.tenant, configuration=configuration
         )
+    for tenant, tenant_objects, did in (
+        (world.tenant_a, world.objects_a, "3322496216"),
+        (world.tenant_b, world.objects_b, "3322496217"),
+    ):
+        sandbox_account_ensure(
+            username=f"sandbox@{tenant.slug}", api_password="x", dids=[did], tenant=tenant
+        )
+        tenant_objects[SandboxDid] = SandboxDid.objects.get(did=did)
     world.objects_a[ApiToken], _ = api_token_create(user=world.admin_a, name="matrix")
     world.objects_b[ApiToken], _ = api_token_create(user=world.admin_b, name="matrix")
     return world

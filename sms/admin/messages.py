@@ -15,6 +15,7 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from core.admin import (
     ReadOnlyScopedAdmin,
@@ -24,6 +25,7 @@ from core.admin import (
 )
 from core.clock import time_display, time_export
 from sms.admin.common import ChannelsRequiredMixin
+from sms.contacts import contact_name_of, contact_numbers_named
 from sms.conversations import opt_out_delete
 from sms.inbound.process import webhook_deliveries_reprocess
 from sms.models import (
@@ -38,13 +40,44 @@ from sms.models import (
 )
 from sms.story import events_text, message_events, message_routed_to, message_unrouted_reason
 
+# --- contact names -------------------------------------------------------------------------------
+
+
+class ContactNamesMixin:
+    """Show the tenant's contact name with each outside number; a search finds names too."""
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).annotate(contact_name=contact_name_of("remote"))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: Any, search_term: str
+    ) -> tuple[Any, bool]:
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term and "\x00" not in term and request.tenant is not None:
+            named = contact_numbers_named(tenant=request.tenant, text=term)
+            found = found | queryset.filter(remote__in=named)
+        return found, may_have_duplicates
+
+    @admin.display(description=_("Outside number"), ordering="remote")
+    def remote_with_name(self, obj: Any) -> str:
+        name = getattr(obj, "contact_name", None)
+        if not name:
+            return obj.remote
+        return format_html(
+            '<span class="contact-name">{}</span> <span class="contact-number">{}</span>',
+            name,
+            obj.remote,
+        )
+
+
 # --- opt-outs ------------------------------------------------------------------------------------
 
 
-class OptOutAdmin(ChannelsRequiredMixin, TenantScopedAdmin):
-    list_display = ["remote", "did", "keyword", "created_at"]
+class OptOutAdmin(ContactNamesMixin, ChannelsRequiredMixin, TenantTimeMixin, TenantScopedAdmin):
+    list_display = ["remote_with_name", "did", "keyword", "created_at"]
     search_fields = ["remote", "did"]
-    fields = ["remote", "did", "keyword", "created_at"]
+    fields = ["remote_with_name", "did", "keyword", "created_at"]
     readonly_fields = fields
     date_hierarchy = "created_at"
     actions = ["opt_back_in"]
@@ -187,6 +220,7 @@ CSV_HEADER = [
     "received at",
     "send at",
     "events",
+    "contact",
 ]
 
 
@@ -249,7 +283,11 @@ class MessageDisplayMixin:
 
 
 class MessageAdmin(
-    MessageDisplayMixin, ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin
+    MessageDisplayMixin,
+    ContactNamesMixin,
+    ChannelsRequiredMixin,
+    TenantTimeMixin,
+    ReadOnlyScopedAdmin,
 ):
     list_display = [
         "time",
@@ -257,7 +295,7 @@ class MessageAdmin(
         "kind",
         "status",
         "did",
-        "remote",
+        "remote_with_name",
         "excerpt",
         "extension",
         "outcome",
@@ -266,7 +304,7 @@ class MessageAdmin(
     list_select_related = ["extension"]
     date_hierarchy = "created_at"
     search_fields = ["body", "did", "remote"]
-    search_help_text = "Search the text, the DID or the contact's number."
+    search_help_text = _("Search the text, the DID, the outside number or its contact's name.")
     list_per_page = 50
     change_list_template = "sms/admin/message_change_list.html"
     inlines = [MessageMediaInline, DeliveryAttemptInline, DestinationAttemptInline]
@@ -279,7 +317,7 @@ class MessageAdmin(
         "configuration",
         "conversation",
         "did",
-        "remote",
+        "remote_with_name",
         "body",
         "media_urls",
         "segments",
@@ -363,6 +401,7 @@ class MessageAdmin(
                             time_export(m.received_at, zone),
                             time_export(m.send_at, zone),
                             events_text(m, zone=zone),
+                            m.contact_name or "",
                         )
                     ]
                 )
@@ -376,9 +415,11 @@ class MessageAdmin(
 # --- conversations and webhook deliveries ------------------------------------------------------
 
 
-class ConversationAdmin(ChannelsRequiredMixin, ReadOnlyScopedAdmin):
+class ConversationAdmin(
+    ContactNamesMixin, ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin
+):
     list_display = [
-        "remote",
+        "remote_with_name",
         "did",
         "extension",
         "ring_group",
@@ -390,7 +431,7 @@ class ConversationAdmin(ChannelsRequiredMixin, ReadOnlyScopedAdmin):
     list_select_related = ["extension", "ring_group"]
     search_fields = ["remote", "did", "last_message_text"]
     fields = [
-        "remote",
+        "remote_with_name",
         "did",
         "configuration",
         "extension",

@@ -21,7 +21,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!data.messages.length) {
       const empty = document.createElement("p");
       empty.className = "empty";
-      empty.textContent = "No messages yet between this handset and this DID.";
+      empty.textContent = screen.dataset.emptyText || "No messages yet between this handset and this DID.";
       screen.append(empty);
       return;
     }
@@ -56,7 +56,14 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 
-  didField.addEventListener("change", () => { lastRendered = ""; refresh(); });
+  const viaField = document.getElementById("sandbox-via");
+  // Deliver the way the chosen DID is set up: its webhook, else its URL callback.
+  function followDid() {
+    const option = didField.selectedOptions[0];
+    if (viaField && option && option.dataset.via) { viaField.value = option.dataset.via; }
+  }
+  followDid();
+  didField.addEventListener("change", () => { followDid(); lastRendered = ""; refresh(); });
   handsetField.addEventListener("change", () => { lastRendered = ""; refresh(); });
   refresh();
   setInterval(refresh, refreshMs);

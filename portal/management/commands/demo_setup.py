@@ -123,16 +123,34 @@ class Command(BaseCommand):
         if not SmsCallerId.objects.for_tenant(tenant).filter(extension=extension).exists():
             sms_caller_id_save(tenant=tenant, extension=extension, trunk=trunk, did=first_did)
         if settings.VOIPMS_SANDBOX:
-            from trunks.voipms.sandbox.services import sandbox_account_ensure, sandbox_did_configure
-
-            pool = parse_did_pool(spec["pool"])
-            dids = [str(n)[1:] for r in pool for n in range(r.start, r.end + 1)]
-            sandbox_account_ensure(
-                username=spec["voipms"], api_password=DEMO_API_PASSWORD, dids=dids
-            )
-            for did in dids:
-                sandbox_did_configure(did=did, webhook_url=configuration.webhook_url)
+            self._sandbox(spec, tenant, configuration)
         self._usage(tenant, configuration, spec["pool"])
+
+    def _sandbox(
+        self, spec: dict[str, str], tenant: Tenant, configuration: SmsConfiguration
+    ) -> None:
+        """Give the tenant its sandbox account; its DIDs deliver by webhook and by URL callback.
+
+        Every DID gets both the configuration's webhook URL and a URL callback to the same
+        address, so the phone simulator can use either; the second DID of a pool has its webhook
+        switched off, to show a DID that delivers by URL callback only (DOMAIN.md §3).
+        """
+        from sms.admin.sandbox import callback_template
+        from trunks.voipms.sandbox.services import sandbox_account_ensure, sandbox_did_configure
+
+        pool = parse_did_pool(spec["pool"])
+        dids = [str(n)[1:] for r in pool for n in range(r.start, r.end + 1)]
+        sandbox_account_ensure(
+            username=spec["voipms"], api_password=DEMO_API_PASSWORD, dids=dids, tenant=tenant
+        )
+        for index, did in enumerate(dids):
+            sandbox_did_configure(
+                did=did,
+                webhook_url=configuration.webhook_url,
+                webhook_enabled=index != 1,
+                callback_url=callback_template(configuration),
+                callback_enabled=True,
+            )
 
     def _usage(self, tenant: Tenant, configuration: SmsConfiguration, pool: str) -> None:
         """Give a new demo tenant six weeks of past traffic, so its usage page shows bars."""

@@ -492,15 +492,11 @@ def test_the_command_prints_the_outbox_and_resets_faults(account: SandboxAccount
 
 
 @pytest.fixture
-def owned_numbers(monkeypatch: pytest.MonkeyPatch) -> dict[int, set[str]]:
-    """Replace the phone page's tenant_owns_number; map tenant pk to the E.164 numbers it owns."""
-    owned: dict[int, set[str]] = {}
-
-    def tenant_owns_number(*, tenant: Any, number: str, trunk: Any = None) -> bool:
-        return tenant is not None and number in owned.get(tenant.pk, set())
-
-    monkeypatch.setattr("trunks.voipms.sandbox.views.tenant_owns_number", tenant_owns_number)
-    return owned
+def owned_by_a(account: SandboxAccount, user_a: User) -> SandboxAccount:
+    """Give the account (DID and DID_2) to tenant A."""
+    account.tenant = user_a.tenant
+    account.save(update_fields=["tenant"])
+    return account
 
 
 def test_the_phone_needs_a_login(account: SandboxAccount, client_for: Callable) -> None:
@@ -537,16 +533,12 @@ def test_a_system_admin_sees_every_did(
 
 
 def test_a_tenant_user_sees_only_the_dids_of_its_tenant(
-    account: SandboxAccount,
-    user_a: User,
-    admin_b: User,
-    client_for: Callable,
-    owned_numbers: dict[int, set[str]],
+    owned_by_a: SandboxAccount, user_a: User, admin_b: User, client_for: Callable
 ) -> None:
-    owned_numbers[user_a.tenant_id] = {f"+1{DID}"}
+    sandbox_account_ensure(username="b@example.com", api_password="x", dids=["3322496213"])
     response = client_for(user_a).get(PHONE)
-    assert [d.did for d in response.context["dids"]] == [DID]
-    assert b"+18455577769" not in response.content
+    assert [d.did for d in response.context["dids"]] == [DID, DID_2]
+    assert b"+13322496213" not in response.content
     nothing = client_for(admin_b).get(PHONE)
     assert nothing.status_code == 200
     assert list(nothing.context["dids"]) == []
@@ -554,14 +546,13 @@ def test_a_tenant_user_sees_only_the_dids_of_its_tenant(
 
 
 def test_another_tenants_did_is_a_404(
-    account: SandboxAccount,
-    user_a: User,
-    client_for: Callable,
-    owned_numbers: dict[int, set[str]],
+    owned_by_a: SandboxAccount, admin_b: User, user_a: User, client_for: Callable
 ) -> None:
-    owned_numbers[user_a.tenant_id] = {f"+1{DID}"}
+    sandbox_account_ensure(
+        username="b@example.com", api_password="x", dids=["3322496213"], tenant=admin_b.tenant
+    )
     client = client_for(user_a)
-    for did in (DID_2, "3322496213", "nonsense"):
+    for did in ("3322496213", "2125550199", "nonsense"):
         assert client.get(f"{PHONE}?did={did}").status_code == 404
         assert client.get(THREAD, {"did": did, "handset": HANDSET}).status_code == 404
         response = client.post(PHONE, {"did": did, "handset": HANDSET, "text": "hi"})
@@ -570,13 +561,9 @@ def test_another_tenants_did_is_a_404(
 
 
 def test_the_phone_sends_and_shows_the_thread(
-    account: SandboxAccount,
-    user_a: User,
-    client_for: Callable,
-    owned_numbers: dict[int, set[str]],
-    receiver: Receiver,
+    owned_by_a: SandboxAccount, user_a: User, client_for: Callable, receiver: Receiver
 ) -> None:
-    owned_numbers[user_a.tenant_id] = {f"+1{DID}"}
+    account = owned_by_a
     sandbox_did_configure(did=DID, webhook_url=f"{receiver.url}/hooks/voipms/tok/")
     client = client_for(user_a)
     with freeze_time("2026-09-07 14:20:00"):
@@ -666,14 +653,32 @@ def test_the_phone_form_needs_its_csrf_token(account: SandboxAccount, sysadmin: 
     assert not SandboxMessage.objects.exists()
 
 
-def test_the_phone_follows_the_real_did_pools(world: World, client_for: Callable) -> None:
-    # tests/factories.py gives tenant A 12125550100-109 and tenant B 12125550110-119.
+def test_the_phone_shows_the_acting_tenants_dids_only(world: World, client_for: Callable) -> None:
     sandbox_account_ensure(
-        username=USERNAME, api_password=PASSWORD, dids=["2125550101", "2125550111", DID]
+        username="a@example.com", api_password=PASSWORD, dids=[DID], tenant=world.tenant_a
     )
-    dids_a = client_for(world.user_a).get(PHONE).context["dids"]
-    dids_b = client_for(world.admin_b).get(PHONE).context["dids"]
-    assert [d.did for d in dids_a] == ["2125550101"]
-    assert [d.did for d in dids_b] == ["2125550111"]
-    thread = client_for(world.user_a).get(THREAD, {"did": "2125550111", "handset": HANDSET})
+    sandbox_account_ensure(
+        username="b@example.com", api_password=PASSWORD, dids=[DID_2], tenant=world.tenant_b
+    )
+    sandbox_account_ensure(
+        username="nobody@example.com", api_password=PASSWORD, dids=["3322496213"]
+    )
+    assert [d.did for d in client_for(world.user_a).get(PHONE).context["dids"]] == [DID]
+    assert [d.did for d in client_for(world.admin_b).get(PHONE).context["dids"]] == [DID_2]
+    thread = client_for(world.user_a).get(THREAD, {"did": DID_2, "handset": HANDSET})
     assert thread.status_code == 404
+    # A system administrator on the system site sees every DID, labelled by its tenant ...
+    root = client_for(world.sysadmin)
+    page = root.get(PHONE)
+    assert [d.did for d in page.context["dids"]] == ["3322496213", DID, DID_2]
+    assert "+18455577769 — Tenant B" in page.content.decode()
+    # ... and managing tenant B, B's only: not A's, not the unowned one.
+    session = root.session
+    session["managed_tenant_id"] = world.tenant_b.pk
+    session.save()
+    managing = root.get(PHONE)
+    assert [d.did for d in managing.context["dids"]] == [DID_2]
+    assert root.get(f"{PHONE}?did={DID}").status_code == 404
+    response = root.post(PHONE, {"did": DID, "handset": HANDSET, "text": "hi"})
+    assert response.status_code == 404
+    assert not SandboxMessage.objects.exists()

@@ -58,6 +58,15 @@ class SandboxAccount(models.Model):
     """A VoIP.ms account: API credentials, allow-list, daily cap and fault switches."""
 
     username = models.EmailField("login email", unique=True)
+    # The tenant whose SMS configuration uses this account's login; its administrators manage
+    # the account's DIDs and only its users see them on the phone simulator.
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     # A fake provider: the password is compared, never logged, rendered or returned.
     api_password = models.CharField("API password", max_length=128)
     api_enabled = models.BooleanField("API enabled", default=True)

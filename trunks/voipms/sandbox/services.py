@@ -19,6 +19,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from core.errors import ApplicationError
+from tenants.models import Tenant
 from trunks.voipms.sandbox.models import (
     FIRST_PROVIDER_ID,
     FaultMode,
@@ -123,6 +124,7 @@ def sandbox_account_ensure(
     fault_rate: float | None = None,
     timeout_sleep_s: float | None = None,
     delivery_delay_s: int | None = None,
+    tenant: Tenant | None = None,
 ) -> SandboxAccount:
     """Create or update an account and attach the DIDs; None leaves a setting as it is."""
     username = username.strip().lower()
@@ -138,6 +140,7 @@ def sandbox_account_ensure(
             "fault_rate": fault_rate,
             "timeout_sleep_s": timeout_sleep_s,
             "delivery_delay_s": delivery_delay_s,
+            "tenant": tenant,
         }.items()
         if value is not None
     }
@@ -210,6 +213,51 @@ def sandbox_did_configure(
         _validated(sandbox_did, exclude=["account", "did"])
         sandbox_did.save(update_fields=list(changes))
     return sandbox_did
+
+
+def sandbox_account_claim(
+    *, username: str, tenant: Tenant, api_password: str | None = None
+) -> SandboxAccount | None:
+    """Give the account with this login to the tenant whose configuration uses it.
+
+    An account nobody owns is claimed; one another tenant owns is left alone (None). With an API
+    password, a missing account is created for the tenant, as VoIP.ms would have it already.
+    """
+    username = username.strip().lower()
+    with transaction.atomic():
+        account = SandboxAccount.objects.select_for_update().filter(username=username).first()
+        if account is None:
+            if not api_password:
+                return None
+            account = SandboxAccount(username=username, api_password=api_password, tenant=tenant)
+            _validated(account)
+            account.save()
+            logger.info("Sandbox account %s created for tenant %s", account.pk, tenant.pk)
+            return account
+        if account.tenant_id is None:
+            account.tenant = tenant
+            account.save(update_fields=["tenant"])
+            logger.info("Sandbox account %s claimed by tenant %s", account.pk, tenant.pk)
+        return account if account.tenant_id == tenant.pk else None
+
+
+def sandbox_did_add(*, account: SandboxAccount, did: str, webhook_url: str = "") -> SandboxDid:
+    """Add a DID to an account, or raise SandboxError when it is no DID or already taken."""
+    digits = _did_digits(did)
+    with transaction.atomic():
+        if SandboxDid.objects.filter(did=digits).exists():
+            raise SandboxError(f"DID {digits} is already on a sandbox account")
+        sandbox_did = SandboxDid(account=account, did=digits, webhook_url=webhook_url.strip())
+        _validated(sandbox_did, exclude=["account"])
+        sandbox_did.save()
+    logger.info("Sandbox DID %s added to account %s", sandbox_did.pk, account.pk)
+    return sandbox_did
+
+
+def sandbox_did_remove(*, sandbox_did: SandboxDid) -> None:
+    """Remove a DID from its account; the messages it carried stay in the account's history."""
+    logger.info("Sandbox DID %s removed from account %s", sandbox_did.pk, sandbox_did.account_id)
+    sandbox_did.delete()
 
 
 def sandbox_account_reset_faults(*, username: str | None = None) -> int:

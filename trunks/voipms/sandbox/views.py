@@ -11,15 +11,16 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from core.clock import time_display, time_export
+from tenants.models import Tenant
 from trunks.numbers import normalize_number
-from trunks.selectors import tenant_owns_number
 from trunks.voipms.sandbox import api
 from trunks.voipms.sandbox.models import SandboxDid, SandboxMessage, Via
-from trunks.voipms.sandbox.selectors import sandbox_thread
+from trunks.voipms.sandbox.selectors import sandbox_dids_of, sandbox_thread
 from trunks.voipms.sandbox.services import (
     SandboxError,
     nanp_digits,
@@ -54,31 +55,32 @@ def media(request: HttpRequest) -> HttpResponse:
     return HttpResponse(content, content_type=content_type)
 
 
-def _may_see(request: HttpRequest, sandbox_did: SandboxDid) -> bool:
-    """Tell whether the user may text this DID: system admins always, others for their DIDs."""
-    if request.user.is_system_admin:
-        return True
+def _scope(request: HttpRequest) -> tuple[bool, Tenant | None]:
+    """Return whether the user may use the simulator at all, and the tenant it is limited to.
+
+    A tenant's users, and a system administrator managing a tenant, see that tenant's sandbox
+    DIDs only; a system administrator on the system site sees every DID, labelled by tenant.
+    """
     tenant = getattr(request, "tenant", None)
-    if tenant is None:
-        return False
-    return tenant_owns_number(tenant=tenant, number=sandbox_did.e164)
+    if tenant is not None:
+        return True, tenant
+    return bool(request.user.is_system_admin), None
 
 
 def _visible_dids(request: HttpRequest) -> list[SandboxDid]:
     """Return the sandbox DIDs the user may text."""
-    return [
-        sandbox_did
-        for sandbox_did in SandboxDid.objects.order_by("did")
-        if _may_see(request, sandbox_did)
-    ]
+    allowed, tenant = _scope(request)
+    return list(sandbox_dids_of(tenant=tenant)) if allowed else []
 
 
 def _visible_did(request: HttpRequest, raw: str) -> SandboxDid:
     """Return the DID named in the request, or 404 when it is unknown or not the user's."""
     digits = nanp_digits(raw)
-    found = SandboxDid.objects.select_related("account").filter(did=digits)
-    sandbox_did = found.first() if digits else None
-    if sandbox_did is None or not _may_see(request, sandbox_did):
+    allowed, tenant = _scope(request)
+    sandbox_did = (
+        sandbox_dids_of(tenant=tenant).filter(did=digits).first() if digits and allowed else None
+    )
+    if sandbox_did is None:
         raise Http404("No such DID")
     return sandbox_did
 
@@ -139,7 +141,27 @@ def phone(request: HttpRequest) -> HttpResponse:
     dids = _visible_dids(request)
     requested = request.GET.get("did", "")
     selected = _visible_did(request, requested) if requested else (dids[0] if dids else None)
+    tenant = getattr(request, "tenant", None)
+    user = request.user
+    site_admin = tenant is not None and (user.is_system_admin or user.is_tenant_admin)
+    if site_admin:
+        home_url = reverse("tenant:index")
+    elif user.is_system_admin:
+        home_url = reverse("admin:index")
+    else:
+        home_url = reverse("inbox")
     context = {
+        # The portal's header, as on the tenant and system sites (admin/base_site.html).
+        "title": _("Phone simulator"),
+        "site_header": _("Seed SMS Portal"),
+        "site_title": _("Seed SMS Portal"),
+        "portal_site": "tenant" if tenant is not None else "system",
+        "acting_tenant": tenant,
+        "has_permission": True,
+        "is_nav_sidebar_enabled": False,
+        "show_tenant": tenant is None,
+        "perms_sandbox_page": site_admin,
+        "home_url": home_url,
         "dids": dids,
         "selected": selected,
         "handset": request.GET.get("handset", DEFAULT_HANDSET),
