@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.errors import ApplicationError
-from sms.admin.common import ServiceSavedAdmin, tenant_zone
+from sms.admin.common import ServiceSavedAdmin
 from sms.admin.messages import _Echo, csv_cell
 from sms.contacts import (
     CONTACT_FIELDS,
@@ -81,7 +81,7 @@ class ContactAdmin(ServiceSavedAdmin):
             for row in contacts_csv_rows(tenant=request.tenant):
                 yield writer.writerow([csv_cell(value) for value in row])
 
-        stamp = timezone.now().astimezone(tenant_zone(request)).strftime("%Y%m%d-%H%M")
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
         response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="contacts-{stamp}.csv"'
         return response

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.admin import CheckedChangeListMixin
 from sms.admin.messages import (
+    ContactNamesMixin,
     DeliveryAttemptInline,
     DestinationAttemptInline,
     MessageAdmin,
@@ -46,7 +47,7 @@ class _ReadOnlySystemLog(CheckedChangeListMixin, admin.ModelAdmin):
         return False
 
 
-class SystemMessageAdmin(MessageDisplayMixin, _ReadOnlySystemLog):
+class SystemMessageAdmin(ContactNamesMixin, MessageDisplayMixin, _ReadOnlySystemLog):
     list_display = ["time", "tenant", "numbers", "status", "short_text", "short_outcome"]
     list_filter = ["tenant", "direction", "status", "kind", "created_at"]
     list_select_related = ["tenant"]
