@@ -380,8 +380,9 @@ def conversation_contact_view(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(
             request,
-            _("Contact saved.") if contact else _("%(number)s added to contacts.")
-            % {"number": conversation.remote},
+            _("Contact saved.")
+            if contact
+            else _("%(number)s added to contacts.") % {"number": conversation.remote},
         )
     return _back(conversation)
 

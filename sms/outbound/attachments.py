@@ -65,13 +65,13 @@ def attachments_read(*, files: Iterable[IO[bytes]]) -> list[Attachment]:
         content = upload.read(MAX_ATTACHMENT_BYTES + 1)
         if not content:
             raise ApplicationError(
-                _("%(name)s is empty.") % {"name": name},
+                _("The file %(name)s is empty.") % {"name": name},
                 code="attachment_empty",
                 field="attachments",
             )
         if len(content) > MAX_ATTACHMENT_BYTES:
             raise ApplicationError(
-                _("%(name)s is larger than %(limit)s MB, the most VoIP.ms takes per file.")
+                _("The file %(name)s is larger than %(limit)s MB, the most VoIP.ms takes per file.")
                 % {"name": name, "limit": "1.2"},
                 code="attachment_too_large",
                 field="attachments",
@@ -79,7 +79,7 @@ def attachments_read(*, files: Iterable[IO[bytes]]) -> list[Attachment]:
         content_type = _kind(content)
         if content_type is None:
             raise ApplicationError(
-                _("%(name)s is not a JPEG, PNG or GIF picture.") % {"name": name},
+                _("The file %(name)s is not a JPEG, PNG or GIF picture.") % {"name": name},
                 code="attachment_type",
                 field="attachments",
             )

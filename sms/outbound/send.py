@@ -62,8 +62,10 @@ def message_build_parts(
     attachments: Sequence[Attachment] = (),
 ) -> list[tuple[str, str]]:
     """Return (kind, text) for each message to send: one MMS, or SMS parts of ≤160 bytes."""
-    if media_urls or attachments or (
-        utf8_len(body) > 160 and configuration.long_message_policy == LongMessagePolicy.MMS
+    if (
+        media_urls
+        or attachments
+        or (utf8_len(body) > 160 and configuration.long_message_policy == LongMessagePolicy.MMS)
     ):
         if len(body) > MMS_MAX_CHARS:
             raise ApplicationError(
