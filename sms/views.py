@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from datetime import tzinfo
 from typing import Any
@@ -161,12 +162,12 @@ def _page(
 
 def highlight(text: str, query: str, *, context: int | None = None) -> SafeString:
     """Return `text` escaped with the first match of `query` in <mark>; cut around it if asked."""
-    at = text.lower().find(query.lower()) if query else -1
-    if at < 0:
+    found = re.search(re.escape(query), text, re.IGNORECASE) if query else None
+    if found is None:
         if context is not None and len(text) > 2 * context:
             text = text[: 2 * context] + "…"
         return escape(text)
-    end = at + len(query)
+    at, end = found.span()
     before, match, after = text[:at], text[at:end], text[end:]
     if context is not None:
         if len(before) > context:
