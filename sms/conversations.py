@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,6 +17,7 @@ from sms.models import (
     OptOut,
     Source,
 )
+from sms.outbound.attachments import Attachment
 from sms.outbound.send import message_queue
 from sms.selectors import is_opted_out
 from tenants.access import messaging_check
@@ -54,7 +57,13 @@ def conversation_mark_read(*, conversation: Conversation) -> None:
     conversation.unread_count = 0
 
 
-def conversation_reply(*, conversation: Conversation, user: User, body: str) -> list[Message]:
+def conversation_reply(
+    *,
+    conversation: Conversation,
+    user: User,
+    body: str,
+    attachments: Sequence[Attachment] = (),
+) -> list[Message]:
     """Queue the user's reply to the conversation's contact, from the conversation's DID."""
     tenant = conversation.tenant
     messaging_check(tenant)
@@ -64,12 +73,19 @@ def conversation_reply(*, conversation: Conversation, user: User, body: str) -> 
             "This conversation has no SMS/MMS configuration any more; add one for its DID.",
             code="no_configuration",
         )
+    if attachments and conversation.configuration.channel != "mms":
+        raise ApplicationError(
+            "This number's configuration sends SMS only; remove the attachments.",
+            code="mms_not_enabled",
+            field="attachments",
+        )
     return message_queue(
         configuration=conversation.configuration,
         conversation=conversation,
         did=conversation.did,
         to=conversation.remote,
         body=body.strip(),
+        attachments=attachments,
         source=Source.PORTAL,
         extension=extension,
     )

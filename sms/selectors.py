@@ -8,9 +8,17 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, TypeVar
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 
-from sms.models import Conversation, InboundRule, OptOut, SmsConfiguration
+from sms.models import (
+    Contact,
+    Conversation,
+    Direction,
+    InboundRule,
+    Message,
+    OptOut,
+    SmsConfiguration,
+)
 from tenants.models import Holiday, OfficeHours, Tenant, User
 from trunks.numbers import CallerMaskError, InvalidNumber, number_to_int, parse_caller_mask
 
@@ -169,3 +177,70 @@ def conversations_for_user(*, user: User, tenant: Tenant) -> QuerySet[Conversati
     return conversations.filter(
         Q(extension=extension) | Q(ring_group__memberships__extension=extension)
     ).distinct()
+
+
+def conversations_listed(*, user: User, tenant: Tenant) -> QuerySet[Conversation]:
+    """Return the user's conversations in the inbox's order: latest message first."""
+    return (
+        conversations_for_user(user=user, tenant=tenant)
+        .select_related("extension", "ring_group")
+        .order_by(F("last_message_at").desc(nulls_last=True), "-id")
+    )
+
+
+def conversations_search(*, user: User, tenant: Tenant, query: str) -> QuerySet[Conversation]:
+    """Return the user's conversations whose contact name, number or a message contains `query`.
+
+    Each carries `match_id`, the latest of its messages whose text contains the query (or None).
+    """
+    query = query.strip()
+    conversations = conversations_listed(user=user, tenant=tenant)
+    if not query:
+        return conversations.none()
+    messages = Message.objects.for_tenant(tenant).filter(body__icontains=query)
+    names = Contact.objects.for_tenant(tenant).filter(name__icontains=query).values("number")
+    found = (
+        Q(remote__in=names)
+        | Q(last_message_text__icontains=query)
+        | Q(pk__in=messages.values("conversation_id"))
+    )
+    digits = "".join(c for c in query if c.isdigit())
+    if len(digits) >= 3 and len(digits) * 2 >= len(query.replace(" ", "")):
+        found |= Q(remote__contains=digits)
+    latest = messages.filter(conversation=OuterRef("pk")).order_by("-id").values("id")[:1]
+    return conversations.filter(found).annotate(match_id=Subquery(latest))
+
+
+def contacts_by_number(*, tenant: Tenant, numbers: list[str]) -> dict[str, Contact]:
+    """Return the tenant's contacts of these numbers, by number, in one query."""
+    if not numbers:
+        return {}
+    return {
+        contact.number: contact
+        for contact in Contact.objects.for_tenant(tenant).filter(number__in=set(numbers))
+    }
+
+
+def inbound_messages_after(
+    *, user: User, tenant: Tenant, after: int, limit: int = 10
+) -> list[Message]:
+    """Return the first inbound messages newer than id `after` in the user's conversations."""
+    visible = conversations_for_user(user=user, tenant=tenant).values("pk")
+    return list(
+        Message.objects.for_tenant(tenant)
+        .filter(direction=Direction.IN, pk__gt=after, conversation__in=visible)
+        .order_by("id")[:limit]
+    )
+
+
+def inbound_message_latest_id(*, user: User, tenant: Tenant) -> int:
+    """Return the id of the newest inbound message the user may read, or 0."""
+    visible = conversations_for_user(user=user, tenant=tenant).values("pk")
+    latest = (
+        Message.objects.for_tenant(tenant)
+        .filter(direction=Direction.IN, conversation__in=visible)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    return latest or 0

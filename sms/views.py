@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from dataclasses import asdict, dataclass
 from datetime import tzinfo
 from typing import Any
@@ -9,7 +12,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import (
     FileResponse,
     Http404,
@@ -20,11 +23,15 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from core.clock import time_display, time_export
 from core.errors import ApplicationError
+from sms.contacts import contact_save
 from sms.conversations import (
     conversation_mark_read,
     conversation_reply,
@@ -42,6 +49,8 @@ from sms.models import (
     SmsConfiguration,
     Source,
 )
+from sms.outbound.attachments import ACCEPT as ATTACHMENT_TYPES
+from sms.outbound.attachments import MAX_ATTACHMENTS, attachments_read
 from sms.outbound.send import (
     message_send,
     sender_did_count_for_user,
@@ -49,7 +58,15 @@ from sms.outbound.send import (
     sender_dids_matching,
 )
 from sms.outbound.splitting import MMS_MAX_CHARS, SMS_MAX_BYTES
-from sms.selectors import conversations_for_user, is_opted_out
+from sms.selectors import (
+    contacts_by_number,
+    conversations_for_user,
+    conversations_listed,
+    conversations_search,
+    inbound_message_latest_id,
+    inbound_messages_after,
+    is_opted_out,
+)
 from sms.templates_service import reply_templates_for
 from tenants.access import messaging_refusal
 from tenants.models import RingGroupMember, Tenant
@@ -59,7 +76,10 @@ from trunks.numbers import InvalidNumber, number_to_int, parse_nanp
 PAGE_SIZE = 50
 SHOWN_MESSAGES = 200
 MEDIA_FIELDS = 3
-COMPOSE_FIELDS = ("from", "to", "body", "media_urls")
+COMPOSE_FIELDS = ("from", "to", "body", "media_urls", "attachments")
+SEARCH_MAX_LENGTH = 100
+SNIPPET_CONTEXT = 40
+NOTIFY_TEXT_CHARS = 100
 # Up to this many DIDs, From is a list of them all; above, a search box over the DIDs.
 SENDER_LIST_MAX = 200
 SENDER_SUGGESTIONS = 20
@@ -93,7 +113,7 @@ def _media_json(media: MessageMedia) -> dict[str, Any]:
     return {
         "url": reverse("inbox_media", args=[media.pk]),
         "content_type": media.content_type,
-        "name": media.url.rsplit("/", 1)[-1][:80],
+        "name": (media.url or media.file.name).rsplit("/", 1)[-1][:80],
         "image": media.status == MediaStatus.STORED
         and media.content_type.startswith("image/")
         and media.content_type != "image/svg+xml",
@@ -125,25 +145,171 @@ def _message_json(message: Message, zone: tzinfo) -> dict[str, Any]:
     }
 
 
+def _page(
+    request: HttpRequest, template: str, context: dict[str, Any], *, status: int = 200
+) -> HttpResponse:
+    """Render an inbox page in the portal's frame (the admin's header, theme and dark mode)."""
+    tenant = request.tenant
+    live = None
+    if tenant is not None:
+        live = {
+            "url": reverse("inbox_conversations_json"),
+            "after": inbound_message_latest_id(user=request.user, tenant=tenant),
+        }
+    context = {"has_permission": True, "live": live, **context}
+    return render(request, template, context, status=status)
+
+
+def highlight(text: str, query: str, *, context: int | None = None) -> SafeString:
+    """Return `text` escaped with the first match of `query` in <mark>; cut around it if asked."""
+    found = re.search(re.escape(query), text, re.IGNORECASE) if query else None
+    if found is None:
+        if context is not None and len(text) > 2 * context:
+            text = text[: 2 * context] + "…"
+        return escape(text)
+    at, end = found.span()
+    before, match, after = text[:at], text[at:end], text[end:]
+    if context is not None:
+        if len(before) > context:
+            before = "…" + before[-context:]
+        if len(after) > context:
+            after = after[:context] + "…"
+    return mark_safe(f"{escape(before)}<mark>{escape(match)}</mark>{escape(after)}")  # noqa: S308
+
+
+@dataclass
+class Row:
+    """One conversation of the list, with its contact and, in a search, the matching text."""
+
+    conversation: Conversation
+    name: str
+    label: SafeString
+    snippet: SafeString
+
+
+def _rows(request: HttpRequest, conversations: list[Conversation], query: str = "") -> list[Row]:
+    """Return the list rows: contact names in one query, matching texts in one more."""
+    contacts = contacts_by_number(tenant=request.tenant, numbers=[c.remote for c in conversations])
+    match_ids = [c.match_id for c in conversations if getattr(c, "match_id", None)]
+    bodies = dict(
+        Message.objects.for_tenant(request.tenant)
+        .filter(pk__in=match_ids)
+        .values_list("pk", "body")
+        if match_ids
+        else []
+    )
+    rows = []
+    for conversation in conversations:
+        contact = contacts.get(conversation.remote)
+        name = contact.name if contact else ""
+        body = bodies.get(getattr(conversation, "match_id", None) or 0)
+        text = body if body is not None else conversation.last_message_text
+        rows.append(
+            Row(
+                conversation=conversation,
+                name=name,
+                label=highlight(name or conversation.remote, query),
+                snippet=highlight(" ".join(text.split()), query, context=SNIPPET_CONTEXT)
+                if query
+                else escape(text),
+            )
+        )
+    return rows
+
+
 @login_required
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
-    """List the conversations the user may read, newest first, with unread counts."""
-    conversations = (
-        _visible(request)
-        .select_related("extension", "ring_group")
-        .order_by(F("last_message_at").desc(nulls_last=True), "-id")
-    )
-    page = Paginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(
+    """List the conversations the user may read, newest first, or those matching ?q=."""
+    tenant = request.tenant
+    query = request.GET.get("q", "").strip()[:SEARCH_MAX_LENGTH]
+    page = None
+    rows: list[Row] = []
+    if tenant is not None:
+        conversations = (
+            conversations_search(user=request.user, tenant=tenant, query=query)
+            if query
+            else conversations_listed(user=request.user, tenant=tenant)
+        )
+        page = Paginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
+        rows = _rows(request, list(page.object_list), query)
+    return _page(
         request,
         "sms/inbox.html",
         {
             "page": page,
-            "tenant": request.tenant,
+            "rows": rows,
+            "query": query,
+            "tenant": tenant,
             "extension": getattr(request.user, "extension", None),
         },
     )
+
+
+def _row_json(row: Row, zone: tzinfo) -> dict[str, Any]:
+    conversation = row.conversation
+    at = conversation.last_message_at
+    return {
+        "id": conversation.pk,
+        "url": reverse("inbox_conversation", args=[conversation.pk]),
+        "name": row.name,
+        "remote": conversation.remote,
+        "did": conversation.did,
+        "text": conversation.last_message_text,
+        "at": time_export(at, zone) if at else "",
+        "at_display": time_display(at, zone) if at else "",
+        "assigned": str(conversation.extension or ""),
+        "ring_group": str(conversation.ring_group or ""),
+        "unread": conversation.unread_count,
+    }
+
+
+@login_required
+@require_GET
+@never_cache
+def conversations_json(request: HttpRequest) -> HttpResponse:
+    """Return the first page of the conversation list and the inbound messages after ?after=.
+
+    The list carries an ETag: a poll that sends it back in If-None-Match while nothing changed
+    gets 304 (new messages for notifications are then none either, as they change the list).
+    """
+    tenant = request.tenant
+    if tenant is None:
+        return JsonResponse({"conversations": [], "inbound": [], "after": 0})
+    try:
+        after = max(int(request.GET.get("after", "0")), 0)
+    except ValueError:
+        after = 0
+    conversations = list(conversations_listed(user=request.user, tenant=tenant)[:PAGE_SIZE])
+    rows = [_row_json(row, tenant.zone) for row in _rows(request, conversations)]
+    inbound = inbound_messages_after(user=request.user, tenant=tenant, after=after)
+    contacts = contacts_by_number(tenant=tenant, numbers=[m.remote for m in inbound])
+    payload = {
+        "conversations": rows,
+        "inbound": [
+            {
+                "id": message.pk,
+                "conversation": message.conversation_id,
+                "url": reverse("inbox_conversation", args=[message.conversation_id]),
+                "sender": (
+                    f"{contacts[message.remote].name} ({message.remote})"
+                    if message.remote in contacts
+                    else message.remote
+                ),
+                "text": message.body[:NOTIFY_TEXT_CHARS]
+                or (_("[picture or file]") if message.kind == "mms" else ""),
+            }
+            for message in inbound
+        ],
+        "after": max([after, *(message.pk for message in inbound)]),
+    }
+    etag = '"' + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32] + '"'
+    if request.headers.get("If-None-Match") == etag:
+        response = HttpResponse(status=304)
+    else:
+        response = JsonResponse(payload)
+    response["ETag"] = etag
+    return response
 
 
 @login_required
@@ -180,8 +346,46 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "channels_on": not messaging_refusal(request.tenant),
         "members": members,
         "limits": {"sms_bytes": SMS_MAX_BYTES, "mms_chars": MMS_MAX_CHARS},
+        "contact": contacts_by_number(tenant=request.tenant, numbers=[conversation.remote]).get(
+            conversation.remote
+        ),
+        "attach": _attach_context(),
     }
-    return render(request, "sms/conversation.html", context)
+    return _page(request, "sms/conversation.html", context)
+
+
+def _attach_context() -> dict[str, Any]:
+    return {"accept": ATTACHMENT_TYPES, "max": MAX_ATTACHMENTS, "max_mb": "1.2"}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def conversation_contact_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Add the conversation's number to the tenant's contacts, or rename its contact."""
+    conversation = _conversation(request, pk)
+    if request.method != "POST":
+        return _back(conversation)
+    contact = contacts_by_number(tenant=request.tenant, numbers=[conversation.remote]).get(
+        conversation.remote
+    )
+    try:
+        contact_save(
+            tenant=request.tenant,
+            actor=request.user,
+            contact=contact,
+            name=request.POST.get("name", "")[:100],
+            number=conversation.remote,
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            _("Contact saved.")
+            if contact
+            else _("%(number)s added to contacts.") % {"number": conversation.remote},
+        )
+    return _back(conversation)
 
 
 @login_required
@@ -264,7 +468,10 @@ def conversation_reply_view(request: HttpRequest, pk: int) -> HttpResponse:
         return _back(conversation)
     body = _text(request.POST.get("body", ""))
     try:
-        conversation_reply(conversation=conversation, user=request.user, body=body)
+        attachments = attachments_read(files=request.FILES.getlist("attachments"))
+        conversation_reply(
+            conversation=conversation, user=request.user, body=body, attachments=attachments
+        )
     except ApplicationError as error:
         messages.error(request, error.message)
     return _back(conversation)
@@ -437,6 +644,7 @@ def compose(request: HttpRequest) -> HttpResponse:
         posted = [url.strip() for url in request.POST.getlist("media_urls")[:MEDIA_FIELDS]]
         media_urls = (posted + media_urls)[:MEDIA_FIELDS]
         try:
+            attachments = attachments_read(files=request.FILES.getlist("attachments"))
             sent = message_send(
                 user=request.user,
                 tenant=tenant,
@@ -444,6 +652,7 @@ def compose(request: HttpRequest) -> HttpResponse:
                 body=typed["body"],
                 did=typed["from"] or None,
                 media_urls=tuple(url for url in media_urls if url),
+                attachments=attachments,
                 source=Source.PORTAL,
             )
         except ApplicationError as error:
@@ -474,5 +683,6 @@ def compose(request: HttpRequest) -> HttpResponse:
         "media_on": chosen is not None and chosen.channel == "mms",
         "limits": {"sms_bytes": SMS_MAX_BYTES, "mms_chars": MMS_MAX_CHARS},
         "reply_templates": reply_templates_for(tenant=tenant) if tenant is not None else [],
+        "attach": _attach_context(),
     }
-    return render(request, "sms/compose.html", context, status=status)
+    return _page(request, "sms/compose.html", context, status=status)

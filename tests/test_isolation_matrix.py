@@ -104,6 +104,7 @@ VIEW_OBJECTS: dict[str, tuple[str, type]] = {
     "inbox_messages_json": ("pk", Conversation),
     "inbox_reply": ("pk", Conversation),
     "inbox_transfer": ("pk", Conversation),
+    "inbox_contact": ("pk", Conversation),
     "inbox_retry": ("pk", Message),
     "inbox_media": ("pk", MessageMedia),
     "tenant:sandbox_did": ("pk", SandboxDid),

@@ -33,6 +33,7 @@ from sms.models import (
     MessageStatus,
     SmsConfiguration,
 )
+from sms.outbound.attachments import outbound_media_data_urls
 from sms.outbound.events import status_record, statuses_record_by_id
 from sms.providers import voipms_client_for
 from tenants.access import messaging_refusal
@@ -64,6 +65,8 @@ class SendJob:
     day: str
     did: str
     dst: str
+    # An MMS's media: its links, then its attached pictures as base64 data URLs.
+    media: tuple[str, ...] = ()
 
 
 @dataclass
@@ -244,6 +247,17 @@ def delivery_prepare(
     refusal = _refusal(configuration)
     if refusal is not None:
         return _fail(message, *refusal)
+    media: tuple[str, ...] = ()
+    if message.kind == Kind.MMS:
+        try:
+            media = (*message.media_urls, *outbound_media_data_urls(message=message))
+        except OSError:
+            logger.exception("message %s: an attached picture cannot be read", message.pk)
+            return _fail(
+                message,
+                "media_missing",
+                "An attached picture is no longer stored; send the message again.",
+            )
 
     account = configuration.username.lower()
     store = limits()
@@ -284,6 +298,7 @@ def delivery_prepare(
         day=day,
         did=format_for_voipms(did_e164, configuration.number_format),
         dst=dst,
+        media=media,
     )
 
 
@@ -295,7 +310,7 @@ def delivery_call(job: SendJob) -> CallResult:
         with voipms_client_for(job.configuration) as client:
             if message.kind == Kind.MMS:
                 provider_id = client.send_mms(
-                    did=job.did, dst=job.dst, message=message.body, media=message.media_urls
+                    did=job.did, dst=job.dst, message=message.body, media=job.media
                 )
             else:
                 provider_id = client.send_sms(did=job.did, dst=job.dst, message=message.body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ from sms.models import (
     SmsConfiguration,
     Source,
 )
+from sms.outbound.attachments import Attachment, attachments_check_count, attachments_store
 from sms.outbound.events import statuses_record
 from sms.outbound.rules import routes_for_message
 from sms.outbound.splitting import MMS_MAX_CHARS, split_sms, utf8_len
@@ -53,11 +55,17 @@ def _enqueue(messages: list[Message]) -> None:
 
 
 def message_build_parts(
-    *, configuration: SmsConfiguration, body: str, media_urls: tuple[str, ...] = ()
+    *,
+    configuration: SmsConfiguration,
+    body: str,
+    media_urls: tuple[str, ...] = (),
+    attachments: Sequence[Attachment] = (),
 ) -> list[tuple[str, str]]:
     """Return (kind, text) for each message to send: one MMS, or SMS parts of ≤160 bytes."""
-    if media_urls or (
-        utf8_len(body) > 160 and configuration.long_message_policy == LongMessagePolicy.MMS
+    if (
+        media_urls
+        or attachments
+        or (utf8_len(body) > 160 and configuration.long_message_policy == LongMessagePolicy.MMS)
     ):
         if len(body) > MMS_MAX_CHARS:
             raise ApplicationError(
@@ -80,6 +88,7 @@ def message_queue(
     to: str,
     body: str,
     media_urls: tuple[str, ...] = (),
+    attachments: Sequence[Attachment] = (),
     source: str,
     extension: object | None = None,
     ignore_opt_out: bool = False,
@@ -96,7 +105,10 @@ def message_queue(
         raise ApplicationError(
             f"{to} opted out of messages from {did} (texted STOP).", code="opted_out", field="to"
         )
-    parts = message_build_parts(configuration=configuration, body=body, media_urls=media_urls)
+    attachments_check_count(media_urls=media_urls, attachments=attachments)
+    parts = message_build_parts(
+        configuration=configuration, body=body, media_urls=media_urls, attachments=attachments
+    )
     group = uuid.uuid4() if len(parts) > 1 else None
     plan = route_plan or [{"configuration_id": configuration.pk, "did": did, "dst": to}]
     messages = [
@@ -122,6 +134,8 @@ def message_queue(
         )
         for index, (kind, text) in enumerate(parts)
     ]
+    if attachments:
+        attachments_store(message=messages[0], attachments=attachments)
     if conversation is not None:
         Conversation.objects.filter(pk=conversation.pk).update(
             last_message_at=timezone.now(), last_message_text=body[:200] or "[media]"
@@ -305,6 +319,7 @@ def message_send(
     body: str = "",
     did: str | None = None,
     media_urls: tuple[str, ...] = (),
+    attachments: Sequence[Attachment] = (),
     source: str = Source.PORTAL,
     status_callback: str = "",
     send_at: datetime | None = None,
@@ -339,13 +354,16 @@ def message_send(
             field="from",
         )
     first = SmsConfiguration.objects.select_related("tenant").get(pk=routes[0].configuration_id)
-    if media_urls and first.channel != "mms":
+    if (media_urls or attachments) and first.channel != "mms":
         raise ApplicationError(
             "This number's configuration sends SMS only; remove the attachments.",
             code="mms_not_enabled",
-            field="media_urls",
+            field="media_urls" if media_urls else "attachments",
         )
-    parts = message_build_parts(configuration=first, body=body, media_urls=tuple(media_urls))
+    attachments_check_count(media_urls=media_urls, attachments=attachments)
+    parts = message_build_parts(
+        configuration=first, body=body, media_urls=tuple(media_urls), attachments=attachments
+    )
     quota_check(tenant=tenant, segments=len(parts))
     conversation, _ = Conversation.objects.get_or_create(
         tenant=tenant,
@@ -367,6 +385,7 @@ def message_send(
         to=destination,
         body=body,
         media_urls=tuple(media_urls),
+        attachments=attachments,
         source=source,
         extension=extension,
         route_plan=[route.as_json() for route in routes],

@@ -2,6 +2,7 @@
 // Conversation page: poll for new messages every 3 s and refresh the status of pending ones.
 // Reply and compose boxes: count UTF-8 bytes and SMS parts as the text is typed.
 // Compose page: From as a search box over the user's numbers when they are too many to list.
+// Every inbox page: the conversation list live, opt-in notifications, pictures to attach.
 (function () {
   const POLL_MS = 3000;
   const PENDING = new Set(["queued", "sending", "unknown"]);
@@ -205,8 +206,10 @@
     const field = textarea.dataset.sender ? document.getElementById(textarea.dataset.sender) : null;
     const source = field ? chosenSender(field) : textarea;
     const media = textarea.dataset.media ? document.getElementById(textarea.dataset.media) : null;
+    const files = textarea.dataset.attachments ? document.getElementById(textarea.dataset.attachments) : null;
     const attached =
-      media && !media.disabled && Array.from(media.querySelectorAll("input")).some((i) => i.value.trim());
+      (media && !media.disabled && Array.from(media.querySelectorAll("input")).some((i) => i.value.trim())) ||
+      (files && files.files && files.files.length > 0);
     return { policy: (source && source.dataset.longMessagePolicy) || "split", attached: Boolean(attached) };
   }
 
@@ -431,8 +434,190 @@
     });
   }
 
+  // --- pictures attached to an MMS: checked and shown before sending -------------------------
+
+  const PICTURE_TYPES = new Set(["image/jpeg", "image/png", "image/gif"]);
+
+  function attachPictures(input) {
+    const box = input.closest(".attach");
+    const previews = box.querySelector(".attach-previews");
+    const error = box.querySelector(".attach-error");
+    const max = Number(input.dataset.max || 3);
+    const maxBytes = Number(input.dataset.maxBytes || 1200000);
+
+    function problem(files) {
+      if (files.length > max) return input.dataset.tooMany;
+      for (const file of files) {
+        if (!PICTURE_TYPES.has(file.type)) return `${file.name} ${input.dataset.wrongType}`;
+        if (file.size > maxBytes) return `${file.name} ${input.dataset.tooLarge}`;
+      }
+      return "";
+    }
+
+    input.addEventListener("change", () => {
+      const files = Array.from(input.files || []);
+      previews.replaceChildren();
+      const message = problem(files);
+      input.setCustomValidity(message);
+      error.textContent = message;
+      error.hidden = !message;
+      if (message) return;
+      files.forEach((file) => {
+        const item = element("li", "attach-preview");
+        const img = element("img");
+        img.alt = file.name;
+        img.title = file.name;
+        item.appendChild(img);
+        previews.appendChild(item);
+        const reader = new FileReader();
+        reader.addEventListener("load", () => {
+          img.src = reader.result;
+        });
+        reader.readAsDataURL(file);
+      });
+    });
+  }
+
+  // --- the conversation list and new-message notifications, live ------------------------------
+  // Every inbox page polls the list endpoint: the list page redraws its rows when they change
+  // (an ETag makes an unchanged list a 304), and an opted-in user gets a browser notification
+  // for each new inbound message while the tab is hidden or shows another conversation.
+
+  const LIVE_MS = 5000;
+  const LIVE_HIDDEN_MS = 15000;
+  const NOTIFY_KEY = "seed-sms-inbox-notify";
+
+  function notifyWanted() {
+    try {
+      return window.localStorage.getItem(NOTIFY_KEY) === "on";
+    } catch (error) {
+      return false;
+    }
+  }
+
+  function notifyEnabled() {
+    return "Notification" in window && Notification.permission === "granted" && notifyWanted();
+  }
+
+  function attachNotifyToggle(button) {
+    if (!("Notification" in window)) return;
+    button.hidden = false;
+    function show() {
+      const blocked = Notification.permission === "denied";
+      const on = notifyEnabled();
+      button.textContent = blocked ? button.dataset.labelBlocked : on ? button.dataset.labelOn : button.dataset.labelOff;
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+      button.disabled = blocked;
+    }
+    button.addEventListener("click", async () => {
+      if (notifyEnabled()) {
+        window.localStorage.setItem(NOTIFY_KEY, "off");
+      } else {
+        const permission = await Notification.requestPermission();
+        if (permission === "granted") window.localStorage.setItem(NOTIFY_KEY, "on");
+      }
+      show();
+    });
+    show();
+  }
+
+  function conversationRow(row) {
+    const tr = element("tr", `conversation-row${row.unread ? " unread" : ""}`);
+    tr.dataset.conversation = row.id;
+    const contact = element("td", "contact-cell");
+    const a = element("a", "contact-name", row.name || row.remote);
+    a.href = row.url;
+    contact.appendChild(a);
+    if (row.name) contact.appendChild(element("span", "contact-number", row.remote));
+    tr.appendChild(contact);
+    tr.appendChild(element("td", "did-cell", row.did));
+    const text = element("td", "last-text", row.text);
+    text.title = row.text;
+    text.dataset.testid = "snippet";
+    tr.appendChild(text);
+    const when = element("td", "time-cell");
+    if (row.at) {
+      const time = element("time", "", row.at_display);
+      time.dateTime = row.at;
+      when.appendChild(time);
+    }
+    tr.appendChild(when);
+    const assigned = element("td", "assigned-cell", row.assigned);
+    if (row.ring_group) assigned.appendChild(element("span", "help", ` (${row.ring_group})`));
+    tr.appendChild(assigned);
+    const unread = element("td", "unread-cell");
+    if (row.unread) {
+      const badge = element("span", "unread-count", String(row.unread));
+      badge.dataset.testid = "unread";
+      unread.appendChild(badge);
+    }
+    tr.appendChild(unread);
+    return tr;
+  }
+
+  function startLive() {
+    const live = document.getElementById("inbox-live");
+    if (!live) return;
+    const button = document.getElementById("notify-toggle");
+    if (button) attachNotifyToggle(button);
+    const table = document.querySelector("table.inbox-list[data-live]");
+    const current = Number(live.dataset.current || 0);
+    let after = Number(live.dataset.after || 0);
+    let etag = "";
+    let busy = false;
+    let last = Date.now();
+
+    async function poll() {
+      if (busy) return;
+      if (document.hidden && !notifyEnabled()) return;
+      if (document.hidden && Date.now() - last < LIVE_HIDDEN_MS) return;
+      busy = true;
+      last = Date.now();
+      try {
+        const url = new URL(live.dataset.url, window.location.href);
+        url.searchParams.set("after", String(after));
+        const headers = { Accept: "application/json" };
+        if (etag) headers["If-None-Match"] = etag;
+        const response = await fetch(url, { credentials: "same-origin", headers });
+        if (response.status === 304 || !response.ok) return;
+        etag = response.headers.get("ETag") || "";
+        const data = await response.json();
+        if (table) {
+          const body = table.tBodies[0];
+          body.replaceChildren(...data.conversations.map(conversationRow));
+          table.hidden = data.conversations.length === 0;
+          const empty = document.getElementById("no-conversations");
+          if (empty && data.conversations.length) empty.remove();
+        }
+        if (notifyEnabled()) {
+          data.inbound.forEach((message) => {
+            // A visible page that shows the message (its conversation, or the list) needs none.
+            if (!document.hidden && (message.conversation === current || table)) return;
+            const note = new Notification(message.sender, { body: message.text, tag: `sms-${message.id}` });
+            note.addEventListener("click", () => {
+              window.focus();
+              window.location.href = message.url;
+            });
+          });
+        }
+        after = Math.max(after, data.after);
+      } catch (error) {
+        // A network hiccup: the next tick tries again.
+      } finally {
+        busy = false;
+      }
+    }
+
+    window.setInterval(poll, LIVE_MS);
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) poll();
+    });
+  }
+
   function startAll() {
     start();
+    startLive();
+    document.querySelectorAll("input.attach-input").forEach(attachPictures);
     document.querySelectorAll("select[data-fills]").forEach(attachTemplatePicker);
     document.querySelectorAll("input[role=combobox][data-search-url]").forEach(attachSenderSearch);
     document.querySelectorAll("select[data-media], input[data-media]").forEach(attachMediaToggle);

@@ -150,7 +150,8 @@ def test_attachments_and_long_texts_follow_the_chosen_dids_configuration(
     expect(counter).to_have_text("170 bytes · sent as 1 MMS")
     page.fill("#compose-body", "Menu")
     expect(counter).to_have_text("4 bytes · 1 SMS part")
-    media.locator("input").first.fill("https://example.com/menu.png")
+    media.get_by_text("Or links VoIP.ms can fetch").click()
+    media.locator("input[type=url]").first.fill("https://example.com/menu.png")
     expect(counter).to_have_text("4 bytes · sent as 1 MMS")
 
 

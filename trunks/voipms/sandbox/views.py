@@ -144,12 +144,6 @@ def phone(request: HttpRequest) -> HttpResponse:
     tenant = getattr(request, "tenant", None)
     user = request.user
     site_admin = tenant is not None and (user.is_system_admin or user.is_tenant_admin)
-    if site_admin:
-        home_url = reverse("tenant:index")
-    elif user.is_system_admin:
-        home_url = reverse("admin:index")
-    else:
-        home_url = reverse("inbox")
     context = {
         # The portal's header, as on the tenant and system sites (admin/base_site.html).
         "title": _("Phone simulator"),
@@ -161,7 +155,6 @@ def phone(request: HttpRequest) -> HttpResponse:
         "is_nav_sidebar_enabled": False,
         "show_tenant": tenant is None,
         "perms_sandbox_page": site_admin,
-        "home_url": home_url,
         "dids": dids,
         "selected": selected,
         "handset": request.GET.get("handset", DEFAULT_HANDSET),
