@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from core.admin import CheckedChangeListMixin, TenantScopedAdmin
+from core.admin import CheckedChangeListMixin, TenantScopedAdmin, cut
 from core.errors import ApplicationError
 from tenants.models import Role, Tenant, User
 from tenants.services import api_token_revoke, tenant_manage_start
@@ -116,11 +116,15 @@ class PortalUserAdmin(CheckedChangeListMixin, UserAdmin):
 
 
 class AuditEventAdmin(CheckedChangeListMixin, admin.ModelAdmin):
-    list_display = ["at", "actor_name", "action", "tenant", "address", "object_type", "object_repr"]
+    list_display = ["at", "actor_name", "action", "tenant", "address", "object_type", "object"]
     list_filter = ["action", "tenant"]
     list_select_related = ["tenant"]
     search_fields = ["actor_name", "object_repr"]
     date_hierarchy = "at"
+
+    @admin.display(description="Object", ordering="object_repr")
+    def object(self, obj: Any) -> str:
+        return cut(obj.object_repr, 60)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -6,7 +6,9 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.html import format_html_join
 
+from core.admin import cut
 from sms.admin.common import ChannelsRequiredMixin, ServiceSavedAdmin
 from sms.inbound.rules import PERIODS, RULE_FIELDS, inbound_rule_delete, inbound_rule_save
 from sms.models import (
@@ -40,14 +42,11 @@ class InboundRuleAdmin(ChannelsRequiredMixin, ServiceSavedAdmin):
     service_fields = RULE_FIELDS
     list_display = [
         "name",
-        "trunk",
         "did_range",
         "caller_mask",
         "priority",
         "enabled",
-        "office_destination",
-        "after_hours_destination",
-        "holiday_destination",
+        "destinations",
     ]
     list_select_related = [
         "trunk",
@@ -96,17 +95,14 @@ class InboundRuleAdmin(ChannelsRequiredMixin, ServiceSavedAdmin):
             ),
         )
 
-    @admin.display(description="Office hours")
-    def office_destination(self, obj: InboundRule) -> str:
-        return destination_summary(obj, "office")
-
-    @admin.display(description="Outside office hours")
-    def after_hours_destination(self, obj: InboundRule) -> str:
-        return destination_summary(obj, "after_hours")
-
-    @admin.display(description="Holidays")
-    def holiday_destination(self, obj: InboundRule) -> str:
-        return destination_summary(obj, "holiday")
+    @admin.display(description="Destinations")
+    def destinations(self, obj: InboundRule) -> str:
+        # One column for the three periods: three columns of names do not fit the screen.
+        return format_html_join(
+            "",
+            '<span class="destination">{}: {}</span>',
+            ((label, cut(destination_summary(obj, prefix), 50)) for prefix, label in PERIODS),
+        )
 
     def service_save(self, request: HttpRequest, obj: Any, fields: dict[str, Any]) -> Any:
         return inbound_rule_save(tenant=request.tenant, actor=request.user, rule=obj, **fields)

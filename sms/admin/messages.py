@@ -21,6 +21,7 @@ from core.admin import (
     ReadOnlyScopedAdmin,
     TenantScopedAdmin,
     TenantScopedInline,
+    cut,
 )
 from sms.admin.common import ChannelsRequiredMixin, TenantTimeMixin, tenant_zone
 from sms.conversations import opt_out_delete
@@ -287,16 +288,12 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
 
     @admin.display(description="Text")
     def excerpt(self, obj: Message) -> str:
-        text = obj.body if len(obj.body) <= 60 else obj.body[:60] + "…"
-        if obj.media_urls:
-            text = f"[{len(obj.media_urls)} media] {text}"
-        return text
+        text = f"[{len(obj.media_urls)} media] {obj.body}" if obj.media_urls else obj.body
+        return cut(text, 60)
 
     @admin.display(description="Routed to / error")
     def outcome(self, obj: Message) -> str:
-        if obj.direction == Direction.IN:
-            return obj.routed_to
-        return obj.error_message
+        return cut(obj.routed_to if obj.direction == Direction.IN else obj.error_message, 60)
 
     def get_urls(self) -> list[Any]:
         return [
@@ -379,7 +376,7 @@ class ConversationAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAd
         "extension",
         "ring_group",
         "last_message_at",
-        "last_message_text",
+        "last_text",
         "unread_count",
         "open_in_inbox",
     ]
@@ -398,13 +395,24 @@ class ConversationAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAd
     readonly_fields = fields
     list_per_page = 50
 
+    @admin.display(description="Last message text", ordering="last_message_text")
+    def last_text(self, obj: Conversation) -> str:
+        return cut(obj.last_message_text, 60)
+
     @admin.display(description="Inbox")
     def open_in_inbox(self, obj: Conversation) -> str:
         return format_html('<a href="{}">Open</a>', reverse("inbox_conversation", args=[obj.pk]))
 
 
 class WebhookDeliveryAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
-    list_display = ["received_at", "configuration", "method", "status", "reason", "remote_addr"]
+    list_display = [
+        "received_at",
+        "configuration",
+        "method",
+        "status",
+        "short_reason",
+        "remote_addr",
+    ]
     list_filter = ["status", "method"]
     list_select_related = ["configuration"]
     date_hierarchy = "received_at"
@@ -425,6 +433,10 @@ class WebhookDeliveryAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScope
         "messages_made",
     ]
     readonly_fields = fields
+
+    @admin.display(description="Reason", ordering="reason")
+    def short_reason(self, obj: WebhookDelivery) -> str:
+        return cut(obj.reason, 60)
 
     @admin.display(description="Messages")
     def messages_made(self, obj: WebhookDelivery) -> str:
