@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
+from django.utils.html import format_html
 
 from core.errors import ApplicationError
 from core.middleware import query_parameter_with_nul
@@ -290,3 +291,10 @@ class ServiceWritesMixin:
         except ApplicationError as error:
             messages.error(request, error.message)
             return HttpResponseRedirect(request.get_full_path())
+
+
+def cut(text: str, length: int = 60) -> str:
+    """Return the text cut to `length` characters for a list column, whole in its tooltip."""
+    if len(text) <= length:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[:length].rstrip())

@@ -22,6 +22,7 @@ from core.admin import (
     ReadOnlyScopedAdmin,
     TenantScopedAdmin,
     TenantTimeMixin,
+    cut,
 )
 from core.errors import ApplicationError
 from tenants.models import AuditEvent, Role, Tenant, User
@@ -123,11 +124,15 @@ class PortalUserAdmin(CheckedChangeListMixin, UserAdmin):
 
 
 class AuditEventAdmin(CheckedChangeListMixin, admin.ModelAdmin):
-    list_display = ["at", "actor_name", "action", "tenant", "address", "object_type", "object_repr"]
+    list_display = ["at", "actor_name", "action", "tenant", "address", "object_type", "object"]
     list_filter = ["action", "tenant"]
     list_select_related = ["tenant"]
     search_fields = ["actor_name", "object_repr"]
     date_hierarchy = "at"
+
+    @admin.display(description="Object", ordering="object_repr")
+    def object(self, obj: Any) -> str:
+        return cut(obj.object_repr, 60)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -229,3 +229,120 @@ def make_system_objects(world: World) -> None:
         AccessFailureLog.objects.create(
             user_agent="Mozilla/5.0", ip_address="127.0.0.1", username="nobody", path_info="/login/"
         )
+
+
+# --- long data: what real tenants type and receive ------------------------------------------
+
+# A realistic long name (words) that ends in a long unbroken token, as pasted e-mail addresses,
+# URLs and reference numbers are.
+LONG_WORDS = (
+    "Brooklyn Warehouse After-Hours Overflow and Weekend Dispatch Team for Northeast Deliveries "
+)
+LONG_TOKEN = "https://status.example-logistics-company.com/tracking/shipments/ABC1234567890XYZ"
+# Free-text fields by name that hold a format (a number, a pattern, a code, a secret…) and so
+# keep their value; every other free-text field of every model is made long.
+FORMATTED = frozenset(
+    {
+        "action", "api_password", "caller_id", "caller_mask", "code", "contact", "country",
+        "did", "did_pool", "did_range", "digest", "email", "email_address", "error_code",
+        "forward_to", "from_extensions", "host", "hostname", "ip_address", "ip_allowlist",
+        "key", "keyword", "language", "lengths", "method", "number", "object_id",
+        "object_type", "password", "prefix", "prefixes", "prepend", "remote", "request_hash",
+        "session_hash", "sha256", "sip_username", "slug", "time_zone", "timezone", "username",
+        "webhook_token_digest", "http_accept", "path_info", "period", "route_type",
+        "first_name", "last_name", "app_label", "model", "codename", "session_key",
+        "session_data", "target", "office_target", "after_hours_target", "holiday_target",
+    }
+)  # fmt: skip
+
+
+# Django's own tables whose names are code, not text a user typed.
+SYSTEM_APPS = frozenset({"auth", "contenttypes", "sessions"})
+
+
+def long_text(length: int, *, serial: int = 0) -> str:
+    """Return realistic long text of at most `length` characters, unique by `serial`."""
+    tag = f" #{serial}" if serial else ""
+    text = (LONG_WORDS * (1 + length // len(LONG_WORDS)))[: max(0, length - len(tag))]
+    if length >= 2 * len(LONG_TOKEN):
+        text = text[: length - len(LONG_TOKEN) - len(tag) - 1] + " " + LONG_TOKEN
+    return (text.rstrip() + tag)[:length]
+
+
+def make_long_objects(world: World) -> None:
+    """Make every free-text value of every row long (100-character names, 1,600-character
+    messages, long URLs) and give Tenant A many rows: extensions, routes, conversations and
+    messages, so that pages are measured with what a busy tenant shows."""
+    from django.apps import apps
+
+    from sms.inbound.process import inbound_message_ingest
+    from sms.models import Source
+    from sms.outbound.rules import MAX_ROUTES, outbound_rule_save, sms_caller_id_save
+    from trunks.voipms.webhooks import InboundMessage
+
+    shared = shared_trunk()
+    tenant = world.tenant_a
+    configuration = world.objects_a[SmsConfiguration]
+    pool = [str(n) for n in range(12125550100, 12125550110)]
+    for n in range(12):
+        extension = extension_create(
+            tenant=tenant, number=str(300 + n), display_name=long_text(100, serial=n + 1)
+        )
+        if n < 4:
+            sms_caller_id_save(
+                tenant=tenant, extension=extension, trunk=configuration.trunk, did=pool[n]
+            )
+    outbound_rule_save(
+        tenant=tenant,
+        actor=None,
+        name=long_text(100),
+        prefixes="8",
+        routes=[
+            {"trunk": configuration.trunk, "caller_id": pool[n % len(pool)]}
+            for n in range(MAX_ROUTES)
+        ],
+    )
+    for n in range(8):
+        inbound_message_ingest(
+            configuration=configuration,
+            source=Source.WEBHOOK,
+            inbound=InboundMessage(
+                kind="sms",
+                provider_id=9100000 + n,
+                # The first ones to the factory's caller: its conversation gets long messages.
+                from_number="+13125550199" if n < 3 else f"+1312555{n + 1:04d}",
+                to_number="+" + pool[0],
+                text=long_text(1600 if n < 3 else 160, serial=n + 1),
+                media_urls=(),
+                received_at=None,
+                received_at_raw="",
+                event_type="message.received",
+                source="webhook",
+            ),
+        )
+
+    for model in apps.get_models():
+        fields = [
+            f
+            for f in model._meta.concrete_fields
+            if isinstance(f, models.CharField | models.TextField)
+            and not f.choices
+            and not f.primary_key
+            and "Encrypted" not in type(f).__name__
+            and f.name not in FORMATTED
+            and not f.name.endswith(("_digest", "_hash", "_token"))
+        ]
+        if not fields or model._meta.app_label in SYSTEM_APPS:
+            continue
+        for pk in model._default_manager.values_list("pk", flat=True)[:50]:
+            values = {}
+            for text_field in fields:
+                length = min(text_field.max_length or 1600, 1600)
+                if text_field.name.endswith("url") or isinstance(text_field, models.URLField):
+                    values[text_field.name] = (LONG_TOKEN + "/" + "x" * length)[:length]
+                else:
+                    # Unique by row: names are unique per tenant or owner.
+                    values[text_field.name] = long_text(length, serial=pk)
+            model._default_manager.filter(pk=pk).update(**values)
+    # The trunk the test tenants share is found by its name.
+    Trunk.objects.filter(pk=shared.pk).update(name=shared.name)

@@ -94,6 +94,7 @@ def test_system_admin_manages_a_tenant_and_switches_back(
     expect(results).not_to_contain_text("Front desk B")
     expect(results).not_to_contain_text("Back office B")
 
+    page.once("dialog", lambda dialog: dialog.accept())  # "Stop managing Tenant A…?"
     with page.expect_navigation():
         page.get_by_role("button", name="Switch to Administrator").click()
     _expect_path(page, "/admin/tenants/tenant/")

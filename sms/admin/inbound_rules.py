@@ -9,9 +9,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils.html import format_html_join
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from core.admin import cut
 from sms.admin.common import ChannelsRequiredMixin, ServiceSavedAdmin, office_hours_notice
 from sms.inbound.rules import (
     PERIODS,
@@ -58,14 +60,11 @@ class InboundRuleAdmin(ChannelsRequiredMixin, ServiceSavedAdmin):
     change_form_template = "admin/sms/inboundrule/change_form.html"
     list_display = [
         "name",
-        "trunk",
         "did_range",
         "caller_mask",
         "priority",
         "enabled",
-        "office_destination",
-        "after_hours_destination",
-        "holiday_destination",
+        "destinations",
     ]
     list_select_related = [
         "trunk",
@@ -189,17 +188,14 @@ class InboundRuleAdmin(ChannelsRequiredMixin, ServiceSavedAdmin):
             ),
         )
 
-    @admin.display(description="Office hours")
-    def office_destination(self, obj: InboundRule) -> str:
-        return destination_summary(obj, "office")
-
-    @admin.display(description="Outside office hours")
-    def after_hours_destination(self, obj: InboundRule) -> str:
-        return destination_summary(obj, "after_hours")
-
-    @admin.display(description="Holidays")
-    def holiday_destination(self, obj: InboundRule) -> str:
-        return destination_summary(obj, "holiday")
+    @admin.display(description="Destinations")
+    def destinations(self, obj: InboundRule) -> str:
+        # One column for the three periods: three columns of names do not fit the screen.
+        return format_html_join(
+            "",
+            '<span class="destination">{}: {}</span>',
+            ((label, cut(destination_summary(obj, prefix), 50)) for prefix, label in PERIODS),
+        )
 
     def service_save(self, request: HttpRequest, obj: Any, fields: dict[str, Any]) -> Any:
         return inbound_rule_save(tenant=request.tenant, actor=request.user, rule=obj, **fields)

@@ -22,6 +22,7 @@ from core.admin import (
     TenantScopedAdmin,
     TenantScopedInline,
     TenantTimeMixin,
+    cut,
 )
 from core.clock import time_display, time_export
 from sms.admin.common import ChannelsRequiredMixin
@@ -270,16 +271,12 @@ class MessageDisplayMixin:
 
     @admin.display(description="Text")
     def excerpt(self, obj: Message) -> str:
-        text = obj.body if len(obj.body) <= 60 else obj.body[:60] + "…"
-        if obj.media_urls:
-            text = f"[{len(obj.media_urls)} media] {text}"
-        return text
+        text = f"[{len(obj.media_urls)} media] {obj.body}" if obj.media_urls else obj.body
+        return cut(text, 60)
 
     @admin.display(description="Routed to / error")
     def outcome(self, obj: Message) -> str:
-        if obj.direction == Direction.IN:
-            return obj.routed_to
-        return obj.error_message
+        return cut(obj.routed_to if obj.direction == Direction.IN else obj.error_message, 60)
 
 
 class MessageAdmin(
@@ -424,7 +421,7 @@ class ConversationAdmin(
         "extension",
         "ring_group",
         "last_message_at",
-        "last_message_text",
+        "last_text",
         "unread_count",
         "open_in_inbox",
     ]
@@ -443,13 +440,24 @@ class ConversationAdmin(
     readonly_fields = fields
     list_per_page = 50
 
+    @admin.display(description="Last message text", ordering="last_message_text")
+    def last_text(self, obj: Conversation) -> str:
+        return cut(obj.last_message_text, 60)
+
     @admin.display(description="Inbox")
     def open_in_inbox(self, obj: Conversation) -> str:
         return format_html('<a href="{}">Open</a>', reverse("inbox_conversation", args=[obj.pk]))
 
 
-class WebhookDeliveryAdmin(ChannelsRequiredMixin, ReadOnlyScopedAdmin):
-    list_display = ["received_at", "configuration", "method", "status", "reason", "remote_addr"]
+class WebhookDeliveryAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
+    list_display = [
+        "received_at",
+        "configuration",
+        "method",
+        "status",
+        "short_reason",
+        "remote_addr",
+    ]
     list_filter = ["status", "method"]
     list_select_related = ["configuration"]
     date_hierarchy = "received_at"
@@ -470,6 +478,10 @@ class WebhookDeliveryAdmin(ChannelsRequiredMixin, ReadOnlyScopedAdmin):
         "messages_made",
     ]
     readonly_fields = fields
+
+    @admin.display(description="Reason", ordering="reason")
+    def short_reason(self, obj: WebhookDelivery) -> str:
+        return cut(obj.reason, 60)
 
     @admin.display(description="Messages")
     def messages_made(self, obj: WebhookDelivery) -> str:

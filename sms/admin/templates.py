@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from core.admin import cut
 from sms.admin.common import ChannelsRequiredMixin, ServiceSavedAdmin
 from sms.models import ReplyTemplate
 from sms.templates_service import (
@@ -25,7 +26,7 @@ class ReplyTemplateAdmin(ChannelsRequiredMixin, ServiceSavedAdmin):
 
     @admin.display(description="Text")
     def excerpt(self, obj: ReplyTemplate) -> str:
-        return obj.body if len(obj.body) <= 80 else obj.body[:80] + "…"
+        return cut(obj.body, 80)
 
     def service_save(self, request: HttpRequest, obj: Any, fields: dict[str, Any]) -> Any:
         return reply_template_save(

@@ -245,7 +245,7 @@ def test_the_rule_list_summarises_the_three_destinations(
     assert "12125550101-12125550105" in page
     assert "Extension inbox: 200 Reception" in page
     assert "Ring group: Sales" in page
-    assert '<td class="field-holiday_destination">Drop</td>' in page
+    assert '<span class="destination">Holidays: Drop</span>' in page
 
 
 # --- ring groups, office hours, holidays ---------------------------------------------------------
