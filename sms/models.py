@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.crypto import EncryptedTextField
 from tenants.models import TenantOwned
@@ -40,6 +41,14 @@ class VerificationStatus(models.TextChoices):
     OK = "ok", "OK"
     WARNING = "warning", "OK, with warnings"
     FAILED = "failed", "Failed"
+
+
+class CredentialsStatus(models.TextChoices):
+    UNKNOWN = "", _("Not checked")
+    CHECKING = "checking", _("Checking…")
+    OK = "ok", _("Verified")
+    FAILED = "failed", _("Rejected by VoIP.ms")
+    UNREACHABLE = "unknown", _("Could not be checked")
 
 
 class SmsConfiguration(TenantOwned):
@@ -109,6 +118,12 @@ class SmsConfiguration(TenantOwned):
     )
     verification_result = models.JSONField(default=dict, blank=True, editable=False)
     verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The check every save of the credentials starts in the background (sms.check_credentials).
+    credentials_status = models.CharField(
+        max_length=8, choices=CredentialsStatus.choices, blank=True, editable=False
+    )
+    credentials_error = models.CharField(max_length=500, blank=True, editable=False)
+    credentials_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -21,6 +21,7 @@ from sms.admin.common import ChannelsRequiredMixin
 from sms.admin.provisioning import tenant_dids_page, tenant_point_dids
 from sms.configurations import (
     EDITABLE_FIELDS,
+    credentials_check_state,
     sms_configuration_create,
     sms_configuration_delete,
     sms_configuration_rotate_webhook,
@@ -210,6 +211,11 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
                 wrap(require_GET(self.verification_view)),
                 name="sms_smsconfiguration_verification",
             ),
+            path(
+                "<int:pk>/credentials/",
+                wrap(require_GET(self.credentials_view)),
+                name="sms_smsconfiguration_credentials",
+            ),
             *super().get_urls(),
         ]
 
@@ -235,6 +241,7 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
             "title": configuration.name,
             "configuration": configuration,
             "status": configuration_status(configuration),
+            "credentials": credentials_check_state(configuration),
             "steps": VOIPMS_STEPS,
             "history": history,
             "deliveries": WebhookDelivery.objects.for_tenant(request.tenant)
@@ -284,6 +291,11 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
         if request.headers.get("Accept", "").startswith("application/json"):
             return JsonResponse({"status": "running"})
         return redirect(reverse("tenant:sms_smsconfiguration_details", args=[pk]))
+
+    def credentials_view(self, request: HttpRequest, pk: int) -> JsonResponse:
+        """Answer the state of the background credentials check, for the details page to poll."""
+        configuration = self._get(request, pk)
+        return JsonResponse(credentials_check_state(configuration))
 
     def verification_view(self, request: HttpRequest, pk: int) -> JsonResponse:
         configuration = self._get(request, pk)
