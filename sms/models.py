@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from core.crypto import EncryptedTextField
@@ -49,6 +50,13 @@ class CredentialsStatus(models.TextChoices):
     OK = "ok", _("Verified")
     FAILED = "failed", _("Rejected by VoIP.ms")
     UNREACHABLE = "unknown", _("Could not be checked")
+
+
+# One text for the three conditions of an outbound rule: an empty one matches any destination,
+# but a rule must set at least one (sms.outbound.rules.outbound_rule_check).
+_CONDITION_HELP = _(
+    "e.g. {example}. Empty: this condition matches any; a rule needs at least one condition."
+)
 
 
 class SmsConfiguration(TenantOwned):
@@ -766,13 +774,22 @@ class OutboundRule(TenantOwned):
         default=RoutingStrategy.PRIORITIZED,
     )
     prefixes = models.CharField(
-        "destination prefixes", max_length=200, blank=True, help_text="e.g. 1;212 — empty: any."
+        "destination prefixes",
+        max_length=200,
+        blank=True,
+        help_text=format_lazy(_CONDITION_HELP, example="1;212"),
     )
     lengths = models.CharField(
-        "destination lengths", max_length=100, blank=True, help_text="e.g. 10;11 — empty: any."
+        "destination lengths",
+        max_length=100,
+        blank=True,
+        help_text=format_lazy(_CONDITION_HELP, example="10;11"),
     )
     from_extensions = models.CharField(
-        "from extensions", max_length=200, blank=True, help_text="e.g. 100-200;300 — empty: any."
+        "from extensions",
+        max_length=200,
+        blank=True,
+        help_text=format_lazy(_CONDITION_HELP, example="100-200;300"),
     )
     hours = models.CharField(max_length=12, choices=HoursMode.choices, default=HoursMode.ALWAYS)
     enabled = models.BooleanField(default=True)
