@@ -180,6 +180,7 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "channels_on": not messaging_refusal(request.tenant),
         "members": members,
         "limits": {"sms_bytes": SMS_MAX_BYTES, "mms_chars": MMS_MAX_CHARS},
+        "draft": request.session.pop(_reply_draft_key(conversation), None),
     }
     return render(request, "sms/conversation.html", context)
 
@@ -267,7 +268,13 @@ def conversation_reply_view(request: HttpRequest, pk: int) -> HttpResponse:
         conversation_reply(conversation=conversation, user=request.user, body=body)
     except ApplicationError as error:
         messages.error(request, error.message)
+        # The conversation page shows the refused text again under its error, once.
+        request.session[_reply_draft_key(conversation)] = {"body": body, "error": error.message}
     return _back(conversation)
+
+
+def _reply_draft_key(conversation: Conversation) -> str:
+    return f"reply_draft:{conversation.pk}"
 
 
 @login_required

@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from core.admin import ServiceWritesMixin, TenantScopedAdmin
@@ -29,7 +30,7 @@ from sms.configurations import (
     sms_configuration_update,
     sms_configuration_verify_start,
 )
-from sms.models import SmsConfiguration, WebhookDelivery
+from sms.models import CredentialsStatus, SmsConfiguration, WebhookDelivery
 from tenants.models import AuditEvent
 from trunks.models import Brand, Trunk
 
@@ -313,6 +314,8 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
 
 def configuration_status(configuration: SmsConfiguration) -> str:
     """Describe whether messages arrive: never received, last webhook, or the last error."""
+    if configuration.credentials_status == CredentialsStatus.FAILED:
+        return gettext("VoIP.ms rejected the credentials: open the details for its reason.")
     if configuration.last_error_at and (
         configuration.last_webhook_at is None
         or configuration.last_error_at >= configuration.last_webhook_at

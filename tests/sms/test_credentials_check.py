@@ -224,3 +224,11 @@ def test_tenant_b_cannot_read_tenant_a_check_state(world: World, client_for: Any
     url = reverse("tenant:sms_smsconfiguration_credentials", args=[configuration.pk])
     assert client_for(world.admin_b).get(url).status_code == 404
     assert client_for(world.user_a).get(url).status_code in (302, 403, 404)
+
+
+@pytest.mark.django_db
+def test_the_list_says_when_voipms_rejected_the_credentials(world: World, client_for: Any) -> None:
+    configuration = make_configuration(world.tenant_a)
+    SmsConfiguration.objects.filter(pk=configuration.pk).update(credentials_status="failed")
+    page = client_for(world.admin_a).get("/tenant/sms/smsconfiguration/").content.decode()
+    assert "VoIP.ms rejected the credentials" in page
