@@ -11,11 +11,19 @@ from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.errors import ApplicationError, Conflict
 from core.tasks import enqueue
-from sms.models import NumberFormat, SmsConfiguration, VerificationStatus, webhook_token_digest
+from sms.models import (
+    CredentialsStatus,
+    NumberFormat,
+    SmsConfiguration,
+    VerificationStatus,
+    webhook_token_digest,
+)
 from sms.providers import voipms_client_for
+from tenants.access import messaging_refusal
 from tenants.models import Tenant, User
 from tenants.services import audit_record, audit_secret_changed
 from trunks.models import Brand, PoolRange, Trunk
@@ -99,8 +107,10 @@ def sms_configuration_create(
     token = _new_token()
     configuration.webhook_token = token
     configuration.webhook_token_digest = webhook_token_digest(token)
+    _credentials_check_mark(configuration)
     _save(configuration)
     _sandbox_claim(configuration)
+    _credentials_check_enqueue(configuration)
     audit_record(
         actor=actor,
         action="created",
@@ -139,9 +149,18 @@ def sms_configuration_update(
         configuration.verification_status = ""
         configuration.verification_result = {}
         configuration.verified_at = None
+    # New credentials are checked again; so are credentials whose last check did not pass, on any
+    # save, so that fixing the account at VoIP.ms and saving shows the new result.
+    recheck = bool({"username", "api_password"} & set(changed)) or (
+        configuration.credentials_status not in (CredentialsStatus.OK, CredentialsStatus.CHECKING)
+    )
+    if recheck:
+        _credentials_check_mark(configuration)
     _save(configuration)
     if "username" in changed:
         _sandbox_claim(configuration)
+    if recheck:
+        _credentials_check_enqueue(configuration)
     if changed:
         audit_record(
             actor=actor,
@@ -205,6 +224,16 @@ def sms_configuration_verify_start(*, configuration: SmsConfiguration, actor: Us
 
 
 logger = logging.getLogger(__name__)
+
+
+def _credentials_check_mark(configuration: SmsConfiguration) -> None:
+    configuration.credentials_status = CredentialsStatus.CHECKING
+    configuration.credentials_error = ""
+
+
+def _credentials_check_enqueue(configuration: SmsConfiguration) -> None:
+    # The task takes the id only: it reads the credentials from the row (never a task argument).
+    enqueue("sms.check_credentials", configuration.pk)
 
 
 API_MENU = "Main Menu > SOAP and REST/JSON API"
@@ -362,3 +391,90 @@ def sms_configuration_verify(*, configuration: SmsConfiguration) -> dict[str, An
         )
     status = VerificationStatus.WARNING if result["warnings"] else VerificationStatus.OK
     return _finish(configuration, status, result)
+
+
+def _credentials_problem(client: VoipmsClient, error: VoipmsError) -> str:
+    ip = None
+    if error.code == "ip_not_enabled":
+        # getIP answers from any address: it tells the tenant which one to allow-list.
+        try:
+            ip = client.get_ip()
+        except VoipmsError:
+            ip = None
+    if error.permanent:
+        reason = _("VoIP.ms answered %(code)s: %(message)s") % {
+            "code": error.code,
+            "message": error.message,
+        }
+        advice = voipms_problem(error, ip)
+        return f"{reason}. {advice}" if advice != reason else reason
+    return _("VoIP.ms could not be reached to check the credentials (%(error)s).") % {
+        "error": error.message
+    }
+
+
+def sms_configuration_check_credentials(*, configuration_id: int) -> str | None:
+    """Ask VoIP.ms whether the configuration's credentials work and record the answer."""
+    configuration = (
+        SmsConfiguration.objects.select_related("tenant").filter(pk=configuration_id).first()
+    )
+    if configuration is None:
+        return None
+    checked = (configuration.username, configuration.api_password)
+    refusal = messaging_refusal(configuration.tenant)
+    if refusal:
+        problem = _("Not checked: %(reason)s.") % {"reason": refusal}
+        _credentials_record(configuration_id, checked, CredentialsStatus.UNREACHABLE, problem)
+        return CredentialsStatus.UNREACHABLE
+    # Called outside any transaction: VoIP.ms takes seconds to answer.
+    with voipms_client_for(configuration, read_timeout=30.0) as client:
+        try:
+            client.get_dids_info()
+        except VoipmsError as error:
+            status = CredentialsStatus.FAILED if error.permanent else CredentialsStatus.UNREACHABLE
+            problem = _credentials_problem(client, error)
+        else:
+            status, problem = CredentialsStatus.OK, ""
+    if not _credentials_record(configuration_id, checked, status, problem):
+        return None
+    if status == CredentialsStatus.OK and not configuration.verification_status:
+        # Working credentials on a configuration not verified since its account or trunk changed:
+        # verify it now, so that the details page shows its DIDs and sending knows which
+        # configuration of a trunk owns which DID (configuration_for_sender).
+        sms_configuration_verify(configuration=configuration)
+    return status
+
+
+def _credentials_record(
+    configuration_id: int, checked: tuple[str, str], status: str, problem: str
+) -> bool:
+    with transaction.atomic():
+        current = SmsConfiguration.objects.select_for_update().filter(pk=configuration_id).first()
+        if current is None or (current.username, current.api_password) != checked:
+            # The credentials changed while VoIP.ms answered: the check of the new ones decides.
+            return False
+        SmsConfiguration.objects.filter(pk=configuration_id).update(
+            credentials_status=status,
+            credentials_error=problem[:500],
+            credentials_checked_at=timezone.now(),
+        )
+        audit_record(
+            actor=None,
+            action="credentials_checked",
+            tenant=current.tenant,
+            obj=current,
+            detail={"status": status},
+        )
+    return True
+
+
+def credentials_check_state(configuration: SmsConfiguration) -> dict[str, Any]:
+    """Return what the details page shows of the last credentials check."""
+    return {
+        "status": configuration.credentials_status or "none",
+        "label": str(CredentialsStatus(configuration.credentials_status).label),
+        "error": configuration.credentials_error,
+        "checked_at": configuration.credentials_checked_at.isoformat()
+        if configuration.credentials_checked_at
+        else None,
+    }

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from core.clock import time_display
@@ -42,6 +43,21 @@ class VerificationStatus(models.TextChoices):
     OK = "ok", "OK"
     WARNING = "warning", "OK, with warnings"
     FAILED = "failed", "Failed"
+
+
+class CredentialsStatus(models.TextChoices):
+    UNKNOWN = "", _("Not checked")
+    CHECKING = "checking", _("Checking…")
+    OK = "ok", _("Verified")
+    FAILED = "failed", _("Rejected by VoIP.ms")
+    UNREACHABLE = "unknown", _("Could not be checked")
+
+
+# One text for the three conditions of an outbound rule: an empty one matches any destination,
+# but a rule must set at least one (sms.outbound.rules.outbound_rule_check).
+_CONDITION_HELP = _(
+    "e.g. {example}. Empty: this condition matches any; a rule needs at least one condition."
+)
 
 
 class SmsConfiguration(TenantOwned):
@@ -111,6 +127,12 @@ class SmsConfiguration(TenantOwned):
     )
     verification_result = models.JSONField(default=dict, blank=True, editable=False)
     verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The check every save of the credentials starts in the background (sms.check_credentials).
+    credentials_status = models.CharField(
+        max_length=8, choices=CredentialsStatus.choices, blank=True, editable=False
+    )
+    credentials_error = models.CharField(max_length=500, blank=True, editable=False)
+    credentials_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -759,13 +781,22 @@ class OutboundRule(TenantOwned):
         default=RoutingStrategy.PRIORITIZED,
     )
     prefixes = models.CharField(
-        "destination prefixes", max_length=200, blank=True, help_text="e.g. 1;212 — empty: any."
+        "destination prefixes",
+        max_length=200,
+        blank=True,
+        help_text=format_lazy(_CONDITION_HELP, example="1;212"),
     )
     lengths = models.CharField(
-        "destination lengths", max_length=100, blank=True, help_text="e.g. 10;11 — empty: any."
+        "destination lengths",
+        max_length=100,
+        blank=True,
+        help_text=format_lazy(_CONDITION_HELP, example="10;11"),
     )
     from_extensions = models.CharField(
-        "from extensions", max_length=200, blank=True, help_text="e.g. 100-200;300 — empty: any."
+        "from extensions",
+        max_length=200,
+        blank=True,
+        help_text=format_lazy(_CONDITION_HELP, example="100-200;300"),
     )
     hours = models.CharField(max_length=12, choices=HoursMode.choices, default=HoursMode.ALWAYS)
     enabled = models.BooleanField(default=True)

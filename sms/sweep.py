@@ -19,6 +19,7 @@ from django.utils import timezone
 from core.tasks import enqueue, publish_quietly
 from sms.models import (
     CallbackStatus,
+    CredentialsStatus,
     DeliveryStatus,
     DestinationDelivery,
     DestinationStatus,
@@ -29,6 +30,7 @@ from sms.models import (
     Message,
     MessageMedia,
     MessageStatus,
+    SmsConfiguration,
     StatusCallback,
     WebhookDelivery,
 )
@@ -64,6 +66,7 @@ def sweep_all() -> dict[str, int]:
         "pointings": pointings_sweep(),
         "callbacks": callbacks_sweep(),
         "scheduled": scheduled_release(),
+        "credentials": credentials_checks_sweep(),
     }
 
 
@@ -189,6 +192,25 @@ def pointings_sweep() -> int:
     for pk in ids:
         # Safe when the original task is alive after all: a run claims the request first.
         publish_quietly("sms.point_dids", pk)
+    return len(ids)
+
+
+# A credentials check is one VoIP.ms call (30 s timeout at most): one still pending this long after
+# its save lost its task.
+CREDENTIALS_CHECK_LOST_AFTER = timedelta(minutes=2)
+
+
+def credentials_checks_sweep() -> int:
+    """Re-enqueue the credentials checks of configurations still pending long after their save."""
+    ids = list(
+        SmsConfiguration.objects.filter(
+            credentials_status=CredentialsStatus.CHECKING,
+            updated_at__lt=timezone.now() - CREDENTIALS_CHECK_LOST_AFTER,
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for pk in ids:
+        # Safe when the original task is alive after all: the last answer recorded wins.
+        publish_quietly("sms.check_credentials", pk)
     return len(ids)
 
 

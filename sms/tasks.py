@@ -15,7 +15,7 @@ from celery import shared_task
 from celery.signals import worker_shutdown
 from django.conf import settings
 
-from sms.configurations import sms_configuration_verify
+from sms.configurations import sms_configuration_check_credentials, sms_configuration_verify
 from sms.inbound.destinations import destination_delivery_run
 from sms.inbound.media import media_fetch, media_retry_note
 from sms.inbound.poll import poll_account, poll_accounts_enqueue
@@ -50,6 +50,12 @@ def verify_configuration(configuration_id: int) -> None:
         logger.info("verify_configuration %s: %s", configuration_id, refusal)
         return
     sms_configuration_verify(configuration=configuration)
+
+
+@shared_task(name="sms.check_credentials", ignore_result=True)
+def check_credentials(configuration_id: int) -> None:
+    """Check a configuration's VoIP.ms credentials after a save and record the answer."""
+    sms_configuration_check_credentials(configuration_id=configuration_id)
 
 
 @shared_task(name="sms.point_dids", ignore_result=True, acks_late=True)

@@ -350,6 +350,7 @@ def conversation_detail(request: HttpRequest, pk: int) -> HttpResponse:
             conversation.remote
         ),
         "attach": _attach_context(),
+        "draft": request.session.pop(_reply_draft_key(conversation), None),
     }
     return _page(request, "sms/conversation.html", context)
 
@@ -474,7 +475,13 @@ def conversation_reply_view(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except ApplicationError as error:
         messages.error(request, error.message)
+        # The conversation page shows the refused text again under its error, once.
+        request.session[_reply_draft_key(conversation)] = {"body": body, "error": error.message}
     return _back(conversation)
+
+
+def _reply_draft_key(conversation: Conversation) -> str:
+    return f"reply_draft:{conversation.pk}"
 
 
 @login_required

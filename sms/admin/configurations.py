@@ -12,6 +12,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from core.admin import ServiceWritesMixin, TenantScopedAdmin
@@ -21,6 +22,7 @@ from sms.admin.common import ChannelsRequiredMixin
 from sms.admin.provisioning import tenant_dids_page, tenant_point_dids
 from sms.configurations import (
     EDITABLE_FIELDS,
+    credentials_check_state,
     sms_configuration_create,
     sms_configuration_delete,
     sms_configuration_rotate_webhook,
@@ -29,7 +31,7 @@ from sms.configurations import (
     sms_configuration_verify_start,
 )
 from sms.dashboard import configuration_volume
-from sms.models import SmsConfiguration, WebhookDelivery
+from sms.models import CredentialsStatus, SmsConfiguration, WebhookDelivery
 from tenants.models import AuditEvent
 from trunks.models import Brand, Trunk
 
@@ -211,6 +213,11 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
                 wrap(require_GET(self.verification_view)),
                 name="sms_smsconfiguration_verification",
             ),
+            path(
+                "<int:pk>/credentials/",
+                wrap(require_GET(self.credentials_view)),
+                name="sms_smsconfiguration_credentials",
+            ),
             *super().get_urls(),
         ]
 
@@ -236,6 +243,7 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
             "title": configuration.name,
             "configuration": configuration,
             "status": configuration_status(configuration),
+            "credentials": credentials_check_state(configuration),
             "steps": VOIPMS_STEPS,
             "history": history,
             "volume": configuration_volume(configuration=configuration),
@@ -287,6 +295,11 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
             return JsonResponse({"status": "running"})
         return redirect(reverse("tenant:sms_smsconfiguration_details", args=[pk]))
 
+    def credentials_view(self, request: HttpRequest, pk: int) -> JsonResponse:
+        """Answer the state of the background credentials check, for the details page to poll."""
+        configuration = self._get(request, pk)
+        return JsonResponse(credentials_check_state(configuration))
+
     def verification_view(self, request: HttpRequest, pk: int) -> JsonResponse:
         configuration = self._get(request, pk)
         return JsonResponse(
@@ -303,6 +316,8 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
 
 def configuration_status(configuration: SmsConfiguration) -> str:
     """Describe whether messages arrive: never received, last webhook, or the last error."""
+    if configuration.credentials_status == CredentialsStatus.FAILED:
+        return gettext("VoIP.ms rejected the credentials: open the details for its reason.")
     if configuration.last_error_at and (
         configuration.last_webhook_at is None
         or configuration.last_error_at >= configuration.last_webhook_at

@@ -22,8 +22,6 @@ from sms.outbound.rules import (
 )
 from trunks.models import Trunk
 
-CONDITION_EXAMPLES = {"prefixes": "1;212", "lengths": "10;11", "from_extensions": "100-200;300"}
-
 
 class RouteFormSet(BaseInlineFormSet):
     """Check every route with the service before anything is saved."""
@@ -125,13 +123,6 @@ class OutboundRuleAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantScopedA
                     )
                 return cleaned
 
-        # A ModelForm subclass builds its fields anew: set the help texts on the final class.
-        for name, example in CONDITION_EXAMPLES.items():
-            if name in RuleForm.base_fields:
-                RuleForm.base_fields[name].help_text = (
-                    f"e.g. {example}. Empty: this condition matches any; "
-                    "a rule needs at least one condition."
-                )
         return RuleForm
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:

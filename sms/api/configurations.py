@@ -78,6 +78,9 @@ class SmsConfigurationSerializer(serializers.ModelSerializer):
             "verification_status",
             "verification_result",
             "verified_at",
+            "credentials_status",
+            "credentials_error",
+            "credentials_checked_at",
             "created_at",
             "updated_at",
         ]
@@ -89,6 +92,9 @@ class SmsConfigurationSerializer(serializers.ModelSerializer):
             "verification_status",
             "verification_result",
             "verified_at",
+            "credentials_status",
+            "credentials_error",
+            "credentials_checked_at",
             "created_at",
             "updated_at",
         ]

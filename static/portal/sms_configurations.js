@@ -160,6 +160,40 @@
       window.setTimeout(poll, 500);
     });
     if (progress.classList.contains("running")) window.setTimeout(poll, 700);
+    watchCredentials();
+  }
+
+  // The credentials check runs in the background after a save: poll until it has an answer.
+  function watchCredentials() {
+    const banner = document.getElementById("credentials-check");
+    if (!banner || banner.dataset.status !== "checking") return;
+    let tries = 0;
+    async function check() {
+      tries += 1;
+      let data;
+      try {
+        const response = await fetch(banner.dataset.url, {
+          credentials: "same-origin",
+          headers: { Accept: "application/json" },
+        });
+        if (!response.ok) throw new Error(String(response.status));
+        data = await response.json();
+      } catch (error) {
+        data = { status: "checking" };
+      }
+      if (data.status === "checking") {
+        // Fast at first, then every 10 s: a lost task is published again by the sweeper.
+        window.setTimeout(check, tries < 30 ? 1000 : 10000);
+        return;
+      }
+      banner.dataset.status = data.status;
+      banner.className = `credentials-banner credentials-${data.status}`;
+      const label = banner.dataset[`label${data.status.charAt(0).toUpperCase()}${data.status.slice(1)}`];
+      banner.querySelector(".credentials-title").textContent = label || data.label;
+      banner.querySelector(".credentials-error").textContent = data.error || "";
+      banner.querySelector(".credentials-when").textContent = "";
+    }
+    window.setTimeout(check, 700);
   }
 
   document.addEventListener("DOMContentLoaded", () => {

@@ -87,7 +87,7 @@ def test_editing_without_a_password_keeps_it_and_the_audit_names_fields_only(
     url = f"/tenant/sms/smsconfiguration/{configuration.pk}/change/"
     page = client.get(url).content.decode()
     assert API_PASSWORD not in page
-    assert "leave blank to keep it" in page
+    assert "Leave blank to keep the stored password" in page
     response = client.post(url, _form(shared_trunk(), api_password="", name="Renamed"))
     assert response.status_code == 302
     configuration.refresh_from_db()

@@ -409,6 +409,25 @@ def test_a_refused_reply_shows_the_reason(
 
 
 @pytest.mark.django_db
+def test_a_refused_reply_keeps_the_text_typed_in_the_reply_box_once(
+    world: World, inbox: Inbox, client_for: ClientFor, no_tasks: TaskRecorder
+) -> None:
+    client = client_for(world.user_a)
+    # Long texts go as one MMS here, and an MMS holds at most 2048 characters: refused.
+    SmsConfiguration.objects.filter(pk=inbox.own.configuration_id).update(long_message_policy="mms")
+    typed = "A reply that is far too long " * 80
+    response = client.post(f"/inbox/c/{inbox.own.pk}/reply/", {"body": typed}, follow=True)
+
+    shown = response.content.decode()
+    box = shown.split('id="reply-body"')[1].split("</textarea>")[0]
+    assert typed.strip() in box
+    assert 'id="reply-error"' in shown
+    assert not Message.objects.filter(direction=Direction.OUT).exists()
+    again = client.get(f"/inbox/c/{inbox.own.pk}/").content.decode()
+    assert typed.strip() not in again.split('id="reply-body"')[1].split("</textarea>")[0]
+
+
+@pytest.mark.django_db
 def test_an_extension_not_allowed_to_send_cannot_reply(
     inbox: Inbox, client_for: ClientFor, no_tasks: TaskRecorder
 ) -> None:
