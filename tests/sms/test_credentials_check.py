@@ -232,3 +232,27 @@ def test_the_list_says_when_voipms_rejected_the_credentials(world: World, client
     SmsConfiguration.objects.filter(pk=configuration.pk).update(credentials_status="failed")
     page = client_for(world.admin_a).get("/tenant/sms/smsconfiguration/").content.decode()
     assert "VoIP.ms rejected the credentials" in page
+
+
+@pytest.mark.django_db
+def test_good_credentials_on_an_unverified_configuration_verify_it(world: World) -> None:
+    """The check goes on to verify the account, so its DIDs are known without a manual Verify."""
+    configuration = make_configuration(world.tenant_a)
+    assert configuration.verification_status == ""
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        body = request.body if isinstance(request.body, bytes) else request.body.encode()
+        if b"getIP" in body:
+            return 200, {}, '{"status": "success", "ip": "203.0.113.7"}'
+        if b"getSMS" in body:
+            return 200, {}, '{"status": "no_sms"}'
+        return 200, {}, '{"status": "success", "dids": [{"did": "2125550100"}]}'
+
+    with responses.RequestsMock() as mock:
+        mock.add_callback(responses.POST, django_settings.VOIPMS_API_URL, callback=answer)
+        check_credentials(configuration.pk)
+    configuration.refresh_from_db()
+    assert configuration.credentials_status == CredentialsStatus.OK
+    assert configuration.verification_status != ""
+    assert configuration.verification_result["ip"] == "203.0.113.7"
+    assert configuration.verification_result["account_did_count"] == 1
