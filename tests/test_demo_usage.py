@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from sms.models import Direction, Message
+from sms.models import Contact, Direction, Message
 from sms.usage import Month, usage_rows
-from tenants.models import Tenant, User
+from tenants.models import OfficeHours, Tenant, User
 
 
 @pytest.mark.django_db
@@ -37,3 +37,20 @@ def test_the_demo_seeds_usage_once(client_for: Callable[[User | None], Client]) 
     )
     assert page.status_code == 200
     assert "<rect" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_demo_names_contacts_and_keeps_office_hours_for_its_first_tenant(
+    client_for: Callable[[User | None], Client],
+) -> None:
+    call_command("demo_setup", stdout=io.StringIO())
+    call_command("demo_setup", stdout=io.StringIO())
+
+    acme = Tenant.objects.get(slug="acme.demo")
+    assert Contact.objects.for_tenant(acme).count() == 3
+    assert OfficeHours.objects.for_tenant(acme).count() == 5
+    other = Tenant.objects.exclude(pk=acme.pk).get()
+    assert not OfficeHours.objects.for_tenant(other).exists()
+    # The inbox shows the names of the demo traffic's contacts.
+    page = client_for(User.objects.get(username="acme-admin")).get("/inbox/")
+    assert "Avery Tremblay" in page.content.decode()

@@ -12,9 +12,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from sms.configurations import sms_configuration_create
+from sms.contacts import contact_save
 from sms.inbound.rules import inbound_rule_save
 from sms.models import (
     Action,
+    Contact,
     Conversation,
     Direction,
     InboundRule,
@@ -26,8 +28,9 @@ from sms.models import (
     Source,
 )
 from sms.outbound.rules import sms_caller_id_save
-from tenants.models import Extension, Role, SmsPermission, Tenant, User
+from tenants.models import Extension, OfficeHours, Role, SmsPermission, Tenant, User
 from tenants.services import extension_create, tenant_create, user_create
+from tenants.services_groups import office_hours_save
 from trunks.models import Trunk, TrunkAssignment
 from trunks.numbers import parse_did_pool
 from trunks.services import trunk_assignment_save, trunk_save
@@ -53,6 +56,13 @@ DEMO_TENANTS = [
         "pool": "16468097069",
         "voipms": "birch@demo.example",
     },
+]
+
+
+DEMO_CONTACTS = [
+    ("+13125550140", "Avery Tremblay"),
+    ("+13125550141", "Jordan Gagnon"),
+    ("+13125550142", "Sam Roy"),
 ]
 
 
@@ -125,6 +135,21 @@ class Command(BaseCommand):
         if settings.VOIPMS_SANDBOX:
             self._sandbox(spec, tenant, configuration)
         self._usage(tenant, configuration, spec["pool"])
+        self._contacts(tenant, admin)
+        if spec is DEMO_TENANTS[0] and not OfficeHours.objects.for_tenant(tenant).exists():
+            # The first tenant keeps office hours; the second has none, and its home page says
+            # which destinations then apply.
+            for weekday in range(5):
+                office_hours_save(
+                    tenant=tenant, actor=admin, weekday=weekday, start=time(9), end=time(17)
+                )
+
+    def _contacts(self, tenant: Tenant, admin: User) -> None:
+        """Name some of the demo traffic's outside numbers, as the inbox and the log show them."""
+        if Contact.objects.for_tenant(tenant).exists():
+            return
+        for number, name in DEMO_CONTACTS:
+            contact_save(tenant=tenant, actor=admin, name=name, number=number, notes="Demo contact")
 
     def _sandbox(
         self, spec: dict[str, str], tenant: Tenant, configuration: SmsConfiguration
