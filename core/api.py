@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, pagination, permissions
@@ -149,7 +150,9 @@ class PageNumberPagination(pagination.PageNumberPagination):
         if number in self.last_page_strings:
             return number
         if not str(number).isdigit() or int(number) < 1 or len(str(number)) > 9:
-            raise exceptions.ValidationError({self.page_query_param: ["A positive whole number."]})
+            raise exceptions.ValidationError(
+                {self.page_query_param: [_("A positive whole number.")]}
+            )
         return number
 
 
@@ -161,7 +164,7 @@ class _TrueOrFalseField(forms.NullBooleanField):
             return True
         if value in (False, "false", "0"):
             return False
-        raise forms.ValidationError("Choose true or false.", code="invalid")
+        raise forms.ValidationError(_("Choose true or false."), code="invalid")
 
 
 class _TrueOrFalseWidget(django_filters.widgets.BooleanWidget):

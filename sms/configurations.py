@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError, Conflict
 from core.tasks import enqueue
@@ -43,10 +44,10 @@ def _new_token() -> str:
 
 def _check_trunk(*, tenant: Tenant, trunk: Trunk) -> None:
     if trunk.brand != Brand.VOIPMS:
-        raise ApplicationError("Choose a VoIP.ms trunk.", code="trunk_not_voipms", field="trunk")
+        raise ApplicationError(_("Choose a VoIP.ms trunk."), code="trunk_not_voipms", field="trunk")
     if not Trunk.objects.available_to(tenant).filter(pk=trunk.pk).exists():
         raise ApplicationError(
-            "Choose a trunk assigned to this tenant.", code="trunk_not_assigned", field="trunk"
+            _("Choose a trunk assigned to this tenant."), code="trunk_not_assigned", field="trunk"
         )
 
 
@@ -60,7 +61,7 @@ def _save(configuration: SmsConfiguration) -> None:
     )
     if clash:
         raise ApplicationError(
-            f"A configuration named {configuration.name!r} exists already.",
+            _("A configuration named %(name)r exists already.") % {"name": configuration.name},
             code="name_taken",
             field="name",
         )
@@ -68,7 +69,7 @@ def _save(configuration: SmsConfiguration) -> None:
         with transaction.atomic():
             configuration.save()
     except IntegrityError as error:
-        raise Conflict("The configuration could not be saved; try again.") from error
+        raise Conflict(_("The configuration could not be saved; try again.")) from error
 
 
 @transaction.atomic
@@ -78,10 +79,12 @@ def sms_configuration_create(
     """Create a configuration with a fresh webhook URL."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+        raise ApplicationError(
+            _("Unknown fields: %(value)s") % {"value": ", ".join(sorted(unknown))}
+        )
     if not api_password:
         raise ApplicationError(
-            "Enter the VoIP.ms API password.", code="required", field="api_password"
+            _("Enter the VoIP.ms API password."), code="required", field="api_password"
         )
     configuration = SmsConfiguration(tenant=tenant, api_password=api_password, **fields)
     _check_trunk(tenant=tenant, trunk=configuration.trunk)
@@ -111,7 +114,9 @@ def sms_configuration_update(
     """Change a configuration; a blank or missing API password keeps the stored one."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+        raise ApplicationError(
+            _("Unknown fields: %(value)s") % {"value": ", ".join(sorted(unknown))}
+        )
     configuration = SmsConfiguration.objects.select_for_update().get(pk=configuration.pk)
     changed = [name for name, value in fields.items() if getattr(configuration, name) != value]
     for name, value in fields.items():

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
@@ -168,13 +169,13 @@ def account_security(request: HttpRequest) -> HttpResponse:
                 device, extra["recovery_codes"] = two_factor_enrolment_confirm(user=user, code=code)
                 request.session.cycle_key()
                 otp_login(request, device)
-                messages.success(request, "Two-factor sign-in is on.")
+                messages.success(request, _("Two-factor sign-in is on."))
             elif action == "regenerate":
                 extra["recovery_codes"] = recovery_codes_regenerate(user=user)
-                messages.success(request, "New recovery codes replace the old ones.")
+                messages.success(request, _("New recovery codes replace the old ones."))
             elif action == "disable":
                 two_factor_disable(user=user, code=code)
-                messages.success(request, "Two-factor sign-in is off.")
+                messages.success(request, _("Two-factor sign-in is off."))
                 return redirect("account_security")
             else:
                 extra["error"] = "Choose an action on this page."
@@ -189,7 +190,7 @@ def _number(value: str) -> int:
 
 
 class ApiTokenForm(forms.Form):
-    name = forms.CharField(max_length=100, required=False, help_text="What the token is for.")
+    name = forms.CharField(max_length=100, required=False, help_text=_("What the token is for."))
 
 
 @login_required
@@ -204,7 +205,9 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
             token_id = request.POST.get("token", "").strip()
             token = get_object_or_404(own, pk=_number(token_id))
             api_token_revoke(token=token, actor=request.user)
-            messages.success(request, f"The API token {token.name} was revoked.")
+            messages.success(
+                request, _("The API token %(name)s was revoked.") % {"name": token.name}
+            )
             return redirect("api_tokens")
         form = ApiTokenForm(request.POST)
         if form.is_valid():

@@ -97,7 +97,7 @@ def test_a_user_who_chose_french_gets_the_portal_in_french(admin_a: User, client
     html = response.content.decode()
     assert '<html lang="fr-ca"' in html
     assert response["Content-Language"] == "fr-ca"
-    assert "Déconnexion" in html and "Jetons d’API" in html
+    assert "Déconnexion" in html and "Jetons d'API" in html
     assert "Log out" not in html
 
 
@@ -106,7 +106,7 @@ def test_a_user_without_a_language_gets_his_browsers(admin_a: User, client_for: 
     assert admin_a.language == ""
     client = client_for(admin_a)
     french = _home(client, accept_language="fr-CA,fr;q=0.9,en;q=0.5")
-    assert response_language(french) == "fr-ca" and "Jetons d’API" in french.content.decode()
+    assert response_language(french) == "fr-ca" and "Jetons d'API" in french.content.decode()
     english = _home(client, accept_language="en-US,en;q=0.9")
     assert response_language(english) == "en" and "API tokens" in english.content.decode()
 
@@ -120,7 +120,7 @@ def test_a_user_who_chose_english_gets_english_whatever_his_browser(
     response = _home(client_for(admin_a), accept_language="fr-CA")
     assert response_language(response) == "en"
     html = response.content.decode()
-    assert "API tokens" in html and "Jetons d’API" not in html
+    assert "API tokens" in html and "Jetons d'API" not in html
 
 
 @pytest.mark.django_db

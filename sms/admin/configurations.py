@@ -10,9 +10,10 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path, reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from core.admin import ServiceWritesMixin, TenantScopedAdmin
@@ -94,14 +95,15 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
     )
 
     class Media:
-        js = ("portal/sms_configurations.js",)
+        # The JavaScript catalogue first: the script's messages come from it.
+        js = (reverse_lazy("javascript-catalog"), "portal/sms_configurations.js")
 
     def tenant_choices(self, request: HttpRequest) -> dict[str, Any]:
         return {"trunk": Trunk.objects.available_to(request.tenant).filter(brand=Brand.VOIPMS)}
 
     # --- list columns -------------------------------------------------------------------
 
-    @admin.display(description="Name", ordering="name")
+    @admin.display(description=_("Name"), ordering="name")
     def name_link(self, obj: SmsConfiguration) -> str:
         return format_html(
             '<a class="config-name" href="{}" data-details-url="{}" data-webhook-url="{}">{}</a>',
@@ -111,15 +113,15 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
             obj.name,
         )
 
-    @admin.display(description="Trunk Name", ordering="trunk__name")
+    @admin.display(description=_("Trunk Name"), ordering="trunk__name")
     def trunk_name(self, obj: SmsConfiguration) -> str:
         return obj.trunk.name
 
-    @admin.display(description="Hostname or IP Address")
+    @admin.display(description=_("Hostname or IP Address"))
     def trunk_host(self, obj: SmsConfiguration) -> str:
         return obj.trunk.host
 
-    @admin.display(description="Enable")
+    @admin.display(description=_("Enable"))
     def enable_toggle(self, obj: SmsConfiguration) -> str:
         return format_html(
             '<label class="switch"><input type="checkbox" class="enable-toggle" data-url="{}"{}>'
@@ -129,7 +131,7 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
             "On" if obj.enabled else "Off",
         )
 
-    @admin.display(description="Status")
+    @admin.display(description=_("Status"))
     def status(self, obj: SmsConfiguration) -> str:
         return format_html('<span data-testid="status">{}</span>', configuration_status(obj))
 

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from core.admin import (
     TenantScopedInline,
@@ -35,7 +36,7 @@ class RingGroupMemberInline(TenantScopedInline):
     fk_name = "ring_group"
     fields = ["extension", "enabled", "position"]
     extra = 1
-    verbose_name = "member"
+    verbose_name = _("member")
 
 
 class RingGroupAdmin(ServiceSavedAdmin):
@@ -55,7 +56,7 @@ class RingGroupAdmin(ServiceSavedAdmin):
             .prefetch_related(models.Prefetch("memberships", queryset=members))
         )
 
-    @admin.display(description="Members")
+    @admin.display(description=_("Members"))
     def member_list(self, obj: RingGroup) -> str:
         return ", ".join(
             m.extension.number + ("" if m.enabled else " (off)") for m in obj.memberships.all()

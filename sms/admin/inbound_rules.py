@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from sms.admin.common import ChannelsRequiredMixin, ServiceSavedAdmin
 from sms.inbound.rules import PERIODS, RULE_FIELDS, inbound_rule_delete, inbound_rule_save
@@ -96,15 +97,15 @@ class InboundRuleAdmin(ChannelsRequiredMixin, ServiceSavedAdmin):
             ),
         )
 
-    @admin.display(description="Office hours")
+    @admin.display(description=_("Office hours"))
     def office_destination(self, obj: InboundRule) -> str:
         return destination_summary(obj, "office")
 
-    @admin.display(description="Outside office hours")
+    @admin.display(description=_("Outside office hours"))
     def after_hours_destination(self, obj: InboundRule) -> str:
         return destination_summary(obj, "after_hours")
 
-    @admin.display(description="Holidays")
+    @admin.display(description=_("Holidays"))
     def holiday_destination(self, obj: InboundRule) -> str:
         return destination_summary(obj, "holiday")
 

@@ -16,6 +16,7 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from core.admin import (
     ReadOnlyScopedAdmin,
@@ -60,13 +61,13 @@ class OptOutAdmin(ChannelsRequiredMixin, TenantTimeMixin, TenantScopedAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    @admin.action(description="Opt back in (allow messages again)", permissions=["delete"])
+    @admin.action(description=_("Opt back in (allow messages again)"), permissions=["delete"])
     def opt_back_in(self, request: HttpRequest, queryset: Any) -> None:
         count = 0
         for opt_out in queryset:
             opt_out_delete(opt_out=opt_out, actor=request.user)
             count += 1
-        messages.success(request, f"{count} contact(s) opted back in.")
+        messages.success(request, _("%(count)s contact(s) opted back in.") % {"count": count})
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         opt_out_delete(opt_out=obj, actor=request.user)
@@ -82,7 +83,7 @@ class OptOutAdmin(ChannelsRequiredMixin, TenantTimeMixin, TenantScopedAdmin):
 class DidListFilter(admin.SimpleListFilter):
     """Filter by one of the tenant's DIDs that has a conversation."""
 
-    title = "DID"
+    title = _("DID")
     parameter_name = "did"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -118,14 +119,14 @@ class DeliveryAttemptInline(_ReadOnlyInline):
     model = DeliveryAttempt
     fields = ["at", "outcome", "code", "detail", "elapsed_ms"]
     readonly_fields = fields
-    verbose_name_plural = "calls to VoIP.ms"
+    verbose_name_plural = _("calls to VoIP.ms")
 
 
 class DestinationAttemptInline(_ReadOnlyInline):
     model = DestinationAttempt
     fields = ["at", "action", "target", "attempt", "ok", "status_code", "error"]
     readonly_fields = fields
-    verbose_name_plural = "hand-overs to e-mail or HTTP"
+    verbose_name_plural = _("hand-overs to e-mail or HTTP")
 
 
 class MessageMediaInline(_ReadOnlyInline):
@@ -133,7 +134,7 @@ class MessageMediaInline(_ReadOnlyInline):
     fields = ["preview", "status", "content_type", "size", "error"]
     readonly_fields = fields
 
-    @admin.display(description="File")
+    @admin.display(description=_("File"))
     def preview(self, obj: MessageMedia) -> str:
         return format_html(
             '<a href="{}" target="_blank" rel="noopener">{}</a>',
@@ -244,7 +245,7 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="Destination")
+    @admin.display(description=_("Destination"))
     def destination(self, obj: Message) -> str:
         routed = message_routed_to(obj)
         if routed is None:
@@ -252,11 +253,11 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
         label = dict(Action.choices).get(routed["type"], routed["type"])
         return f"{label}: {routed['name']}"
 
-    @admin.display(description="Why not routed")
+    @admin.display(description=_("Why not routed"))
     def unrouted_reason(self, obj: Message) -> str:
         return message_unrouted_reason(obj) or "—"
 
-    @admin.display(description="Story")
+    @admin.display(description=_("Story"))
     def story(self, obj: Message) -> str:
         events = message_events(obj)
         if not events:
@@ -281,18 +282,18 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
             rows,
         )
 
-    @admin.display(description="Time", ordering="created_at")
+    @admin.display(description=_("Time"), ordering="created_at")
     def time(self, obj: Message) -> str:
         return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M:%S")
 
-    @admin.display(description="Text")
+    @admin.display(description=_("Text"))
     def excerpt(self, obj: Message) -> str:
         text = obj.body if len(obj.body) <= 60 else obj.body[:60] + "…"
         if obj.media_urls:
             text = f"[{len(obj.media_urls)} media] {text}"
         return text
 
-    @admin.display(description="Routed to / error")
+    @admin.display(description=_("Routed to / error"))
     def outcome(self, obj: Message) -> str:
         if obj.direction == Direction.IN:
             return obj.routed_to
@@ -398,7 +399,7 @@ class ConversationAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAd
     readonly_fields = fields
     list_per_page = 50
 
-    @admin.display(description="Inbox")
+    @admin.display(description=_("Inbox"))
     def open_in_inbox(self, obj: Conversation) -> str:
         return format_html('<a href="{}">Open</a>', reverse("inbox_conversation", args=[obj.pk]))
 
@@ -426,7 +427,7 @@ class WebhookDeliveryAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScope
     ]
     readonly_fields = fields
 
-    @admin.display(description="Messages")
+    @admin.display(description=_("Messages"))
     def messages_made(self, obj: WebhookDelivery) -> str:
         made = Message.objects.filter(tenant_id=obj.tenant_id, delivery=obj)[:10]
         return format_html_join(
@@ -436,7 +437,7 @@ class WebhookDeliveryAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScope
         )
 
     @admin.action(
-        description="Reprocess (received, failed, rejected or ignored deliveries)",
+        description=_("Reprocess (received, failed, rejected or ignored deliveries)"),
         permissions=["view"],
     )
     def reprocess(self, request: HttpRequest, queryset: Any) -> None:

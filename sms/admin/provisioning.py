@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 from sms.models import SmsConfiguration
@@ -64,8 +65,11 @@ def tenant_point_dids(request: HttpRequest, *, configuration: SmsConfiguration) 
     else:
         messages.success(
             request,
-            f"Pointing {len(dids)} DID(s) at this configuration's webhook. VoIP.ms takes one "
-            "change per DID per minute; reload this page to see what changed.",
+            _(
+                "Pointing %(count)s DID(s) at this configuration's webhook. VoIP.ms takes "
+                "one change per DID per minute; reload this page to see what changed."
+            )
+            % {"count": len(dids)},
         )
     return redirect(reverse("tenant:sms_smsconfiguration_dids", args=[configuration.pk]))
 
@@ -90,8 +94,12 @@ def system_dids_page(request: HttpRequest, *, admin_site: admin.AdminSite) -> Ht
         else:
             messages.success(
                 request,
-                f"{configuration.tenant}'s pool on {configuration.trunk} is now "
-                f"{assignment.did_pool}.",
+                _("%(tenant)s's pool on %(trunk)s is now %(did_pool)s.")
+                % {
+                    "tenant": configuration.tenant,
+                    "trunk": configuration.trunk,
+                    "did_pool": assignment.did_pool,
+                },
             )
         return redirect(f"{reverse('admin:voipms_dids')}?configuration={configuration.pk}")
     context = {

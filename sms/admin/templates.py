@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from sms.admin.common import ChannelsRequiredMixin, ServiceSavedAdmin
 from sms.models import ReplyTemplate
@@ -23,7 +24,7 @@ class ReplyTemplateAdmin(ChannelsRequiredMixin, ServiceSavedAdmin):
     search_fields = ["name", "body"]
     list_per_page = 50
 
-    @admin.display(description="Text")
+    @admin.display(description=_("Text"))
     def excerpt(self, obj: ReplyTemplate) -> str:
         return obj.body if len(obj.body) <= 80 else obj.body[:80] + "…"
 
