@@ -16,6 +16,7 @@ from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 from core.middleware import query_parameter_with_nul
@@ -69,7 +70,7 @@ class CheckedChangeListMixin:
         except (IncorrectLookupParameters, ValueError, OverflowError, DataError) as error:
             logger.info("admin: change list filters refused: %s", error)
             refused = _RefusedQuery(
-                "The filters could not be applied and were cleared: a value is not valid."
+                _("The filters could not be applied and were cleared: a value is not valid.")
             )
             request.changelist_refused = refused
             raise refused from error
@@ -78,7 +79,8 @@ class CheckedChangeListMixin:
         name = query_parameter_with_nul(request)
         if name is not None:
             raise _RefusedQuery(
-                f"The filter “{name}” was cleared: null characters are not allowed.",
+                _("The filter “%(name)s” was cleared: null characters are not allowed.")
+                % {"name": name},
                 [
                     key
                     for key, values in request.GET.lists()
@@ -103,7 +105,8 @@ class CheckedChangeListMixin:
         except (TypeError, ValueError, OverflowError) as error:
             shown = "-".join(value for value in values if value)
             raise _RefusedQuery(
-                f"The date “{shown}” does not exist or is out of range; showing all dates.",
+                _("The date “%(shown)s” does not exist or is out of range; showing all dates.")
+                % {"shown": shown},
                 names,
             ) from error
 

@@ -60,8 +60,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(
             {
                 "code": "invalid",
-                "detail": "A value cannot be stored: it is out of range or holds "
-                "characters that are not allowed.",
+                "detail": _(
+                    "A value cannot be stored: it is out of range or holds characters that are "
+                    "not allowed."
+                ),
             },
             status=400,
         )
@@ -69,7 +71,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(
             {
                 "code": "protected",
-                "detail": "Other records still use this one; remove or change them first.",
+                "detail": _("Other records still use this one; remove or change them first."),
             },
             status=409,
         )
@@ -83,7 +85,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         response.data = {
             "code": "invalid",
-            "detail": "The request is not valid; see errors.",
+            "detail": _("The request is not valid; see errors."),
             "errors": exc.detail,
         }
     elif isinstance(exc, exceptions.APIException):
@@ -185,7 +187,7 @@ class StrictBooleanFilter(django_filters.rest_framework.BooleanFilter):
 
 
 class IsSystemAdmin(permissions.BasePermission):
-    message = "Only system administrators may use this route."
+    message = _("Only system administrators may use this route.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(request.user and request.user.is_authenticated and request.user.is_system_admin)
@@ -194,7 +196,7 @@ class IsSystemAdmin(permissions.BasePermission):
 class IsTenantAdmin(permissions.BasePermission):
     """Allow tenant administrators, and system administrators acting in a tenant."""
 
-    message = "Only tenant administrators may use this route."
+    message = _("Only tenant administrators may use this route.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user

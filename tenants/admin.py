@@ -101,9 +101,9 @@ class PortalUserAdmin(CheckedChangeListMixin, UserAdmin):
     search_fields = ["username", "email", "first_name", "last_name", "tenant__name"]
     fieldsets = (
         (None, {"fields": ("username", "password")}),
-        ("Role", {"fields": ("role", "tenant")}),
-        ("Personal info", {"fields": ("first_name", "last_name", "email")}),
-        ("Status", {"fields": ("is_active", "two_factor_enabled", "last_login", "date_joined")}),
+        (_("Role"), {"fields": ("role", "tenant")}),
+        (_("Personal info"), {"fields": ("first_name", "last_name", "email")}),
+        (_("Status"), {"fields": ("is_active", "two_factor_enabled", "last_login", "date_joined")}),
     )
     add_fieldsets = (
         (None, {"fields": ("username", "role", "tenant", "email", "password1", "password2")}),

@@ -178,7 +178,7 @@ def account_security(request: HttpRequest) -> HttpResponse:
                 messages.success(request, _("Two-factor sign-in is off."))
                 return redirect("account_security")
             else:
-                extra["error"] = "Choose an action on this page."
+                extra["error"] = _("Choose an action on this page.")
         except ApplicationError as error:
             extra["error"] = error.message
     return render(request, "portal/security.html", {**_security_context(request), **extra})

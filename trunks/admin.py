@@ -137,7 +137,7 @@ class TrunkAdmin(CheckedChangeListMixin, ServiceWritesMixin, admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "brand", "enabled")}),
         (
-            "SIP",
+            _("SIP"),
             {
                 "fields": (
                     "host",
@@ -284,7 +284,7 @@ class PrivateTrunkAdmin(ServiceWritesMixin, TenantScopedAdmin):
     fieldsets = (
         (None, {"fields": ("name", "enabled", "did_pool")}),
         (
-            "SIP",
+            _("SIP"),
             {
                 "fields": (
                     "host",

@@ -34,10 +34,13 @@ from tenants.models import AuditEvent
 from trunks.models import Brand, Trunk
 
 VOIPMS_STEPS = (
-    "Sign in at VoIP.ms and open DID Numbers > Manage DIDs.",
-    "Click Edit on each DID of this tenant's pool.",
-    "Under Message Service (SMS/MMS), enable SMS/MMS and paste the URL into SMS/MMS Webhook URL.",
-    "Choose the same number format as this configuration, then Apply Changes.",
+    _("Sign in at VoIP.ms and open DID Numbers > Manage DIDs."),
+    _("Click Edit on each DID of this tenant's pool."),
+    _(
+        "Under Message Service (SMS/MMS), enable SMS/MMS and paste the URL into "
+        "SMS/MMS Webhook URL."
+    ),
+    _("Choose the same number format as this configuration, then Apply Changes."),
 )
 
 
@@ -78,9 +81,9 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
     change_list_template = "admin/sms/smsconfiguration/change_list.html"
     fieldsets = (
         (None, {"fields": ("name", "trunk", "enabled")}),
-        ("VoIP.ms account", {"fields": ("username", "api_password")}),
+        (_("VoIP.ms account"), {"fields": ("username", "api_password")}),
         (
-            "Messages",
+            _("Messages"),
             {
                 "fields": (
                     "number_format",
@@ -128,7 +131,7 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
             '<span class="switch-label">{}</span></label>',
             reverse("tenant:sms_smsconfiguration_toggle", args=[obj.pk]),
             " checked" if obj.enabled else "",
-            "On" if obj.enabled else "Off",
+            _("On") if obj.enabled else _("Off"),
         )
 
     @admin.display(description=_("Status"))
@@ -273,8 +276,10 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
         messages.success(
             request,
             format_html(
-                "New webhook URL: <code>{}</code>. The old URL no longer works: paste the new one "
-                "at VoIP.ms on every DID.",
+                _(
+                    "New webhook URL: <code>{}</code>. The old URL no longer works: paste the new "
+                    "one at VoIP.ms on every DID."
+                ),
                 url,
             ),
         )
@@ -308,8 +313,11 @@ def configuration_status(configuration: SmsConfiguration) -> str:
         or configuration.last_error_at >= configuration.last_webhook_at
     ):
         when = timezone.localtime(configuration.last_error_at).strftime("%Y-%m-%d %H:%M:%S")
-        return f"Error at {when}: {configuration.last_error}"
+        return _("Error at %(when)s: %(error)s") % {
+            "when": when,
+            "error": configuration.last_error,
+        }
     if configuration.last_webhook_at is None:
-        return "Never received"
+        return str(_("Never received"))
     when = timezone.localtime(configuration.last_webhook_at).strftime("%Y-%m-%d %H:%M:%S")
-    return f"Last webhook {when}"
+    return _("Last webhook %(when)s") % {"when": when}

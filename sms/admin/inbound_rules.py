@@ -76,11 +76,14 @@ class InboundRuleAdmin(ChannelsRequiredMixin, ServiceSavedAdmin):
                 {"fields": ("name", "trunk", "did_range", "caller_mask", "priority", "enabled")},
             ),
             (
-                "Schedule",
+                _("Schedule"),
                 {
                     "fields": ("use_custom_hours", "custom_hours"),
-                    "description": f"Times are in the tenant's time zone, {zone}. Without own "
-                    "hours the rule follows the tenant's office hours; holidays come first.",
+                    "description": _(
+                        "Times are in the tenant's time zone, %(zone)s. Without own hours "
+                        "the rule follows the tenant's office hours; holidays come first."
+                    )
+                    % {"zone": zone},
                 },
             ),
             *(

@@ -206,7 +206,7 @@ class MessageAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
     list_select_related = ["extension"]
     date_hierarchy = "created_at"
     search_fields = ["body", "did", "remote"]
-    search_help_text = "Search the text, the DID or the contact's number."
+    search_help_text = _("Search the text, the DID or the contact's number.")
     list_per_page = 50
     change_list_template = "sms/admin/message_change_list.html"
     inlines = [MessageMediaInline, DeliveryAttemptInline, DestinationAttemptInline]

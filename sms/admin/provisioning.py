@@ -47,7 +47,7 @@ def tenant_dids_page(
     context = {
         **admin_site.each_context(request),
         "opts": opts,
-        "title": f"DIDs at VoIP.ms — {configuration.name}",
+        "title": _("DIDs at VoIP.ms — %(name)s") % {"name": configuration.name},
         "configuration": configuration,
         "pointing": did_pointing_latest(configuration=configuration),
         **_listing(configuration),
@@ -104,7 +104,7 @@ def system_dids_page(request: HttpRequest, *, admin_site: admin.AdminSite) -> Ht
         return redirect(f"{reverse('admin:voipms_dids')}?configuration={configuration.pk}")
     context = {
         **admin_site.each_context(request),
-        "title": "VoIP.ms DIDs",
+        "title": _("VoIP.ms DIDs"),
         "configurations": configurations.order_by("tenant__name", "name"),
         "configuration": configuration,
         "chosen_id": chosen_id,

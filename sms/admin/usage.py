@@ -52,7 +52,7 @@ def usage_page(
     site = admin_site.name
     context = {
         **admin_site.each_context(request),
-        "title": "Usage",
+        "title": _("Usage"),
         "month": month,
         "month_error": error,
         "rows": rows,
@@ -130,5 +130,9 @@ def erase_remote_page(
                 },
             )
             return redirect(reverse(f"{admin_site.name}:erase_remote"))
-    context = {**admin_site.each_context(request), "title": "Erase an outside number", "form": form}
+    context = {
+        **admin_site.each_context(request),
+        "title": _("Erase an outside number"),
+        "form": form,
+    }
     return TemplateResponse(request, "admin/sms/erase_remote.html", context)
