@@ -115,7 +115,7 @@ def _refuse_removing_used_numbers(
     else:
         blocking = [use for use in uses if not use.covered_by(new_ranges)]
     if blocking:
-        action = "removed from the trunk" if new_ranges is None else "shrunk"
+        action = _("removed from the trunk") if new_ranges is None else _("shrunk")
         raise Conflict(
             _(
                 "%(tenant)s's pool on %(trunk)s cannot be %(action)s while these use its "

@@ -73,22 +73,22 @@ def _check_destination(*, tenant: Tenant, rule: InboundRule, prefix: str, label:
     if extension is not None and extension.tenant_id != tenant.pk:
         raise ApplicationError(
             _("%(label)s: choose an extension of this tenant.") % {"label": label},
-            field=_("%(prefix)s_extension") % {"prefix": prefix},
+            field=f"{prefix}_extension",
         )
     if group is not None and group.tenant_id != tenant.pk:
         raise ApplicationError(
             _("%(label)s: choose a ring group of this tenant.") % {"label": label},
-            field=_("%(prefix)s_ring_group") % {"prefix": prefix},
+            field=f"{prefix}_ring_group",
         )
     if action == Action.EXTENSION and extension is None:
         raise ApplicationError(
             _("%(label)s: choose the extension.") % {"label": label},
-            field=_("%(prefix)s_extension") % {"prefix": prefix},
+            field=f"{prefix}_extension",
         )
     if action == Action.RING_GROUP and group is None:
         raise ApplicationError(
             _("%(label)s: choose the ring group.") % {"label": label},
-            field=_("%(prefix)s_ring_group") % {"prefix": prefix},
+            field=f"{prefix}_ring_group",
         )
     try:
         if action == Action.FORWARD:
