@@ -199,28 +199,42 @@ LISTED = 20
 
 
 PLAIN_WORDS = {
-    "invalid_credentials": "VoIP.ms rejected the username or API password. Check the e-mail "
-    f"you sign in to VoIP.ms with, and the API password set under {API_MENU}.",
-    "missing_credentials": "VoIP.ms rejected the username or API password. Check the e-mail "
-    f"you sign in to VoIP.ms with, and the API password set under {API_MENU}.",
-    "api_not_enabled": "The API is switched off for this VoIP.ms account. "
-    f"Enable it under {API_MENU}.",
+    "invalid_credentials": _(
+        "VoIP.ms rejected the username or API password. Check the e-mail you sign in to VoIP.ms "
+        "with, and the API password set under %(menu)s."
+    ),
+    "missing_credentials": _(
+        "VoIP.ms rejected the username or API password. Check the e-mail you sign in to VoIP.ms "
+        "with, and the API password set under %(menu)s."
+    ),
+    "api_not_enabled": _(
+        "The API is switched off for this VoIP.ms account. Enable it under %(menu)s."
+    ),
 }
 
 
 def voipms_problem(error: VoipmsError, ip: str | None) -> str:
     """Return what a VoIP.ms failure means for the tenant, in plain words."""
     if error.code == "ip_not_enabled":
-        where = f"this portal's IP address {ip}" if ip else "this portal's IP address"
-        return (
-            f"VoIP.ms refuses API calls from {where}. Add it to the allowed IP addresses "
-            f"under {API_MENU}."
-        )
+        if ip:
+            return _(
+                "VoIP.ms refuses API calls from this portal's IP address %(ip)s. Add it to the "
+                "allowed IP addresses under %(menu)s."
+            ) % {"ip": ip, "menu": API_MENU}
+        return _(
+            "VoIP.ms refuses API calls from this portal's IP address. Add it to the allowed IP "
+            "addresses under %(menu)s."
+        ) % {"menu": API_MENU}
     if error.code in PLAIN_WORDS:
-        return PLAIN_WORDS[error.code]
+        return PLAIN_WORDS[error.code] % {"menu": API_MENU}
     if not error.permanent:
-        return f"VoIP.ms did not answer properly ({error.code}). Try again in a minute."
-    return f"VoIP.ms answered {error.code}: {error.message}"
+        return _("VoIP.ms did not answer properly (%(code)s). Try again in a minute.") % {
+            "code": error.code
+        }
+    return _("VoIP.ms answered %(code)s: %(message)s") % {
+        "code": error.code,
+        "message": error.message,
+    }
 
 
 def _pool_numbers(configuration: SmsConfiguration, limit: int = 100_000) -> set[int]:

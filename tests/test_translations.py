@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.test import Client
 from django.urls import reverse
 
 from tenants.models import User
+from tenants.services import api_token_create
 
 ROOT = Path(settings.BASE_DIR)
 CATALOGUES = ROOT / "locale" / "fr_CA" / "LC_MESSAGES"
@@ -151,3 +153,22 @@ def response_language(response: Any) -> str:
     lang = html.split('<html lang="', 1)[1].split('"', 1)[0]
     assert response["Content-Language"] == lang
     return lang
+
+
+@pytest.mark.django_db
+def test_an_api_token_answers_in_its_users_language_with_english_codes(admin_a: User) -> None:
+    admin_a.language = "fr-ca"
+    admin_a.save(update_fields=["language"])
+    _, key = api_token_create(user=admin_a, name="script")
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {key}")
+    response = client.post(
+        "/api/v1/api-tokens/",
+        {"name": "x" * 101},
+        content_type="application/json",
+        headers={"accept-language": "en"},
+    )
+    assert response.status_code == 400
+    assert response["Content-Language"] == "fr-ca"
+    body = response.json()
+    assert body["code"] == "invalid"
+    assert "caractères" in str(body["errors"]["name"])
