@@ -454,12 +454,14 @@ def compose(request: HttpRequest) -> HttpResponse:
             status = 400
         else:
             first = sent[0]
-            parts = f" as {len(sent)} SMS parts" if len(sent) > 1 else ""
-            messages.success(
-                request,
-                _("Message to %(remote)s queued%(parts)s.")
-                % {"remote": first.remote, "parts": parts},
-            )
+            if len(sent) > 1:
+                queued = _("Message to %(remote)s queued as %(count)s SMS parts.") % {
+                    "remote": first.remote,
+                    "count": len(sent),
+                }
+            else:
+                queued = _("Message to %(remote)s queued.") % {"remote": first.remote}
+            messages.success(request, queued)
             if _visible(request).filter(pk=first.conversation_id).exists():
                 return redirect("inbox_conversation", pk=first.conversation_id)
             # The conversation with this contact is handled by another extension.

@@ -199,7 +199,7 @@ def merge_did_ranges(ranges: Iterable[DidRange]) -> list[DidRange]:
 
 def _pool_number(part: str, entry: str, position: int) -> int:
     """Return one end of a pool entry as an 11-digit integer, or raise DidPoolError."""
-    prefix = f'Entry {position} "{entry}"'
+    prefix = _('Entry %(position)s "%(entry)s"') % {"position": position, "entry": entry}
     # In a range, say which end is wrong; for a single number the entry already says it.
     which = "" if part == entry else f' ("{part}")'
     if not part:
@@ -351,7 +351,7 @@ class MaskEntry:
 
 def _mask_entry(entry: str, position: int) -> MaskEntry:
     """Return one mask entry, or raise CallerMaskError naming it."""
-    prefix = f'Entry {position} "{entry}"'
+    prefix = _('Entry %(position)s "%(entry)s"') % {"position": position, "entry": entry}
     parts = [part.strip() for part in entry.split("-")]
     if len(parts) > 2:
         raise CallerMaskError(
@@ -466,13 +466,13 @@ def _list_entries(text: str, what: str) -> list[str]:
 
 def parse_prefix_list(text: str) -> tuple[str, ...]:
     """Return the prefixes of a list such as "00;123", or raise NumberListError."""
-    return tuple(_list_entries(text, "Prefix"))
+    return tuple(_list_entries(text, _("Prefix")))
 
 
 def parse_length_list(text: str) -> tuple[int, ...]:
     """Return the lengths of a list such as "10;11", or raise NumberListError."""
     lengths = []
-    for position, entry in enumerate(_list_entries(text, "Length"), start=1):
+    for position, entry in enumerate(_list_entries(text, _("Length")), start=1):
         if len(entry) > 2 or not 1 <= int(entry) <= MAX_NUMBER_LENGTH:
             raise NumberListError(
                 _('Length %(position)s "%(entry)s": must be from 1 to %(MAX_NUMBER_LENGTH)s')
