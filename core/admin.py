@@ -18,6 +18,7 @@ from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 from core.middleware import query_parameter_with_nul
@@ -71,7 +72,7 @@ class CheckedChangeListMixin:
         except (IncorrectLookupParameters, ValueError, OverflowError, DataError) as error:
             logger.info("admin: change list filters refused: %s", error)
             refused = _RefusedQuery(
-                "The filters could not be applied and were cleared: a value is not valid."
+                _("The filters could not be applied and were cleared: a value is not valid.")
             )
             request.changelist_refused = refused
             raise refused from error
@@ -80,7 +81,8 @@ class CheckedChangeListMixin:
         name = query_parameter_with_nul(request)
         if name is not None:
             raise _RefusedQuery(
-                f"The filter “{name}” was cleared: null characters are not allowed.",
+                _("The filter “%(name)s” was cleared: null characters are not allowed.")
+                % {"name": name},
                 [
                     key
                     for key, values in request.GET.lists()
@@ -105,7 +107,8 @@ class CheckedChangeListMixin:
         except (TypeError, ValueError, OverflowError) as error:
             shown = "-".join(value for value in values if value)
             raise _RefusedQuery(
-                f"The date “{shown}” does not exist or is out of range; showing all dates.",
+                _("The date “%(shown)s” does not exist or is out of range; showing all dates.")
+                % {"shown": shown},
                 names,
             ) from error
 

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, pagination, permissions
@@ -59,8 +60,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(
             {
                 "code": "invalid",
-                "detail": "A value cannot be stored: it is out of range or holds "
-                "characters that are not allowed.",
+                "detail": _(
+                    "A value cannot be stored: it is out of range or holds characters that are "
+                    "not allowed."
+                ),
             },
             status=400,
         )
@@ -68,7 +71,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(
             {
                 "code": "protected",
-                "detail": "Other records still use this one; remove or change them first.",
+                "detail": _("Other records still use this one; remove or change them first."),
             },
             status=409,
         )
@@ -82,7 +85,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         response.data = {
             "code": "invalid",
-            "detail": "The request is not valid; see errors.",
+            "detail": _("The request is not valid; see errors."),
             "errors": exc.detail,
         }
     elif isinstance(exc, exceptions.APIException):
@@ -149,7 +152,9 @@ class PageNumberPagination(pagination.PageNumberPagination):
         if number in self.last_page_strings:
             return number
         if not str(number).isdigit() or int(number) < 1 or len(str(number)) > 9:
-            raise exceptions.ValidationError({self.page_query_param: ["A positive whole number."]})
+            raise exceptions.ValidationError(
+                {self.page_query_param: [_("A positive whole number.")]}
+            )
         return number
 
 
@@ -161,7 +166,7 @@ class _TrueOrFalseField(forms.NullBooleanField):
             return True
         if value in (False, "false", "0"):
             return False
-        raise forms.ValidationError("Choose true or false.", code="invalid")
+        raise forms.ValidationError(_("Choose true or false."), code="invalid")
 
 
 class _TrueOrFalseWidget(django_filters.widgets.BooleanWidget):
@@ -182,7 +187,7 @@ class StrictBooleanFilter(django_filters.rest_framework.BooleanFilter):
 
 
 class IsSystemAdmin(permissions.BasePermission):
-    message = "Only system administrators may use this route."
+    message = _("Only system administrators may use this route.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(request.user and request.user.is_authenticated and request.user.is_system_admin)
@@ -191,7 +196,7 @@ class IsSystemAdmin(permissions.BasePermission):
 class IsTenantAdmin(permissions.BasePermission):
     """Allow tenant administrators, and system administrators acting in a tenant."""
 
-    message = "Only tenant administrators may use this route."
+    message = _("Only tenant administrators may use this route.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user

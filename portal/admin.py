@@ -14,6 +14,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -68,7 +69,7 @@ for model in (Group, StaticDevice, TOTPDevice):
 
 
 class PortalAccessAttemptAdmin(AccessAttemptAdmin):
-    @admin.action(description="Clean up expired attempts")
+    @admin.action(description=_("Clean up expired attempts"))
     def cleanup_expired_attempts(self, request: HttpRequest, queryset: Any) -> None:
         # django-axes reads "now" from the request, where only its sign-in handling puts it;
         # without it, its own admin action fails.

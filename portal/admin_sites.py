@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import path, reverse
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.health import health_report
@@ -80,9 +80,9 @@ class _PortalSite(admin.AdminSite):
 class SystemAdminSite(_PortalSite):
     """The system administrator's site: tenants, trunks, users, system-wide logs."""
 
-    site_header = "Seed SMS Portal — System administration"
-    site_title = "Seed SMS Portal"
-    index_title = "System administration"
+    site_header = _("Seed SMS Portal — System administration")
+    site_title = _("Seed SMS Portal")
+    index_title = _("System administration")
     portal_site = "system"
     index_template = "admin/system_index.html"
 
@@ -133,9 +133,9 @@ class SystemAdminSite(_PortalSite):
 class TenantAdminSite(_PortalSite):
     """One tenant's site; every model admin on it derives from TenantScopedAdmin."""
 
-    site_header = "Seed SMS Portal"
-    site_title = "Seed SMS Portal"
-    index_title = "Tenant administration"
+    site_header = _("Seed SMS Portal")
+    site_title = _("Seed SMS Portal")
+    index_title = _("Tenant administration")
     portal_site = "tenant"
     index_template = "admin/tenant_index.html"
 
@@ -325,7 +325,7 @@ class TenantAdminSite(_PortalSite):
 
     def refuse(self, request: HttpRequest) -> HttpResponse:
         if request.user.is_system_admin:
-            messages.info(request, "Choose a tenant and click Manage to administer it.")
+            messages.info(request, _("Choose a tenant and click Manage to administer it."))
             return redirect(reverse("admin:tenants_tenant_changelist"))
         raise PermissionDenied
 

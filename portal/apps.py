@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.utils.translation import gettext_lazy as _
 
 
 class PortalConfig(AppConfig):
     name = "portal"
     default = True
-    verbose_name = "Portal"
+    verbose_name = _("Portal")
 
 
 class PortalAdminConfig(admin_apps.AdminConfig):

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
@@ -68,6 +69,9 @@ urlpatterns = [
     path("healthz", portal_views.healthz, name="healthz"),
     path("favicon.ico", portal_views.favicon, name="favicon"),
     path("metrics", portal_views.metrics, name="metrics"),
+    # The portal's JavaScript strings in the request's language, served as a script file (the
+    # Content-Security-Policy refuses inline scripts).
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("login/", tenant_views.LoginView.as_view(), name="login"),
     path("login/code/", tenant_views.login_code, name="login_code"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

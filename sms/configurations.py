@@ -11,7 +11,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError, Conflict
 from core.tasks import enqueue
@@ -53,10 +53,10 @@ def _new_token() -> str:
 
 def _check_trunk(*, tenant: Tenant, trunk: Trunk) -> None:
     if trunk.brand != Brand.VOIPMS:
-        raise ApplicationError("Choose a VoIP.ms trunk.", code="trunk_not_voipms", field="trunk")
+        raise ApplicationError(_("Choose a VoIP.ms trunk."), code="trunk_not_voipms", field="trunk")
     if not Trunk.objects.available_to(tenant).filter(pk=trunk.pk).exists():
         raise ApplicationError(
-            "Choose a trunk assigned to this tenant.", code="trunk_not_assigned", field="trunk"
+            _("Choose a trunk assigned to this tenant."), code="trunk_not_assigned", field="trunk"
         )
 
 
@@ -79,7 +79,7 @@ def _save(configuration: SmsConfiguration) -> None:
     )
     if clash:
         raise ApplicationError(
-            f"A configuration named {configuration.name!r} exists already.",
+            _("A configuration named %(name)r exists already.") % {"name": configuration.name},
             code="name_taken",
             field="name",
         )
@@ -87,7 +87,7 @@ def _save(configuration: SmsConfiguration) -> None:
         with transaction.atomic():
             configuration.save()
     except IntegrityError as error:
-        raise Conflict("The configuration could not be saved; try again.") from error
+        raise Conflict(_("The configuration could not be saved; try again.")) from error
 
 
 @transaction.atomic
@@ -97,10 +97,12 @@ def sms_configuration_create(
     """Create a configuration with a fresh webhook URL."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+        raise ApplicationError(
+            _("Unknown fields: %(value)s") % {"value": ", ".join(sorted(unknown))}
+        )
     if not api_password:
         raise ApplicationError(
-            "Enter the VoIP.ms API password.", code="required", field="api_password"
+            _("Enter the VoIP.ms API password."), code="required", field="api_password"
         )
     configuration = SmsConfiguration(tenant=tenant, api_password=api_password, **fields)
     _check_trunk(tenant=tenant, trunk=configuration.trunk)
@@ -133,7 +135,9 @@ def sms_configuration_update(
     """Change a configuration; a blank or missing API password keeps the stored one."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+        raise ApplicationError(
+            _("Unknown fields: %(value)s") % {"value": ", ".join(sorted(unknown))}
+        )
     configuration = SmsConfiguration.objects.select_for_update().get(pk=configuration.pk)
     changed = [name for name, value in fields.items() if getattr(configuration, name) != value]
     for name, value in fields.items():
@@ -243,28 +247,42 @@ LISTED = 20
 
 
 PLAIN_WORDS = {
-    "invalid_credentials": "VoIP.ms rejected the username or API password. Check the e-mail "
-    f"you sign in to VoIP.ms with, and the API password set under {API_MENU}.",
-    "missing_credentials": "VoIP.ms rejected the username or API password. Check the e-mail "
-    f"you sign in to VoIP.ms with, and the API password set under {API_MENU}.",
-    "api_not_enabled": "The API is switched off for this VoIP.ms account. "
-    f"Enable it under {API_MENU}.",
+    "invalid_credentials": _(
+        "VoIP.ms rejected the username or API password. Check the e-mail you sign in to VoIP.ms "
+        "with, and the API password set under %(menu)s."
+    ),
+    "missing_credentials": _(
+        "VoIP.ms rejected the username or API password. Check the e-mail you sign in to VoIP.ms "
+        "with, and the API password set under %(menu)s."
+    ),
+    "api_not_enabled": _(
+        "The API is switched off for this VoIP.ms account. Enable it under %(menu)s."
+    ),
 }
 
 
 def voipms_problem(error: VoipmsError, ip: str | None) -> str:
     """Return what a VoIP.ms failure means for the tenant, in plain words."""
     if error.code == "ip_not_enabled":
-        where = f"this portal's IP address {ip}" if ip else "this portal's IP address"
-        return (
-            f"VoIP.ms refuses API calls from {where}. Add it to the allowed IP addresses "
-            f"under {API_MENU}."
-        )
+        if ip:
+            return _(
+                "VoIP.ms refuses API calls from this portal's IP address %(ip)s. Add it to the "
+                "allowed IP addresses under %(menu)s."
+            ) % {"ip": ip, "menu": API_MENU}
+        return _(
+            "VoIP.ms refuses API calls from this portal's IP address. Add it to the allowed IP "
+            "addresses under %(menu)s."
+        ) % {"menu": API_MENU}
     if error.code in PLAIN_WORDS:
-        return PLAIN_WORDS[error.code]
+        return PLAIN_WORDS[error.code] % {"menu": API_MENU}
     if not error.permanent:
-        return f"VoIP.ms did not answer properly ({error.code}). Try again in a minute."
-    return f"VoIP.ms answered {error.code}: {error.message}"
+        return _("VoIP.ms did not answer properly (%(code)s). Try again in a minute.") % {
+            "code": error.code
+        }
+    return _("VoIP.ms answered %(code)s: %(message)s") % {
+        "code": error.code,
+        "message": error.message,
+    }
 
 
 def _pool_numbers(configuration: SmsConfiguration, limit: int = 100_000) -> set[int]:

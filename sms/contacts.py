@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 from sms.models import Contact
@@ -29,7 +29,9 @@ def contact_save(
     """Create or change a contact of the tenant; its number is unique in the tenant."""
     unknown = set(fields) - set(CONTACT_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+        raise ApplicationError(
+            _("Unknown fields: %(value)s") % {"value": ", ".join(sorted(unknown))}
+        )
     created = contact is None
     contact = contact or Contact(tenant=tenant)
     if "number" in fields:
@@ -37,11 +39,13 @@ def contact_save(
     for name, value in fields.items():
         setattr(contact, name, value.strip() if isinstance(value, str) else value)
     if not contact.name:
-        raise ApplicationError("Give the contact a name.", field="name")
+        raise ApplicationError(_("Give the contact a name."), field="name")
     clash = Contact.objects.for_tenant(tenant).filter(number=contact.number)
     if clash.exclude(pk=contact.pk).exists():
         raise ApplicationError(
-            f"{contact.number} is a contact already ({clash.get().name}).", field="number"
+            _("%(number)s is a contact already (%(name)s).")
+            % {"number": contact.number, "name": clash.get().name},
+            field="number",
         )
     contact.save()
     audit_record(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError, Conflict, NotAllowed
 from core.tasks import enqueue
@@ -39,7 +40,7 @@ def _check_may_send(*, user: User, tenant: Tenant) -> Extension | None:
         return extension
     if extension is None or extension.sms_permission == SmsPermission.DISABLE:
         raise NotAllowed(
-            "Your extension is not allowed to send SMS; ask your administrator.",
+            _("Your extension is not allowed to send SMS; ask your administrator."),
             code="sms_not_allowed",
         )
     return extension
@@ -70,7 +71,7 @@ def conversation_reply(
     extension = _check_may_send(user=user, tenant=tenant)
     if conversation.configuration is None:
         raise ApplicationError(
-            "This conversation has no SMS/MMS configuration any more; add one for its DID.",
+            _("This conversation has no SMS/MMS configuration any more; add one for its DID."),
             code="no_configuration",
         )
     if attachments and conversation.configuration.channel != "mms":
@@ -98,14 +99,14 @@ def conversation_transfer(
     """Hand a ring-group conversation to another enabled member of the group."""
     if conversation.ring_group_id is None:
         raise ApplicationError(
-            "Only conversations of a ring group can be handed over.", code="not_ring_group"
+            _("Only conversations of a ring group can be handed over."), code="not_ring_group"
         )
     member = RingGroupMember.objects.for_tenant(conversation.tenant).filter(
         ring_group_id=conversation.ring_group_id, extension=extension, enabled=True
     )
     if not member.exists():
         raise ApplicationError(
-            "Choose an enabled member of the conversation's ring group.", field="extension"
+            _("Choose an enabled member of the conversation's ring group."), field="extension"
         )
     previous = conversation.extension
     # The handler of later messages is the assigned agent (see _ring_group_handler).
@@ -131,19 +132,20 @@ def message_retry(*, message: Message, actor: User) -> Message:
     messaging_check(tenant)
     _check_may_send(user=actor, tenant=tenant)
     if message.direction != Direction.OUT:
-        raise ApplicationError("Only outbound messages can be retried.", code="not_outbound")
+        raise ApplicationError(_("Only outbound messages can be retried."), code="not_outbound")
     if message.source != Source.SYSTEM and is_opted_out(
         tenant=tenant, did=message.did, remote=message.remote
     ):
         raise ApplicationError(
-            f"{message.remote} opted out (texted STOP); messages to them are blocked.",
+            _("%(remote)s opted out (texted STOP); messages to them are blocked.")
+            % {"remote": message.remote},
             code="opted_out",
         )
     updated = Message.objects.filter(pk=message.pk, status=MessageStatus.FAILED).update(
         status=MessageStatus.QUEUED, error_code="", error_message="", next_attempt_at=None
     )
     if not updated:
-        raise Conflict("Only failed messages can be retried.")
+        raise Conflict(_("Only failed messages can be retried."))
     message.refresh_from_db()
     audit_record(actor=actor, action="retried", tenant=tenant, obj=message)
     enqueue("sms.deliver_message", message.pk)

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Count, IntegerField, Q, Value
 from django.db.models.functions import TruncDate
 from django.utils import dateformat, timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from core.charts import Series, stacked_bars
@@ -214,17 +214,17 @@ def configuration_health(*, tenant: Tenant) -> list[dict[str, Any]]:
     health = []
     for configuration in SmsConfiguration.objects.for_tenant(tenant).select_related("trunk"):
         if not configuration.enabled:
-            state, note = "off", "disabled"
+            state, note = "off", _("disabled")
         elif configuration.last_error_at and (
             configuration.last_webhook_at is None
             or configuration.last_error_at >= configuration.last_webhook_at
         ):
             state, note = "error", configuration.last_error
         elif configuration.last_webhook_at is None:
-            state, note = "warning", "never received a webhook"
+            state, note = "warning", _("never received a webhook")
         elif now - configuration.last_webhook_at > timedelta(days=7):
-            state, note = "warning", "no webhook for a week"
+            state, note = "warning", _("no webhook for a week")
         else:
-            state, note = "ok", "receiving"
+            state, note = "ok", _("receiving")
         health.append({"configuration": configuration, "state": state, "note": note})
     return health

@@ -23,26 +23,26 @@ def webhook_token_digest(token: str) -> str:
 
 
 class NumberFormat(models.TextChoices):
-    NANPA = "nanpa", "NANPA (3322496213)"
-    E164 = "e164", "E.164 (+13322496213)"
+    NANPA = "nanpa", _("NANPA (3322496213)")
+    E164 = "e164", _("E.164 (+13322496213)")
 
 
 class Channel(models.TextChoices):
-    SMS = "sms", "SMS"
-    MMS = "mms", "SMS and MMS"
+    SMS = "sms", _("SMS")
+    MMS = "mms", _("SMS and MMS")
 
 
 class LongMessagePolicy(models.TextChoices):
-    SPLIT = "split", "Split into several SMS"
-    MMS = "mms", "Send as one MMS"
+    SPLIT = "split", _("Split into several SMS")
+    MMS = "mms", _("Send as one MMS")
 
 
 class VerificationStatus(models.TextChoices):
-    NEVER = "", "Never verified"
-    RUNNING = "running", "Verifying…"
-    OK = "ok", "OK"
-    WARNING = "warning", "OK, with warnings"
-    FAILED = "failed", "Failed"
+    NEVER = "", _("Never verified")
+    RUNNING = "running", _("Verifying…")
+    OK = "ok", _("OK")
+    WARNING = "warning", _("OK, with warnings")
+    FAILED = "failed", _("Failed")
 
 
 class CredentialsStatus(models.TextChoices):
@@ -68,40 +68,45 @@ class SmsConfiguration(TenantOwned):
         "trunks.Trunk", on_delete=models.PROTECT, related_name="sms_configurations"
     )
     username = models.EmailField(
-        "VoIP.ms username", help_text="The e-mail address you sign in to VoIP.ms with."
+        _("VoIP.ms username"), help_text=_("The e-mail address you sign in to VoIP.ms with.")
     )
     api_password = EncryptedTextField(
-        "VoIP.ms API password",
-        help_text="Set at VoIP.ms under Main Menu > SOAP and REST/JSON API (not the SIP password).",
+        _("VoIP.ms API password"),
+        help_text=_(
+            "Set at VoIP.ms under Main Menu > SOAP and REST/JSON API (not the SIP password)."
+        ),
     )
     number_format = models.CharField(
         max_length=5,
         choices=NumberFormat.choices,
         default=NumberFormat.NANPA,
-        help_text="Choose the same format on each DID at VoIP.ms: NANPA 3322496213, "
-        "E.164 +13322496213.",
+        help_text=_(
+            "Choose the same format on each DID at VoIP.ms: NANPA 3322496213, E.164 +13322496213."
+        ),
     )
     channel = models.CharField(
-        "SMS/MMS", max_length=3, choices=Channel.choices, default=Channel.SMS
+        _("SMS/MMS"), max_length=3, choices=Channel.choices, default=Channel.SMS
     )
     long_message_policy = models.CharField(
-        "long messages",
+        _("long messages"),
         max_length=5,
         choices=LongMessagePolicy.choices,
         default=LongMessagePolicy.SPLIT,
-        help_text="VoIP.ms takes at most 160 bytes per SMS.",
+        help_text=_("VoIP.ms takes at most 160 bytes per SMS."),
     )
-    prepend_plus = models.BooleanField('prepend "+" to outbound recipient numbers', default=False)
+    prepend_plus = models.BooleanField(
+        _('prepend "+" to outbound recipient numbers'), default=False
+    )
     daily_send_limit = models.PositiveIntegerField(
         default=100,
         validators=[MinValueValidator(1), MaxValueValidator(1_000_000)],
-        help_text="VoIP.ms allows 100 API sends a day unless its support raised the limit.",
+        help_text=_("VoIP.ms allows 100 API sends a day unless its support raised the limit."),
     )
-    enabled = models.BooleanField("enable", default=True)
+    enabled = models.BooleanField(_("enable"), default=True)
     poll_enabled = models.BooleanField(
-        "poll VoIP.ms for missed messages",
+        _("poll VoIP.ms for missed messages"),
         default=True,
-        help_text="Every few minutes, fetch received messages a webhook may have missed.",
+        help_text=_("Every few minutes, fetch received messages a webhook may have missed."),
     )
     webhook_token_digest = models.CharField(max_length=64, unique=True, editable=False)
     webhook_token = EncryptedTextField(editable=False)
@@ -109,18 +114,18 @@ class SmsConfiguration(TenantOwned):
     last_error = models.CharField(max_length=500, blank=True, editable=False)
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
     stop_reply = models.CharField(
-        "opt-out confirmation",
+        _("opt-out confirmation"),
         max_length=160,
         blank=True,
         default="You are unsubscribed and will get no more messages. Reply START to resubscribe.",
-        help_text="Sent once when a contact texts STOP; empty sends nothing.",
+        help_text=_("Sent once when a contact texts STOP; empty sends nothing."),
     )
     help_reply = models.CharField(
-        "HELP reply",
+        _("HELP reply"),
         max_length=160,
         blank=True,
         default="Reply STOP to unsubscribe.",
-        help_text="Sent when a contact texts HELP; empty sends nothing.",
+        help_text=_("Sent when a contact texts HELP; empty sends nothing."),
     )
     verification_status = models.CharField(
         max_length=10, choices=VerificationStatus.choices, blank=True, editable=False
@@ -137,7 +142,7 @@ class SmsConfiguration(TenantOwned):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        verbose_name = "SMS/MMS configuration"
+        verbose_name = _("SMS/MMS configuration")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "name"], name="sms_configuration_name")
@@ -159,12 +164,12 @@ class SmsConfiguration(TenantOwned):
 
 
 class DeliveryStatus(models.TextChoices):
-    RECEIVED = "received", "Received"
-    PROCESSED = "processed", "Processed"
-    DUPLICATE = "duplicate", "Duplicate"
-    IGNORED = "ignored", "Ignored"
-    REJECTED = "rejected", "Rejected"
-    FAILED = "failed", "Failed"
+    RECEIVED = "received", _("Received")
+    PROCESSED = "processed", _("Processed")
+    DUPLICATE = "duplicate", _("Duplicate")
+    IGNORED = "ignored", _("Ignored")
+    REJECTED = "rejected", _("Rejected")
+    FAILED = "failed", _("Failed")
 
 
 class WebhookDelivery(TenantOwned):
@@ -200,7 +205,7 @@ class WebhookDelivery(TenantOwned):
     next_try_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name_plural = "webhook deliveries"
+        verbose_name_plural = _("webhook deliveries")
         ordering = ["-received_at", "-id"]
         indexes = [
             models.Index(fields=["tenant", "-received_at"], name="delivery_tenant_time"),
@@ -221,40 +226,40 @@ class WebhookDelivery(TenantOwned):
 
 
 class Direction(models.TextChoices):
-    IN = "in", "Inbound"
-    OUT = "out", "Outbound"
+    IN = "in", _("Inbound")
+    OUT = "out", _("Outbound")
 
 
 class Kind(models.TextChoices):
-    SMS = "sms", "SMS"
-    MMS = "mms", "MMS"
+    SMS = "sms", _("SMS")
+    MMS = "mms", _("MMS")
 
 
 class MessageStatus(models.TextChoices):
     # outbound
-    SCHEDULED = "scheduled", "Scheduled"
-    QUEUED = "queued", "Queued"
-    SENDING = "sending", "Sending"
-    SENT = "sent", "Sent"
-    DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed"
-    UNKNOWN = "unknown", "Unknown"
-    BLOCKED = "blocked", "Blocked"
-    CANCELLED = "cancelled", "Cancelled"
+    SCHEDULED = "scheduled", _("Scheduled")
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed")
+    UNKNOWN = "unknown", _("Unknown")
+    BLOCKED = "blocked", _("Blocked")
+    CANCELLED = "cancelled", _("Cancelled")
     # inbound
-    RECEIVED = "received", "Received"
-    ROUTED = "routed", "Routed"
-    UNROUTED = "unrouted", "Unrouted"
-    IGNORED = "ignored", "Ignored"
+    RECEIVED = "received", _("Received")
+    ROUTED = "routed", _("Routed")
+    UNROUTED = "unrouted", _("Unrouted")
+    IGNORED = "ignored", _("Ignored")
 
 
 class Source(models.TextChoices):
-    WEBHOOK = "webhook", "Webhook"
-    CALLBACK = "callback", "URL callback"
-    POLL = "poll", "Recovered by poll"
-    PORTAL = "portal", "Portal"
-    API = "api", "API"
-    SYSTEM = "system", "Automatic reply"
+    WEBHOOK = "webhook", _("Webhook")
+    CALLBACK = "callback", _("URL callback")
+    POLL = "poll", _("Recovered by poll")
+    PORTAL = "portal", _("Portal")
+    API = "api", _("API")
+    SYSTEM = "system", _("Automatic reply")
 
 
 class Conversation(TenantOwned):
@@ -318,10 +323,10 @@ class Message(TenantOwned):
     route_id = models.PositiveIntegerField(null=True, blank=True)
     route_name = models.CharField(max_length=200, blank=True)
     status_callback = models.TextField(
-        blank=True, help_text="The URL each status change of this sent message is POSTed to."
+        blank=True, help_text=_("The URL each status change of this sent message is POSTed to.")
     )
     send_at = models.DateTimeField(
-        null=True, blank=True, help_text="When a scheduled message is due to be sent."
+        null=True, blank=True, help_text=_("When a scheduled message is due to be sent.")
     )
     delivery = models.ForeignKey(
         WebhookDelivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
@@ -329,12 +334,12 @@ class Message(TenantOwned):
     route_plan = models.JSONField(
         default=list,
         blank=True,
-        help_text="The routes to try in order: configuration, sender DID and destination.",
+        help_text=_("The routes to try in order: configuration, sender DID and destination."),
     )
     route_index = models.PositiveSmallIntegerField(default=0)
     resend_count = models.PositiveSmallIntegerField(default=0)
     carrier_status = models.CharField(max_length=200, blank=True)
-    part_group = models.UUIDField(null=True, blank=True, help_text="Parts of one split text.")
+    part_group = models.UUIDField(null=True, blank=True, help_text=_("Parts of one split text."))
     part_index = models.PositiveSmallIntegerField(default=0)
     attempt_count = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -342,10 +347,10 @@ class Message(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     received_at = models.DateTimeField(null=True, blank=True)
     received_at_note = models.CharField(
-        "note on the time received",
+        _("note on the time received"),
         max_length=200,
         blank=True,
-        help_text="Why the arrival time stands in for the time VoIP.ms gave.",
+        help_text=_("Why the arrival time stands in for the time VoIP.ms gave."),
     )
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
@@ -378,9 +383,9 @@ class Message(TenantOwned):
 
 
 class MediaStatus(models.TextChoices):
-    PENDING = "pending", "Fetching"
-    STORED = "stored", "Stored"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Fetching")
+    STORED = "stored", _("Stored")
+    FAILED = "failed", _("Failed")
 
 
 class MessageMedia(TenantOwned):
@@ -402,7 +407,7 @@ class MessageMedia(TenantOwned):
     next_try_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        verbose_name_plural = "message media"
+        verbose_name_plural = _("message media")
         ordering = ["id"]
         indexes = [
             models.Index(
@@ -425,7 +430,7 @@ class OptOut(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        verbose_name = "opt-out"
+        verbose_name = _("opt-out")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "did", "remote"], name="opt_out_pair")
@@ -440,7 +445,7 @@ class Contact(TenantOwned):
 
     name = models.CharField(max_length=100)
     number = models.CharField(
-        max_length=MAX_SENDER_LENGTH, help_text="E.164 (+1 and 10 digits), or a short code."
+        max_length=MAX_SENDER_LENGTH, help_text=_("E.164 (+1 and 10 digits), or a short code.")
     )
     notes = models.TextField(blank=True, max_length=2000)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -457,13 +462,13 @@ class Contact(TenantOwned):
 
 
 class Action(models.TextChoices):
-    EXTENSION = "extension", "Extension inbox"
-    RING_GROUP = "ring_group", "Ring group"
-    FORWARD = "forward", "Forward by SMS to a number"
-    EMAIL = "email", "E-mail"
-    HTTP = "http", "HTTP POST to a URL"
-    AUTO_REPLY = "auto_reply", "Auto-reply"
-    DROP = "drop", "Drop"
+    EXTENSION = "extension", _("Extension inbox")
+    RING_GROUP = "ring_group", _("Ring group")
+    FORWARD = "forward", _("Forward by SMS to a number")
+    EMAIL = "email", _("E-mail")
+    HTTP = "http", _("HTTP POST to a URL")
+    AUTO_REPLY = "auto_reply", _("Auto-reply")
+    DROP = "drop", _("Drop")
 
 
 class InboundRule(TenantOwned):
@@ -472,36 +477,37 @@ class InboundRule(TenantOwned):
     name = models.CharField(max_length=100)
     trunk = models.ForeignKey("trunks.Trunk", on_delete=models.PROTECT, related_name="+")
     did_range = models.CharField(
-        "DID or DID range",
+        _("DID or DID range"),
         max_length=40,
-        help_text="One number or a range a-b inside the tenant's pool on the trunk.",
+        help_text=_("One number or a range a-b inside the tenant's pool on the trunk."),
     )
     did_start = models.BigIntegerField(editable=False)
     did_end = models.BigIntegerField(editable=False)
     caller_mask = models.CharField(
-        "caller number mask",
+        _("caller number mask"),
         max_length=500,
         blank=True,
-        help_text="Optional: numbers, ranges 100-200 or wildcards 0038****** joined with ';'.",
+        help_text=_("Optional: numbers, ranges 100-200 or wildcards 0038****** joined with ';'."),
     )
-    priority = models.PositiveIntegerField(default=100, help_text="Lower wins among equals.")
+    priority = models.PositiveIntegerField(default=100, help_text=_("Lower wins among equals."))
     enabled = models.BooleanField(default=True)
-    use_custom_hours = models.BooleanField("use this rule's own office hours", default=False)
+    use_custom_hours = models.BooleanField(_("use this rule's own office hours"), default=False)
     custom_hours = models.JSONField(
         default=list,
         blank=True,
-        help_text='Own weekly hours: [{"weekday": 0, "start": "09:00", "end": "17:00"}, …]; '
-        "Monday is 0.",
+        help_text=_(
+            'Own weekly hours: [{"weekday": 0, "start": "09:00", "end": "17:00"}, …]; Monday is 0.'
+        ),
     )
     webhook_secret = EncryptedTextField(
-        blank=True, editable=False, help_text="Signs HTTP POST destinations (HMAC-SHA256)."
+        blank=True, editable=False, help_text=_("Signs HTTP POST destinations (HMAC-SHA256).")
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
     # One destination for each time period (see sms.selectors.time_period): office hours,
     # outside office hours, holidays.
     office_action = models.CharField(
-        "Office hours: action", max_length=12, choices=Action.choices, default=Action.EXTENSION
+        _("Office hours: action"), max_length=12, choices=Action.choices, default=Action.EXTENSION
     )
     office_extension = models.ForeignKey(
         "tenants.Extension",
@@ -509,7 +515,7 @@ class InboundRule(TenantOwned):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        verbose_name="Office hours: extension",
+        verbose_name=_("Office hours: extension"),
     )
     office_ring_group = models.ForeignKey(
         "tenants.RingGroup",
@@ -517,13 +523,13 @@ class InboundRule(TenantOwned):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        verbose_name="Office hours: ring group",
+        verbose_name=_("Office hours: ring group"),
     )
     office_target = models.CharField(
-        "Office hours: number, e-mail, URL or reply text", max_length=500, blank=True
+        _("Office hours: number, e-mail, URL or reply text"), max_length=500, blank=True
     )
     after_hours_action = models.CharField(
-        "Outside office hours: action",
+        _("Outside office hours: action"),
         max_length=12,
         choices=Action.choices,
         default=Action.EXTENSION,
@@ -534,7 +540,7 @@ class InboundRule(TenantOwned):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        verbose_name="Outside office hours: extension",
+        verbose_name=_("Outside office hours: extension"),
     )
     after_hours_ring_group = models.ForeignKey(
         "tenants.RingGroup",
@@ -542,13 +548,13 @@ class InboundRule(TenantOwned):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        verbose_name="Outside office hours: ring group",
+        verbose_name=_("Outside office hours: ring group"),
     )
     after_hours_target = models.CharField(
-        "Outside office hours: number, e-mail, URL or reply text", max_length=500, blank=True
+        _("Outside office hours: number, e-mail, URL or reply text"), max_length=500, blank=True
     )
     holiday_action = models.CharField(
-        "Holidays: action", max_length=12, choices=Action.choices, default=Action.EXTENSION
+        _("Holidays: action"), max_length=12, choices=Action.choices, default=Action.EXTENSION
     )
     holiday_extension = models.ForeignKey(
         "tenants.Extension",
@@ -556,7 +562,7 @@ class InboundRule(TenantOwned):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        verbose_name="Holidays: extension",
+        verbose_name=_("Holidays: extension"),
     )
     holiday_ring_group = models.ForeignKey(
         "tenants.RingGroup",
@@ -564,10 +570,10 @@ class InboundRule(TenantOwned):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        verbose_name="Holidays: ring group",
+        verbose_name=_("Holidays: ring group"),
     )
     holiday_target = models.CharField(
-        "Holidays: number, e-mail, URL or reply text", max_length=500, blank=True
+        _("Holidays: number, e-mail, URL or reply text"), max_length=500, blank=True
     )
 
     class Meta:
@@ -601,9 +607,9 @@ class DestinationAttempt(TenantOwned):
 
 
 class DestinationStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Pending")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed")
 
 
 class DestinationDelivery(TenantOwned):
@@ -663,8 +669,8 @@ class DeliveryAttempt(TenantOwned):
 
 
 class EventKind(models.TextChoices):
-    STATUS = "status", "Status change"
-    CALLBACK = "callback", "Status callback"
+    STATUS = "status", _("Status change")
+    CALLBACK = "callback", _("Status callback")
 
 
 class MessageEvent(TenantOwned):
@@ -685,9 +691,9 @@ class MessageEvent(TenantOwned):
 
 
 class CallbackStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Pending")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed")
 
 
 class StatusCallback(TenantOwned):
@@ -744,11 +750,11 @@ class SmsCallerId(TenantOwned):
         "tenants.Extension", on_delete=models.CASCADE, related_name="sms_caller_ids"
     )
     trunk = models.ForeignKey("trunks.Trunk", on_delete=models.PROTECT, related_name="+")
-    did = models.CharField("DID", max_length=20, help_text="A number of the tenant's pool.")
+    did = models.CharField(_("DID"), max_length=20, help_text=_("A number of the tenant's pool."))
     description = models.CharField(max_length=100, blank=True)
 
     class Meta:
-        verbose_name = "SMS caller ID"
+        verbose_name = _("SMS caller ID")
         ordering = ["extension__number", "did"]
         constraints = [
             models.UniqueConstraint(fields=["extension", "did"], name="sms_caller_id_once")
@@ -759,41 +765,41 @@ class SmsCallerId(TenantOwned):
 
 
 class RoutingStrategy(models.TextChoices):
-    PRIORITIZED = "prioritized", "Prioritized"
-    RANDOM = "random", "Random"
+    PRIORITIZED = "prioritized", _("Prioritized")
+    RANDOM = "random", _("Random")
 
 
 class HoursMode(models.TextChoices):
-    ALWAYS = "always", "Always"
-    OFFICE = "office", "During office hours"
-    AFTER_HOURS = "after_hours", "Outside office hours"
+    ALWAYS = "always", _("Always")
+    OFFICE = "office", _("During office hours")
+    AFTER_HOURS = "after_hours", _("Outside office hours")
 
 
 class OutboundRule(TenantOwned):
     """Which trunks send a message, by destination and sender, as PortSIP routes calls."""
 
     name = models.CharField(max_length=100)
-    priority = models.PositiveIntegerField(default=100, help_text="Lower wins.")
+    priority = models.PositiveIntegerField(default=100, help_text=_("Lower wins."))
     strategy = models.CharField(
-        "routing strategy",
+        _("routing strategy"),
         max_length=12,
         choices=RoutingStrategy.choices,
         default=RoutingStrategy.PRIORITIZED,
     )
     prefixes = models.CharField(
-        "destination prefixes",
+        _("destination prefixes"),
         max_length=200,
         blank=True,
         help_text=format_lazy(_CONDITION_HELP, example="1;212"),
     )
     lengths = models.CharField(
-        "destination lengths",
+        _("destination lengths"),
         max_length=100,
         blank=True,
         help_text=format_lazy(_CONDITION_HELP, example="10;11"),
     )
     from_extensions = models.CharField(
-        "from extensions",
+        _("from extensions"),
         max_length=200,
         blank=True,
         help_text=format_lazy(_CONDITION_HELP, example="100-200;300"),
@@ -819,14 +825,14 @@ class OutboundRoute(TenantOwned):
     position = models.PositiveSmallIntegerField(default=1)
     trunk = models.ForeignKey("trunks.Trunk", on_delete=models.PROTECT, related_name="+")
     strip_digits = models.PositiveSmallIntegerField(
-        default=0, validators=[MaxValueValidator(9)], help_text="Digits removed from the front."
+        default=0, validators=[MaxValueValidator(9)], help_text=_("Digits removed from the front.")
     )
-    prepend = models.CharField(max_length=10, blank=True, help_text="Digits added to the front.")
+    prepend = models.CharField(max_length=10, blank=True, help_text=_("Digits added to the front."))
     caller_id = models.CharField(
-        "outbound caller ID",
+        _("outbound caller ID"),
         max_length=20,
         blank=True,
-        help_text="A DID of this trunk's pool; empty sends from the sender's own DID.",
+        help_text=_("A DID of this trunk's pool; empty sends from the sender's own DID."),
     )
     configuration = models.ForeignKey(
         SmsConfiguration,
@@ -869,10 +875,10 @@ class IdempotencyRecord(TenantOwned):
 
 
 class DidPointingStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    WAITING = "waiting", "Waiting (one write per DID per minute)"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
+    QUEUED = "queued", _("Queued")
+    WAITING = "waiting", _("Waiting (one write per DID per minute)")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
 
 
 class DidPointing(TenantOwned):
@@ -908,7 +914,7 @@ class DidPointingResult(TenantOwned):
     """What pointing one DID did: pending (ok is null), done, or why it failed."""
 
     pointing = models.ForeignKey(DidPointing, on_delete=models.CASCADE, related_name="results")
-    did = models.CharField("DID", max_length=16)
+    did = models.CharField(_("DID"), max_length=16)
     ok = models.BooleanField(null=True, blank=True)
     code = models.CharField(max_length=40, blank=True)
     detail = models.CharField(max_length=1000, blank=True)

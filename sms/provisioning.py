@@ -12,6 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 from core.limits import limits
@@ -144,17 +145,22 @@ def account_dids(*, configuration: SmsConfiguration) -> list[AccountDid]:
 def _numbers(dids: Sequence[Any]) -> list[str]:
     """Return the requested DIDs in E.164, in order and without repeats, or raise."""
     if isinstance(dids, str) or not dids:
-        raise ApplicationError("Choose at least one DID.", code="required", field="dids")
+        raise ApplicationError(_("Choose at least one DID."), code="required", field="dids")
     if len(dids) > POINT_MAX_DIDS:
         raise ApplicationError(
-            f"Choose at most {POINT_MAX_DIDS} DIDs at once.", code="too_many", field="dids"
+            _("Choose at most %(POINT_MAX_DIDS)s DIDs at once.")
+            % {"POINT_MAX_DIDS": POINT_MAX_DIDS},
+            code="too_many",
+            field="dids",
         )
     numbers: list[str] = []
     for did in dids:
         number = _e164(did) if isinstance(did, str) else None
         if number is None:
             raise ApplicationError(
-                f"{str(did)[:40]!r} is not a US or Canadian number.", code="invalid", field="dids"
+                _("%(value)r is not a US or Canadian number.") % {"value": str(did)[:40]},
+                code="invalid",
+                field="dids",
             )
         if number not in numbers:
             numbers.append(number)
@@ -172,7 +178,8 @@ def did_pool_add(
     ).first()
     if assignment is None:
         raise ApplicationError(
-            f"{configuration.tenant} is not assigned to trunk {configuration.trunk}.",
+            _("%(tenant)s is not assigned to trunk %(trunk)s.")
+            % {"tenant": configuration.tenant, "trunk": configuration.trunk},
             code="trunk_not_assigned",
         )
     ranges = did_pool_parse(did_pool=assignment.did_pool) if assignment.did_pool else []

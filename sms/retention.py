@@ -18,6 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 from sms.models import (
@@ -78,7 +79,7 @@ def _messages_delete(ids: list[int], counts: PurgeCounts, batch_size: int) -> No
             media = MessageMedia.objects.filter(message_id__in=chunk)
             names = [name for name in media.values_list("file", flat=True) if name]
             counts.media += media.count()
-            _, by_model = Message.objects.filter(pk__in=chunk).delete()
+            _deleted, by_model = Message.objects.filter(pk__in=chunk).delete()
             counts.messages += by_model.get(Message._meta.label, 0)
             counts.media_files += len(names)
             transaction.on_commit(lambda names=names: _delete_files(names))
@@ -87,7 +88,7 @@ def _messages_delete(ids: list[int], counts: PurgeCounts, batch_size: int) -> No
 def _deliveries_delete(ids: list[int], counts: PurgeCounts, batch_size: int) -> None:
     for chunk in _chunks(ids, batch_size):
         with transaction.atomic():
-            _, by_model = WebhookDelivery.objects.filter(pk__in=chunk).delete()
+            _deleted, by_model = WebhookDelivery.objects.filter(pk__in=chunk).delete()
             counts.webhook_deliveries += by_model.get(WebhookDelivery._meta.label, 0)
 
 
@@ -128,7 +129,7 @@ def tenant_retention_purge(*, tenant: Tenant, batch_size: int = BATCH_SIZE) -> P
     )
     for ids in _ids_in_batches(empty, batch_size):
         with transaction.atomic():
-            _, by_model = Conversation.objects.filter(pk__in=ids).delete()
+            _deleted, by_model = Conversation.objects.filter(pk__in=ids).delete()
             counts.conversations += by_model.get(Conversation._meta.label, 0)
     if counts.total:
         audit_record(
@@ -175,7 +176,7 @@ def remote_number_normalize(raw: str, *, field: str = "remote") -> str:
         if _SENDER.fullmatch(raw):
             return raw
     raise ApplicationError(
-        "Enter the outside number: a US or Canadian number, or the digits of a short code.",
+        _("Enter the outside number: a US or Canadian number, or the digits of a short code."),
         code="invalid_number",
         field=field,
     )
@@ -195,14 +196,14 @@ def remote_number_erase(
     messages = Message.objects.for_tenant(tenant).filter(remote=number)
     # One read of the ids, then batches: the tenant's messages have no index on the number.
     found = list(messages.values_list("pk", "delivery_id"))
-    delivery_ids = sorted({delivery for _, delivery in found if delivery is not None})
+    delivery_ids = sorted({delivery for _message, delivery in found if delivery is not None})
     _messages_delete([pk for pk, _ in found], counts, batch_size)
     deliveries = WebhookDelivery.objects.for_tenant(tenant).filter(pk__in=delivery_ids)
     _deliveries_delete(list(deliveries.values_list("pk", flat=True)), counts, batch_size)
     with transaction.atomic():
-        _, by_model = Conversation.objects.for_tenant(tenant).filter(remote=number).delete()
+        _deleted, by_model = Conversation.objects.for_tenant(tenant).filter(remote=number).delete()
         counts.conversations = by_model.get(Conversation._meta.label, 0)
-        contacts, _ = Contact.objects.for_tenant(tenant).filter(number=number).delete()
+        contacts, _unused = Contact.objects.for_tenant(tenant).filter(number=number).delete()
         audit_record(
             actor=actor,
             action="remote_number_erased",

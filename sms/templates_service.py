@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 from sms.models import ReplyTemplate
@@ -21,25 +22,27 @@ def reply_template_save(
     """Create or change a reply template of the tenant; names are unique per tenant."""
     unknown = set(fields) - set(REPLY_TEMPLATE_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+        raise ApplicationError(
+            _("Unknown fields: %(value)s") % {"value": ", ".join(sorted(unknown))}
+        )
     created = template is None
     template = template or ReplyTemplate(tenant=tenant)
     for name, value in fields.items():
         setattr(template, name, value)
     if not template.name.strip():
-        raise ApplicationError("Give the template a name.", code="name_required", field="name")
+        raise ApplicationError(_("Give the template a name."), code="name_required", field="name")
     if not template.body.strip():
-        raise ApplicationError("Write the template's text.", code="body_required", field="body")
+        raise ApplicationError(_("Write the template's text."), code="body_required", field="body")
     if len(template.body) > 1600:
         raise ApplicationError(
-            "A template holds at most 1600 characters.", code="too_long", field="body"
+            _("A template holds at most 1600 characters."), code="too_long", field="body"
         )
     taken = ReplyTemplate.objects.for_tenant(tenant).filter(name=template.name)
     if template.pk is not None:
         taken = taken.exclude(pk=template.pk)
     if taken.exists():
         raise ApplicationError(
-            "A template with this name exists already.", code="name_taken", field="name"
+            _("A template with this name exists already."), code="name_taken", field="name"
         )
     template.save()
     audit_record(

@@ -17,7 +17,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.safestring import SafeString
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from core.charts import Series, stacked_bars
 from core.errors import ApplicationError, NotAllowed
@@ -86,7 +86,8 @@ def month_parse(value: str | None, *, tenant: Tenant | None = None) -> Month:
     found = _MONTH.fullmatch(value.strip())
     if found is None or not (1 <= int(found[2]) <= 12) or not (2000 <= int(found[1]) <= 9998):
         raise ApplicationError(
-            f"month must be written YYYY-MM (e.g. 2026-03), not {value[:20]!r}.",
+            _("month must be written YYYY-MM (e.g. 2026-03), not %(value)r.")
+            % {"value": value[:20]},
             code="invalid_month",
             field="month",
         )
@@ -298,8 +299,11 @@ def quota_check(*, tenant: Tenant, segments: int) -> None:
     status = quota_status(tenant=tenant)
     if status is not None and status.used + segments > status.quota:
         raise NotAllowed(
-            f"This tenant's monthly quota of {status.quota} SMS segments is used up "
-            f"({status.used} sent this month, {segments} more asked); sends resume next month "
-            "or when the system administrator raises the quota.",
+            _(
+                "This tenant's monthly quota of %(quota)s SMS segments is used up (%(used)s "
+                "sent this month, %(segments)s more asked); sends resume next month or when "
+                "the system administrator raises the quota."
+            )
+            % {"quota": status.quota, "used": status.used, "segments": segments},
             code="quota_exceeded",
         )

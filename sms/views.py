@@ -25,7 +25,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -503,7 +503,7 @@ def message_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
         except ApplicationError as error:
             messages.error(request, error.message)
         else:
-            messages.success(request, "The message is queued again.")
+            messages.success(request, _("The message is queued again."))
     return _back(conversation)
 
 
@@ -524,7 +524,7 @@ def conversation_transfer_view(request: HttpRequest, pk: int) -> HttpResponse:
             .first()
         )
     if member is None:
-        messages.error(request, "Choose a member of the conversation's ring group.")
+        messages.error(request, _("Choose a member of the conversation's ring group."))
         return _back(conversation)
     try:
         conversation_transfer(
@@ -533,7 +533,9 @@ def conversation_transfer_view(request: HttpRequest, pk: int) -> HttpResponse:
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"Handed over to {member.extension}.")
+        messages.success(
+            request, _("Handed over to %(extension)s.") % {"extension": member.extension}
+        )
     return _back(conversation)
 
 
@@ -667,8 +669,14 @@ def compose(request: HttpRequest) -> HttpResponse:
             status = 400
         else:
             first = sent[0]
-            parts = f" as {len(sent)} SMS parts" if len(sent) > 1 else ""
-            messages.success(request, f"Message to {first.remote} queued{parts}.")
+            if len(sent) > 1:
+                queued = _("Message to %(remote)s queued as %(count)s SMS parts.") % {
+                    "remote": first.remote,
+                    "count": len(sent),
+                }
+            else:
+                queued = _("Message to %(remote)s queued.") % {"remote": first.remote}
+            messages.success(request, queued)
             if _visible(request).filter(pk=first.conversation_id).exists():
                 return redirect("inbox_conversation", pk=first.conversation_id)
             # The conversation with this contact is handled by another extension.

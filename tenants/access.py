@@ -10,6 +10,7 @@ is written once. Querysets that must filter in SQL use `MESSAGING_ALLOWED`.
 from __future__ import annotations
 
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import NotAllowed
 from tenants.models import Tenant, User
@@ -27,7 +28,9 @@ def account_refusal(user: User) -> str:
     """Return why the user may not sign in or use the API now, or "" when he may."""
     tenant = user.tenant
     if tenant is not None and not tenant.enabled:
-        return f"The tenant {tenant.name} is disabled; ask your provider to enable it again."
+        return _("The tenant %(name)s is disabled; ask your provider to enable it again.") % {
+            "name": tenant.name
+        }
     return ""
 
 
@@ -42,10 +45,12 @@ def messaging_refusal(tenant: Tenant) -> str:
 
 def messaging_check(tenant: Tenant) -> None:
     """Raise MessagingRefused, with the reason, when the tenant may not use messaging."""
-    reason = messaging_refusal(tenant)
-    if reason:
-        code = TENANT_DISABLED if not tenant.enabled else MessagingRefused.code
-        raise MessagingRefused(reason[0].upper() + reason[1:] + ".", code=code)
+    # messaging_refusal's reasons are stored with messages and in logs, in English; the person
+    # refused reads them in his language.
+    if not tenant.enabled:
+        raise MessagingRefused(_("The tenant is disabled."), code=TENANT_DISABLED)
+    if not tenant.message_channels_enabled:
+        raise MessagingRefused(_("Message Channels are off for this tenant."))
 
 
 def messaging_allowed(prefix: str = "") -> Q:

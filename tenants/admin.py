@@ -30,7 +30,7 @@ from tenants.services import api_token_revoke, tenant_manage_start
 from tenants.services_two_factor import two_factor_reset
 
 
-@admin.action(description="Reset two-factor sign-in of the selected users")
+@admin.action(description=_("Reset two-factor sign-in of the selected users"))
 def reset_two_factor(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: Any) -> None:
     """Turn off two-factor sign-in for users who lost their phone and recovery codes."""
     users = list(queryset.filter(two_factor_enabled=True).select_related("tenant"))
@@ -38,7 +38,8 @@ def reset_two_factor(model_admin: admin.ModelAdmin, request: HttpRequest, querys
         two_factor_reset(actor=request.user, user=user)
     model_admin.message_user(
         request,
-        f"Two-factor sign-in was reset for {len(users)} user(s); they may set it up again.",
+        _("Two-factor sign-in was reset for %(count)s user(s); they may set it up again.")
+        % {"count": len(users)},
         messages.SUCCESS,
     )
 
@@ -53,7 +54,7 @@ class TenantAdmin(CheckedChangeListMixin, admin.ModelAdmin):
     # A status callback URL typed without a scheme is taken as https.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
-    @admin.display(description="Manage")
+    @admin.display(description=_("Manage"))
     def manage(self, obj: Tenant) -> str:
         return format_html(
             '<button type="submit" class="button manage-tenant" form="manage-form" '
@@ -80,7 +81,7 @@ class TenantAdmin(CheckedChangeListMixin, admin.ModelAdmin):
         except ApplicationError as error:
             messages.error(request, error.message)
             return redirect(reverse("admin:tenants_tenant_changelist"))
-        messages.success(request, f"You are now managing {tenant.name}.")
+        messages.success(request, _("You are now managing %(name)s.") % {"name": tenant.name})
         return redirect(reverse("tenant:index"))
 
 
@@ -107,9 +108,9 @@ class PortalUserAdmin(CheckedChangeListMixin, UserAdmin):
     search_fields = ["username", "email", "first_name", "last_name", "tenant__name"]
     fieldsets = (
         (None, {"fields": ("username", "password")}),
-        ("Role", {"fields": ("role", "tenant")}),
-        ("Personal info", {"fields": ("first_name", "last_name", "email")}),
-        ("Status", {"fields": ("is_active", "two_factor_enabled", "last_login", "date_joined")}),
+        (_("Role"), {"fields": ("role", "tenant")}),
+        (_("Personal info"), {"fields": ("first_name", "last_name", "email")}),
+        (_("Status"), {"fields": ("is_active", "two_factor_enabled", "last_login", "date_joined")}),
     )
     add_fieldsets = (
         (None, {"fields": ("username", "role", "tenant", "email", "password1", "password2")}),
@@ -276,12 +277,12 @@ class _ApiTokenAdminBase(admin.ModelAdmin):
         # A token is revoked, never deleted (its row keeps the history).
         return False
 
-    @admin.action(description="Revoke the selected API tokens", permissions=["view"])
+    @admin.action(description=_("Revoke the selected API tokens"), permissions=["view"])
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
         tokens = list(queryset.filter(revoked_at__isnull=True))
         for token in tokens:
             api_token_revoke(token=token, actor=request.user)
-        messages.success(request, f"{len(tokens)} API token(s) revoked.")
+        messages.success(request, _("%(count)s API token(s) revoked.") % {"count": len(tokens)})
 
 
 class ApiTokenAdmin(_ApiTokenAdminBase):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
 from rest_framework.request import Request
@@ -32,10 +33,10 @@ def resolve_api_tenant(request: Request) -> Tenant:
             raise TenantRequired()
         tenant = Tenant.objects.filter(slug=slug).first()
         if tenant is None:
-            raise exceptions.NotFound(f"No tenant {slug!r}.")
+            raise exceptions.NotFound(_("No tenant %(slug)r.") % {"slug": slug})
         return tenant
     if user.tenant is None or (slug and slug != user.tenant.slug):
-        raise exceptions.NotFound(f"No tenant {slug!r}.")
+        raise exceptions.NotFound(_("No tenant %(slug)r.") % {"slug": slug})
     return user.tenant
 
 

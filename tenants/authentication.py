@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.authentication import SessionScheme
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
@@ -21,7 +23,7 @@ from tenants.services import api_token_note_use
 
 class TenantDisabled(exceptions.PermissionDenied):
     default_code = TENANT_DISABLED
-    default_detail = "The tenant of this account is disabled."
+    default_detail = _("The tenant of this account is disabled.")
 
 
 def _refuse_disabled_tenant(user: User) -> None:
@@ -37,9 +39,13 @@ class ApiTokenAuthentication(TokenAuthentication):
         token = api_token_for_key(key=key)
         # A token made while its user was in another tenant does not follow him to this one.
         if token is None or not token.user.is_active or token.tenant_id != token.user.tenant_id:
-            raise exceptions.AuthenticationFailed("Invalid token.")
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
         _refuse_disabled_tenant(token.user)
         api_token_note_use(token=token)
+        # A token carries no session, so UserLanguageMiddleware did not know the user: answer
+        # (and set Content-Language) in his profile's language from here on.
+        if token.user.language and translation.check_for_language(token.user.language):
+            translation.activate(token.user.language)
         return token.user, token
 
 

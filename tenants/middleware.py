@@ -17,7 +17,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from tenants.models import Tenant
 
@@ -123,6 +124,26 @@ class TimeZoneMiddleware:
             timezone.deactivate()
 
 
+class UserLanguageMiddleware:
+    """Speak the signed-in user's language when his profile sets one.
+
+    LocaleMiddleware, earlier in the chain, has already activated the browser's language
+    (Accept-Language) and sets the response's Content-Language from the active language once
+    the view has run, so a user with an empty language keeps the browser's.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        language = getattr(user, "language", "") if user is not None else ""
+        if language and translation.check_for_language(language):
+            translation.activate(language)
+            request.LANGUAGE_CODE = translation.get_language()
+        return self.get_response(request)
+
+
 def second_factor_missing(user: Any) -> str:
     """Return what the signed-in user still owes before using the portal.
 
@@ -159,7 +180,7 @@ class SecondFactorMiddleware:
                 return redirect(f"{reverse('login_code')}?{urlencode({'next': _next(request)})}")
             else:
                 messages.warning(
-                    request, "Set up two-factor sign-in to continue: it is required for you."
+                    request, _("Set up two-factor sign-in to continue: it is required for you.")
                 )
                 return redirect("account_security")
         return self.get_response(request)

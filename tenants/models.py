@@ -23,17 +23,21 @@ def validate_public_url(value: str) -> None:
     """Refuse a URL that is not http(s), or whose host is an address outbound requests may not
     reach (localhost included)."""
     if not value.lower().startswith(("http://", "https://")):
-        raise ValidationError("Give an http:// or https:// address.")
+        raise ValidationError(_("Give an http:// or https:// address."))
     try:
         url_literal_host_check(url=value)
     except AddressRefused as error:
-        raise ValidationError(f"This address is refused: {error.message}.") from None
+        raise ValidationError(
+            _("This address is refused: %(message)s.") % {"message": error.message}
+        ) from None
 
 
 def validate_timezone(value: str) -> None:
     """Refuse a time zone name that the IANA database does not know."""
     if value not in zoneinfo.available_timezones():
-        raise ValidationError(f"{value!r} is not a known time zone (e.g. America/New_York).")
+        raise ValidationError(
+            _("%(value)r is not a known time zone (e.g. America/New_York).") % {"value": value}
+        )
 
 
 class TenantQuerySet(models.QuerySet):
@@ -62,7 +66,7 @@ class Tenant(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     slug = models.CharField(
-        "SIP domain",
+        _("SIP domain"),
         max_length=100,
         unique=True,
         validators=[
@@ -71,84 +75,100 @@ class Tenant(models.Model):
                 "Use lower-case letters, digits, dots and dashes, like a domain name.",
             )
         ],
-        help_text="Lower-case, like a domain name (e.g. acme.pbx.example.com). "
-        "API clients name the tenant with it in the X-Tenant header.",
+        help_text=_(
+            "Lower-case, like a domain name (e.g. acme.pbx.example.com). "
+            "API clients name the tenant with it in the X-Tenant header."
+        ),
     )
     enabled = models.BooleanField(
-        "status", default=True, help_text="A disabled tenant cannot log in."
+        _("status"), default=True, help_text=_("A disabled tenant cannot log in.")
     )
     message_channels_enabled = models.BooleanField(
-        "Message Channels",
+        _("Message Channels"),
         default=True,
-        help_text="When off, the tenant cannot send or receive SMS/MMS.",
+        help_text=_("When off, the tenant cannot send or receive SMS/MMS."),
     )
     allow_private_trunks = models.BooleanField(
-        default=False, help_text="Let the tenant's admins create trunks of their own."
+        default=False, help_text=_("Let the tenant's admins create trunks of their own.")
     )
     require_admin_2fa = models.BooleanField(
-        "require two-factor sign-in for administrators",
+        _("require two-factor sign-in for administrators"),
         default=False,
-        help_text="The tenant's administrators must set up two-factor sign-in before they "
-        "can use the portal.",
+        help_text=_(
+            "The tenant's administrators must set up two-factor sign-in before they "
+            "can use the portal."
+        ),
     )
-    country = models.CharField(max_length=2, default="US", help_text="ISO 3166 country code.")
+    country = models.CharField(max_length=2, default="US", help_text=_("ISO 3166 country code."))
     timezone = models.CharField(
         max_length=64, default="America/New_York", validators=[validate_timezone]
     )
     retention_days = models.PositiveIntegerField(
-        "keep messages for (days)",
+        _("keep messages for (days)"),
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(36500)],
-        help_text="Messages, their media and webhook deliveries older than this are deleted "
-        "every night. Empty keeps them for ever.",
+        help_text=_(
+            "Messages, their media and webhook deliveries older than this are deleted "
+            "every night. Empty keeps them for ever."
+        ),
     )
     monthly_quota = models.PositiveIntegerField(
-        "monthly quota (SMS segments sent)",
+        _("monthly quota (SMS segments sent)"),
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
-        help_text="Outbound segments a calendar month (in the tenant's time zone); the portal "
-        "warns at 80 %. Empty: no quota.",
+        help_text=_(
+            "Outbound segments a calendar month (in the tenant's time zone); the portal "
+            "warns at 80 %. Empty: no quota."
+        ),
     )
     quota_hard = models.BooleanField(
-        "refuse sends beyond the quota",
+        _("refuse sends beyond the quota"),
         default=False,
-        help_text="When on, a send that would pass the monthly quota is refused.",
+        help_text=_("When on, a send that would pass the monthly quota is refused."),
     )
     status_callback_url = models.URLField(
-        "status callback URL",
+        _("status callback URL"),
         max_length=2000,
         blank=True,
         validators=[validate_public_url],
-        help_text="Each status change of a sent message is POSTed here, signed with the "
-        "callback secret, unless the send names its own status_callback. Empty: none.",
+        help_text=_(
+            "Each status change of a sent message is POSTed here, signed with the "
+            "callback secret, unless the send names its own status_callback. Empty: none."
+        ),
     )
     stop_reply = models.CharField(
-        "default opt-out confirmation",
+        _("default opt-out confirmation"),
         max_length=160,
         blank=True,
-        help_text="Sent when a contact texts STOP through a configuration whose own "
-        "confirmation is empty; empty here too sends nothing.",
+        help_text=_(
+            "Sent when a contact texts STOP through a configuration whose own "
+            "confirmation is empty; empty here too sends nothing."
+        ),
     )
     help_reply = models.CharField(
-        "default HELP reply",
+        _("default HELP reply"),
         max_length=160,
         blank=True,
-        help_text="Sent when a contact texts HELP through a configuration whose own HELP reply "
-        "is empty; empty here too sends nothing.",
+        help_text=_(
+            "Sent when a contact texts HELP through a configuration whose own HELP reply "
+            "is empty; empty here too sends nothing."
+        ),
     )
     start_reply = models.CharField(
-        "START reply",
+        _("START reply"),
         max_length=160,
         blank=True,
-        help_text="Sent when an opted-out contact texts START and is subscribed again; empty "
-        "sends nothing.",
+        help_text=_(
+            "Sent when an opted-out contact texts START and is subscribed again; empty "
+            "sends nothing."
+        ),
     )
     callback_secret = EncryptedTextField(
         blank=True,
         editable=False,
-        help_text="Signs status callbacks (HMAC-SHA256); created on first use, rotatable.",
+        help_text=_("Signs status callbacks (HMAC-SHA256); created on first use, rotatable."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -178,9 +198,9 @@ class PortalUserManager(UserManager.from_queryset(TenantQuerySet)):
 
 
 class Role(models.TextChoices):
-    SYSTEM_ADMIN = "system_admin", "System administrator"
-    TENANT_ADMIN = "tenant_admin", "Tenant administrator"
-    USER = "user", "Extension user"
+    SYSTEM_ADMIN = "system_admin", _("System administrator")
+    TENANT_ADMIN = "tenant_admin", _("Tenant administrator")
+    USER = "user", _("Extension user")
 
 
 class User(AbstractUser):
@@ -192,20 +212,20 @@ class User(AbstractUser):
     )
     # Kept by the two-factor services beside the user's django-otp devices, so that deciding
     # whether a request still needs a code costs no query beyond loading the user.
-    two_factor_enabled = models.BooleanField("two-factor sign-in", default=False, editable=False)
+    two_factor_enabled = models.BooleanField(_("two-factor sign-in"), default=False, editable=False)
     # Profile settings. System pages show times in the user's own zone (tenant pages in the
     # tenant's); empty language follows the browser.
     time_zone = models.CharField(
         max_length=64,
         blank=True,
         validators=[validate_timezone],
-        help_text="Times on system pages are shown in this zone; empty: UTC.",
+        help_text=_("Times on system pages are shown in this zone; empty: UTC."),
     )
     language = models.CharField(
         max_length=10,
         blank=True,
         choices=settings.LANGUAGES,
-        help_text="Empty: the browser's language.",
+        help_text=_("Empty: the browser's language."),
     )
 
     objects = PortalUserManager()
@@ -247,9 +267,9 @@ class User(AbstractUser):
 
 
 class SmsPermission(models.TextChoices):
-    DISABLE = "disable", "Disable"
-    ALLOW = "allow", "Allow"
-    ALLOW_WITH_SENDER_ID = "allow_sender_id", "Allow with Sender ID"
+    DISABLE = "disable", _("Disable")
+    ALLOW = "allow", _("Allow")
+    ALLOW_WITH_SENDER_ID = "allow_sender_id", _("Allow with Sender ID")
 
 
 class Extension(TenantOwned):
@@ -264,10 +284,10 @@ class Extension(TenantOwned):
     )
     email = models.EmailField(blank=True)
     notify_by_email = models.BooleanField(
-        default=False, help_text="E-mail the extension when a message arrives."
+        default=False, help_text=_("E-mail the extension when a message arrives.")
     )
     sms_permission = models.CharField(
-        "SMS permission",
+        _("SMS permission"),
         max_length=20,
         choices=SmsPermission.choices,
         default=SmsPermission.DISABLE,
@@ -294,7 +314,7 @@ class Extension(TenantOwned):
 
     def clean(self) -> None:
         if self.user_id and self.tenant_id and self.user.tenant_id != self.tenant_id:
-            raise ValidationError({"user": "Choose a user of this tenant."})
+            raise ValidationError({"user": _("Choose a user of this tenant.")})
 
 
 class AuditEvent(models.Model):
@@ -312,7 +332,7 @@ class AuditEvent(models.Model):
     object_repr = models.CharField(max_length=200, blank=True)
     detail = models.JSONField(default=dict, blank=True)
     address = models.GenericIPAddressField(
-        null=True, blank=True, help_text="The client address of the request that did it."
+        null=True, blank=True, help_text=_("The client address of the request that did it.")
     )
 
     objects = TenantQuerySet.as_manager()
@@ -338,7 +358,7 @@ class ApiToken(models.Model):
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(
-        max_length=API_TOKEN_PREFIX_LENGTH, help_text="The first characters of the key."
+        max_length=API_TOKEN_PREFIX_LENGTH, help_text=_("The first characters of the key.")
     )
     digest = models.CharField(max_length=64, unique=True, editable=False)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
@@ -353,7 +373,7 @@ class ApiToken(models.Model):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
-        verbose_name = "API token"
+        verbose_name = _("API token")
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
@@ -366,13 +386,13 @@ class ApiToken(models.Model):
 
 
 class Weekday(models.IntegerChoices):
-    MONDAY = 0, "Monday"
-    TUESDAY = 1, "Tuesday"
-    WEDNESDAY = 2, "Wednesday"
-    THURSDAY = 3, "Thursday"
-    FRIDAY = 4, "Friday"
-    SATURDAY = 5, "Saturday"
-    SUNDAY = 6, "Sunday"
+    MONDAY = 0, _("Monday")
+    TUESDAY = 1, _("Tuesday")
+    WEDNESDAY = 2, _("Wednesday")
+    THURSDAY = 3, _("Thursday")
+    FRIDAY = 4, _("Friday")
+    SATURDAY = 5, _("Saturday")
+    SUNDAY = 6, _("Sunday")
 
 
 class OfficeHours(TenantOwned):
@@ -383,7 +403,7 @@ class OfficeHours(TenantOwned):
     end = models.TimeField()
 
     class Meta:
-        verbose_name_plural = "office hours"
+        verbose_name_plural = _("office hours")
         ordering = ["weekday", "start"]
         constraints = [
             models.CheckConstraint(
@@ -400,9 +420,11 @@ class Holiday(TenantOwned):
 
     name = models.CharField(max_length=100)
     start_date = models.DateField()
-    end_date = models.DateField(help_text="The last day of the holiday (the same day for one day).")
+    end_date = models.DateField(
+        help_text=_("The last day of the holiday (the same day for one day).")
+    )
     every_year = models.BooleanField(
-        default=False, help_text="Repeat on the same dates every year."
+        default=False, help_text=_("Repeat on the same dates every year.")
     )
 
     class Meta:

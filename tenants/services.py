@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError, NotAllowed
 from tenants.middleware import MANAGED_TENANT_SESSION_KEY, current_client_address
@@ -163,7 +163,7 @@ def extension_create(
 def tenant_manage_start(*, request: HttpRequest, tenant: Tenant) -> None:
     """Let a system administrator act as the administrator of a tenant, and record it."""
     if not request.user.is_authenticated or not request.user.is_system_admin:
-        raise NotAllowed("Only system administrators can manage a tenant.")
+        raise NotAllowed(_("Only system administrators can manage a tenant."))
     request.session[MANAGED_TENANT_SESSION_KEY] = tenant.pk
     request.tenant = tenant
     audit_record(actor=request.user, action="manage", tenant=tenant, obj=tenant)
@@ -191,9 +191,9 @@ def api_token_create(
     """
     name = name.strip() or "API token"
     if len(name) > ApiToken._meta.get_field("name").max_length:
-        raise ApplicationError("The name is too long (100 characters at most).", field="name")
+        raise ApplicationError(_("The name is too long (100 characters at most)."), field="name")
     if not user.is_active:
-        raise ApplicationError("An inactive user cannot have API tokens.", field="user")
+        raise ApplicationError(_("An inactive user cannot have API tokens."), field="user")
     key = secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         name=name,
@@ -307,7 +307,9 @@ def tenant_settings_update(*, tenant: Tenant, actor: User, **changes: Any) -> Te
     """Change a tenant's settings; the quota fields only a system administrator may set."""
     unknown = set(changes) - set(TENANT_SETTINGS_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+        raise ApplicationError(
+            _("Unknown fields: %(value)s") % {"value": ", ".join(sorted(unknown))}
+        )
     for field in TENANT_SYSTEM_FIELDS:
         if (
             field in changes
@@ -315,7 +317,9 @@ def tenant_settings_update(*, tenant: Tenant, actor: User, **changes: Any) -> Te
             and changes[field] != getattr(tenant, field)
         ):
             raise ApplicationError(
-                "Only system administrators set the monthly quota.", code="read_only", field=field
+                _("Only system administrators set the monthly quota."),
+                code="read_only",
+                field=field,
             )
     if not changes:
         return tenant
@@ -350,16 +354,18 @@ def _user_role_check(*, actor: User, tenant: Tenant | None, role: str) -> None:
     if role == Role.SYSTEM_ADMIN:
         if not actor.is_system_admin:
             raise ApplicationError(
-                "Tenant administrators cannot make system administrators.", field="role"
+                _("Tenant administrators cannot make system administrators."), field="role"
             )
         if tenant is not None:
             raise ApplicationError(
-                "A system administrator belongs to no tenant: leave out X-Tenant.", field="role"
+                _("A system administrator belongs to no tenant: leave out X-Tenant."), field="role"
             )
     elif tenant is None:
         raise ApplicationError(
-            "Name the user's tenant with the X-Tenant header (only system administrators have "
-            "none).",
+            _(
+                "Name the user's tenant with the X-Tenant header (only system administrators have "
+                "none)."
+            ),
             code="tenant_required",
             field="role",
         )
@@ -369,10 +375,13 @@ def _user_extension(user: User, extension: Extension | None) -> None:
     current = Extension.objects.filter(user=user).first() if user.pk else None
     if extension is not None:
         if extension.tenant_id != user.tenant_id:
-            raise ApplicationError("Choose an extension of the user's tenant.", field="extension")
+            raise ApplicationError(
+                _("Choose an extension of the user's tenant."), field="extension"
+            )
         if extension.user_id and extension.user_id != user.pk:
             raise ApplicationError(
-                f"Extension {extension.number} belongs to {extension.user} already.",
+                _("Extension %(number)s belongs to %(user)s already.")
+                % {"number": extension.number, "user": extension.user},
                 field="extension",
             )
     if current is not None and (extension is None or current.pk != extension.pk):
@@ -399,23 +408,25 @@ def user_save(
     """
     unknown = set(fields) - set(USER_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+        raise ApplicationError(
+            _("Unknown fields: %(value)s") % {"value": ", ".join(sorted(unknown))}
+        )
     created = user is None
     if user is None:
         user = User(tenant=tenant, role=fields.get("role", Role.USER))
     elif user.tenant_id != (tenant.pk if tenant else user.tenant_id):
-        raise ApplicationError("Choose a user of this tenant.", field="username")
+        raise ApplicationError(_("Choose a user of this tenant."), field="username")
     for name, value in fields.items():
         setattr(user, name, value)
     _user_role_check(actor=actor, tenant=user.tenant, role=user.role)
     if not created and user.pk == actor.pk:
         if not user.is_active:
-            raise ApplicationError("You cannot deactivate yourself.", field="is_active")
+            raise ApplicationError(_("You cannot deactivate yourself."), field="is_active")
         if user.role != actor.role:
-            raise ApplicationError("You cannot change your own role.", field="role")
+            raise ApplicationError(_("You cannot change your own role."), field="role")
     user.is_staff = user.is_superuser = user.role == Role.SYSTEM_ADMIN
     if User.objects.filter(username__iexact=user.username).exclude(pk=user.pk).exists():
-        raise ApplicationError("A user with that username exists already.", field="username")
+        raise ApplicationError(_("A user with that username exists already."), field="username")
     _clean(user, exclude=["password"])
     if password is not None:
         try:
@@ -428,7 +439,7 @@ def user_save(
     user.save()
     if extension is not _NO_EXTENSION:
         if extension is not None and user.tenant is None:
-            raise ApplicationError("A system administrator has no extension.", field="extension")
+            raise ApplicationError(_("A system administrator has no extension."), field="extension")
         _user_extension(user, extension)
     changed = sorted(set(fields) | ({"password"} if password is not None else set()))
     if extension is not _NO_EXTENSION:
@@ -483,7 +494,7 @@ def user_profile_update(*, user: User, time_zone: str, language: str) -> User:
 def user_delete(*, user: User, actor: User) -> None:
     """Delete a user (his API tokens go with him; his extension stays, without a user)."""
     if user.pk == actor.pk:
-        raise ApplicationError("You cannot delete yourself.", code="conflict")
+        raise ApplicationError(_("You cannot delete yourself."), code="conflict")
     audit_record(actor=actor, action="deleted", tenant=user.tenant, obj=user)
     user.delete()
 
@@ -498,22 +509,28 @@ def extension_save(
     """Create or change an extension of the tenant; its number is unique in the tenant."""
     unknown = set(fields) - set(EXTENSION_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+        raise ApplicationError(
+            _("Unknown fields: %(value)s") % {"value": ", ".join(sorted(unknown))}
+        )
     created = extension is None
     extension = extension or Extension(tenant=tenant)
     for name, value in fields.items():
         setattr(extension, name, value)
     if extension.user_id is not None:
         if extension.user.tenant_id != tenant.pk:
-            raise ApplicationError("Choose a user of this tenant.", field="user")
+            raise ApplicationError(_("Choose a user of this tenant."), field="user")
         taken = Extension.objects.filter(user_id=extension.user_id).exclude(pk=extension.pk)
         if taken.exists():
             raise ApplicationError(
-                f"{extension.user} has extension {taken.get().number} already.", field="user"
+                _("%(user)s has extension %(number)s already.")
+                % {"user": extension.user, "number": taken.get().number},
+                field="user",
             )
     clash = Extension.objects.for_tenant(tenant).filter(number=extension.number)
     if clash.exclude(pk=extension.pk).exists():
-        raise ApplicationError(f"Extension {extension.number} exists already.", field="number")
+        raise ApplicationError(
+            _("Extension %(number)s exists already.") % {"number": extension.number}, field="number"
+        )
     _clean(extension, exclude=["tenant"], validate_unique=False, validate_constraints=False)
     extension.save()
     audit_record(

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 from tenants.models import Extension, Holiday, OfficeHours, RingGroup, RingGroupMember, Tenant, User
@@ -19,7 +20,9 @@ HOLIDAY_FIELDS = ("name", "start_date", "end_date", "every_year")
 def _apply(obj: models.Model, allowed: tuple[str, ...], fields: dict[str, Any]) -> None:
     unknown = set(fields) - set(allowed)
     if unknown:
-        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+        raise ApplicationError(
+            _("Unknown fields: %(value)s") % {"value": ", ".join(sorted(unknown))}
+        )
     for name, value in fields.items():
         setattr(obj, name, value)
 
@@ -47,7 +50,9 @@ def ring_group_save(
     _apply(group, RING_GROUP_FIELDS, fields)
     _full_clean(group)
     if RingGroup.objects.for_tenant(tenant).filter(name=group.name).exclude(pk=group.pk).exists():
-        raise ApplicationError(f"A ring group named {group.name!r} exists already.", field="name")
+        raise ApplicationError(
+            _("A ring group named %(name)r exists already.") % {"name": group.name}, field="name"
+        )
     group.save()
     _record(actor=actor, tenant=tenant, obj=group, created=created)
     return group
@@ -72,7 +77,7 @@ def ring_group_member_save(
 ) -> RingGroupMember:
     """Add an extension of the group's tenant to a ring group, or change its membership."""
     if extension.tenant_id != group.tenant_id:
-        raise ApplicationError("Choose an extension of this tenant.", field="extension")
+        raise ApplicationError(_("Choose an extension of this tenant."), field="extension")
     clash = (
         RingGroupMember.objects.for_tenant(group.tenant)
         .filter(ring_group=group, extension=extension)
@@ -80,7 +85,8 @@ def ring_group_member_save(
     )
     if clash.exists():
         raise ApplicationError(
-            f"Extension {extension.number} is in this ring group already.", field="extension"
+            _("Extension %(number)s is in this ring group already.") % {"number": extension.number},
+            field="extension",
         )
     created = member is None
     member = member or RingGroupMember(tenant_id=group.tenant_id, ring_group=group)
@@ -112,7 +118,7 @@ def office_hours_save(
     _apply(hours, OFFICE_HOURS_FIELDS, fields)
     _full_clean(hours)
     if hours.start >= hours.end:
-        raise ApplicationError("The end must be after the start.", field="end")
+        raise ApplicationError(_("The end must be after the start."), field="end")
     overlapping = (
         OfficeHours.objects.for_tenant(tenant)
         .filter(weekday=hours.weekday, start__lt=hours.end, end__gt=hours.start)
@@ -120,7 +126,9 @@ def office_hours_save(
         .first()
     )
     if overlapping is not None:
-        raise ApplicationError(f"This range overlaps {overlapping}.", field="start")
+        raise ApplicationError(
+            _("This range overlaps %(overlapping)s.") % {"overlapping": overlapping}, field="start"
+        )
     hours.save()
     _record(actor=actor, tenant=tenant, obj=hours, created=created)
     return hours
@@ -143,7 +151,7 @@ def holiday_save(
     _apply(holiday, HOLIDAY_FIELDS, fields)
     _full_clean(holiday)
     if holiday.start_date > holiday.end_date:
-        raise ApplicationError("The last day cannot be before the first.", field="end_date")
+        raise ApplicationError(_("The last day cannot be before the first."), field="end_date")
     holiday.save()
     _record(actor=actor, tenant=tenant, obj=holiday, created=created)
     return holiday
@@ -166,7 +174,8 @@ def ring_group_members_set(
         extension = item["extension"]
         if extension.pk in seen:
             raise ApplicationError(
-                f"Extension {extension.number} is listed twice.", field="members"
+                _("Extension %(number)s is listed twice.") % {"number": extension.number},
+                field="members",
             )
         seen.add(extension.pk)
     existing = {

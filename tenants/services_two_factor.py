@@ -14,6 +14,7 @@ import segno
 from django.db import transaction
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext_lazy as _
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -73,7 +74,7 @@ def recovery_codes_left(*, user: User) -> int:
 def two_factor_enrolment_start(*, user: User) -> TOTPDevice:
     """Create a new secret for the user's authenticator app, replacing an unfinished one."""
     if user.two_factor_enabled:
-        raise Conflict("Two-factor sign-in is already on; turn it off first to change the app.")
+        raise Conflict(_("Two-factor sign-in is already on; turn it off first to change the app."))
     TOTPDevice.objects.filter(user=user, confirmed=False).delete()
     return TOTPDevice.objects.create(user=user, name=AUTHENTICATOR_NAME, confirmed=False)
 
@@ -101,11 +102,11 @@ def two_factor_enrolment_confirm(*, user: User, code: str) -> tuple[TOTPDevice, 
             .first()
         )
         if device is None:
-            raise Conflict("Start the set-up again: no authenticator app is waiting for a code.")
+            raise Conflict(_("Start the set-up again: no authenticator app is waiting for a code."))
         accepted = _verify(device, _normal_code(code))
     # Outside the block: a refused code's throttling count must be kept, not rolled back.
     if not accepted:
-        raise CodeRefused("That code is not right. Enter the 6 digits the app shows now.")
+        raise CodeRefused(_("That code is not right. Enter the 6 digits the app shows now."))
     with transaction.atomic():
         device.confirmed = True
         device.save(update_fields=["confirmed"])
@@ -121,7 +122,7 @@ def two_factor_enrolment_confirm(*, user: User, code: str) -> tuple[TOTPDevice, 
 def recovery_codes_regenerate(*, user: User) -> list[str]:
     """Replace the user's recovery codes with new ones; the old ones stop working."""
     if not user.two_factor_enabled:
-        raise Conflict("Turn two-factor sign-in on first.")
+        raise Conflict(_("Turn two-factor sign-in on first."))
     codes = _new_recovery_codes(user)
     audit_record(actor=user, action="recovery_codes_regenerated", tenant=user.tenant, obj=user)
     return codes
@@ -138,7 +139,8 @@ def _verify(device: Device, code: str) -> bool:
         locked_until = (details or {}).get("locked_until")
         wait = (locked_until - timezone.now()).total_seconds() if locked_until else 1
         raise CodeThrottled(
-            f"Too many wrong codes. Wait {max(1, math.ceil(wait))} seconds and try again."
+            _("Too many wrong codes. Wait %(value)s seconds and try again.")
+            % {"value": max(1, math.ceil(wait))}
         )
     return device.verify_token(code)
 
@@ -162,8 +164,10 @@ def two_factor_verify(*, user: User, code: str) -> Device:
             accepted = _verify(device, code)
     if not accepted:
         raise CodeRefused(
-            "That code is not right. Enter the 6 digits your authenticator app shows now, "
-            "or one of your recovery codes."
+            _(
+                "That code is not right. Enter the 6 digits your authenticator app shows now, "
+                "or one of your recovery codes."
+            )
         )
     return device
 
@@ -179,9 +183,9 @@ def _remove_devices(user: User) -> None:
 def two_factor_disable(*, user: User, code: str) -> None:
     """Turn the user's two-factor sign-in off, proven with a current code or a recovery code."""
     if user.two_factor_required:
-        raise NotAllowed("Two-factor sign-in is required for your account; it cannot be off.")
+        raise NotAllowed(_("Two-factor sign-in is required for your account; it cannot be off."))
     if not user.two_factor_enabled:
-        raise Conflict("Two-factor sign-in is already off.")
+        raise Conflict(_("Two-factor sign-in is already off."))
     two_factor_verify(user=user, code=code)
     with transaction.atomic():
         _remove_devices(user)

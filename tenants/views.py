@@ -19,8 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
@@ -173,16 +172,16 @@ def account_security(request: HttpRequest) -> HttpResponse:
                 device, extra["recovery_codes"] = two_factor_enrolment_confirm(user=user, code=code)
                 request.session.cycle_key()
                 otp_login(request, device)
-                messages.success(request, "Two-factor sign-in is on.")
+                messages.success(request, _("Two-factor sign-in is on."))
             elif action == "regenerate":
                 extra["recovery_codes"] = recovery_codes_regenerate(user=user)
-                messages.success(request, "New recovery codes replace the old ones.")
+                messages.success(request, _("New recovery codes replace the old ones."))
             elif action == "disable":
                 two_factor_disable(user=user, code=code)
-                messages.success(request, "Two-factor sign-in is off.")
+                messages.success(request, _("Two-factor sign-in is off."))
                 return redirect("account_security")
             else:
-                extra["error"] = "Choose an action on this page."
+                extra["error"] = _("Choose an action on this page.")
         except ApplicationError as error:
             extra["error"] = error.message
     return render(request, "portal/security.html", {**_security_context(request), **extra})
@@ -194,7 +193,7 @@ def _number(value: str) -> int:
 
 
 class ApiTokenForm(forms.Form):
-    name = forms.CharField(max_length=100, required=False, help_text="What the token is for.")
+    name = forms.CharField(max_length=100, required=False, help_text=_("What the token is for."))
 
 
 @login_required
@@ -209,7 +208,9 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
             token_id = request.POST.get("token", "").strip()
             token = get_object_or_404(own, pk=_number(token_id))
             api_token_revoke(token=token, actor=request.user)
-            messages.success(request, f"The API token {token.name} was revoked.")
+            messages.success(
+                request, _("The API token %(name)s was revoked.") % {"name": token.name}
+            )
             return redirect("api_tokens")
         form = ApiTokenForm(request.POST)
         if form.is_valid():
@@ -230,15 +231,15 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 
 def _zone_choices() -> list[tuple[str, str]]:
     zones = sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
-    return [("", gettext_lazy("UTC (none chosen)")), *((zone, zone) for zone in zones)]
+    return [("", _("UTC (none chosen)")), *((zone, zone) for zone in zones)]
 
 
 class ProfileForm(forms.Form):
-    time_zone = forms.ChoiceField(label=gettext_lazy("Time zone"), required=False, choices=())
+    time_zone = forms.ChoiceField(label=_("Time zone"), required=False, choices=())
     language = forms.ChoiceField(
-        label=gettext_lazy("Language"),
+        label=_("Language"),
         required=False,
-        choices=[("", gettext_lazy("The browser's language")), *settings.LANGUAGES],
+        choices=[("", _("The browser's language")), *settings.LANGUAGES],
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

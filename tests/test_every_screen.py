@@ -67,6 +67,8 @@ class Visitor:
     resaved: list[str] = field(default_factory=list)  # "site:Model" re-saved unchanged
     # Where this role may not go: a page that links there sends the user to a refusal.
     refused_prefixes: tuple[str, ...] = ()
+    # The language the user chose in his profile: every page must speak it.
+    language: str = "en"
 
     def fail(self, text: str) -> None:
         self.failures.append(f"[{self.role}] {text}")
@@ -89,6 +91,11 @@ class Visitor:
             return None
         if response.status_code == 200 and response.get("Content-Type", "").startswith("text/html"):
             html = response.content.decode()
+            if "<html" in html and f'<html lang="{self.language}"' not in html:
+                self.fail(f"{method} {url} is not in the user's language {self.language}")
+            menu = 'id="logout-form"' in html
+            if self.language == "fr-ca" and menu and "Déconnexion" not in html:
+                self.fail(f"{method} {url} shows its menu in English to a French-speaking user")
             for prefix in self.refused_prefixes:
                 if f'href="{prefix}' in html:
                     self.fail(f"{method} {url} links into {prefix}, which this role may not open")
@@ -106,7 +113,7 @@ class Visitor:
         return self.call("POST", url, expected, data)
 
 
-def _sign_in(client_for: Any, world: World, role: str) -> Visitor:
+def _sign_in(client_for: Any, world: World, role: str, language: str = "en") -> Visitor:
     users = {
         "system administrator": world.sysadmin,
         "system administrator managing Tenant A": world.sysadmin,
@@ -114,6 +121,8 @@ def _sign_in(client_for: Any, world: World, role: str) -> Visitor:
         "extension user": world.user_a,
     }
     user = users[role]
+    user.language = language
+    user.save(update_fields=["language"])
     client = client_for(user)
     tenant = None if user.is_system_admin else world.tenant_a
     if role == "system administrator managing Tenant A":
@@ -126,7 +135,14 @@ def _sign_in(client_for: Any, world: World, role: str) -> Visitor:
         for site in screens.SITES.values()
         if not site.has_permission(request)
     )
-    return Visitor(role=role, client=client, user=user, tenant=tenant, refused_prefixes=refused)
+    return Visitor(
+        role=role,
+        client=client,
+        user=user,
+        tenant=tenant,
+        refused_prefixes=refused,
+        language=language,
+    )
 
 
 def _other_object(model: type[models.Model], world: World) -> Any:
@@ -403,6 +419,13 @@ ROLES = [
     "tenant administrator",
     "extension user",
 ]
+# Every screen once in English and once more in French (Canada), as the users' profile language.
+LANGUAGES = ["en", "fr-ca"]
+
+
+def role_label(role: str, language: str) -> str:
+    """Name a run in every_screen.json: the role, and the language when it is not English."""
+    return role if language == "en" else f"{role} ({language})"
 
 
 def report(role: str, count: int, **details: Any) -> None:
@@ -416,9 +439,10 @@ def report(role: str, count: int, **details: Any) -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("role", ROLES)
-def test_every_screen(role: str, world: World, client_for: Any) -> None:
-    visitor = _sign_in(client_for, world, role)
+def test_every_screen(role: str, language: str, world: World, client_for: Any) -> None:
+    visitor = _sign_in(client_for, world, role, language)
     sites = dict(screens.SITES)
     if role == "system administrator managing Tenant A":
         sites.pop("admin")  # the same pages as the system administrator's
@@ -484,7 +508,7 @@ def test_every_screen(role: str, world: World, client_for: Any) -> None:
                 if lacking and site is screens.SITES["tenant"]:
                     visitor.fail(f"{target}: deleting needs rights the tenant lacks: {lacking}")
     report(
-        role,
+        role_label(role, language),
         visitor.screens,
         added=sorted(visitor.added),
         saved_unchanged=sorted(visitor.resaved),

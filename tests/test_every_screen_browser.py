@@ -18,7 +18,7 @@ from sms.models import Conversation
 from tests import screens
 from tests.browser import login
 from tests.factories import World
-from tests.test_every_screen import ROLES, report
+from tests.test_every_screen import LANGUAGES, ROLES, report, role_label
 
 PASSWORD = "correct horse 42"
 
@@ -30,14 +30,17 @@ def world(world: World) -> World:
     return screens.prepare_world(world)
 
 
-def _sign_in(page: Page, world: World, role: str) -> tuple[Any, Any]:
-    """Sign in as the role through the login form; return (user, acting tenant)."""
+def _sign_in(page: Page, world: World, role: str, language: str) -> tuple[Any, Any]:
+    """Sign in as the role, speaking the language, through the login form; return (user, acting
+    tenant)."""
     user = {
         "system administrator": world.sysadmin,
         "system administrator managing Tenant A": world.sysadmin,
         "tenant administrator": world.admin_a,
         "extension user": world.user_a,
     }[role]
+    user.language = language
+    user.save(update_fields=["language"])
     login(page, user.username, PASSWORD)
     if role == "system administrator managing Tenant A":
         page.goto(reverse("admin:tenants_tenant_changelist"))
@@ -82,11 +85,12 @@ def pages_for(world: World, role: str, user: Any, tenant: Any) -> list[str]:
     return urls
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("role", ROLES)
 def test_every_page_loads_without_a_browser_error(
-    page: Page, world: World, role: str, live_server: Any
+    page: Page, world: World, role: str, language: str, live_server: Any
 ) -> None:
-    user, tenant = _sign_in(page, world, role)
+    user, tenant = _sign_in(page, world, role, language)
     errors: list[str] = []
     current = {"url": ""}
 
@@ -114,5 +118,10 @@ def test_every_page_loads_without_a_browser_error(
         assert response is not None
         if response.status >= 400:
             errors.append(f"{url}: answered {response.status}")
-    report(f"{role} (Chromium)", visited)
+        elif (
+            response.headers.get("content-type", "").startswith("text/html")
+            and page.evaluate("document.documentElement.lang") != language
+        ):
+            errors.append(f"{url}: the page is not in the user's language {language}")
+    report(f"{role_label(role, language)} (Chromium)", visited)
     assert not errors, "\n".join(errors)

@@ -52,6 +52,7 @@ PUBLIC = {
     "api-schema",
     "api-docs",
     "favicon",
+    "javascript-catalog",
     # Reached by VoIP.ms (and the sandbox standing in for it); secured by the URL's token or the
     # VoIP.ms credentials, and tested in tests/sms/test_webhook_receiver.py and the sandbox tests.
     "voipms_webhook",

@@ -12,6 +12,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from core.admin import (
     CheckedChangeListMixin,
@@ -83,7 +84,7 @@ class AssignmentFormSet(BaseInlineFormSet):
             if assignment is not None and "tenant" in form.changed_data:
                 form.add_error(
                     "tenant",
-                    "An assignment cannot move to another tenant: remove it and add a new one.",
+                    _("An assignment cannot move to another tenant: remove it and add a new one."),
                 )
                 continue
             try:
@@ -103,7 +104,8 @@ class AssignmentFormSet(BaseInlineFormSet):
                 if shared and other_name != tenant.name:
                     form.add_error(
                         "did_pool",
-                        f"The pool overlaps {other_name}'s pool: {format_did_pool(shared)}",
+                        _("The pool overlaps %(other_name)s's pool: %(value)s")
+                        % {"other_name": other_name, "value": format_did_pool(shared)},
                     )
             seen.append((tenant.name, ranges))
         if refusals:
@@ -116,8 +118,8 @@ class TrunkAssignmentInline(admin.TabularInline):
     fields = ["tenant", "did_pool", "max_concurrent_calls"]
     extra = 1
     autocomplete_fields = ["tenant"]
-    verbose_name = "tenant assignment"
-    verbose_name_plural = "tenants and their DID pools"
+    verbose_name = _("tenant assignment")
+    verbose_name_plural = _("tenants and their DID pools")
     formfield_overrides = {
         TrunkAssignment._meta.get_field("did_pool").__class__: {
             "widget": forms.TextInput(attrs={"size": 60})
@@ -135,7 +137,7 @@ class TrunkAdmin(CheckedChangeListMixin, ServiceWritesMixin, admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "brand", "enabled")}),
         (
-            "SIP",
+            _("SIP"),
             {
                 "fields": (
                     "host",
@@ -158,11 +160,11 @@ class TrunkAdmin(CheckedChangeListMixin, ServiceWritesMixin, admin.ModelAdmin):
             .prefetch_related("assignments__tenant")
         )
 
-    @admin.display(description="Tenants")
+    @admin.display(description=_("Tenants"))
     def tenant_names(self, obj: Trunk) -> str:
         return ", ".join(a.tenant.name for a in obj.assignments.all()) or "—"
 
-    @admin.display(description="Private to")
+    @admin.display(description=_("Private to"))
     def owner(self, obj: Trunk) -> str:
         return obj.tenant.name if obj.tenant else "—"
 
@@ -231,12 +233,12 @@ class TenantTrunkAdmin(ReadOnlyScopedAdmin):
     readonly_fields = fields
     search_fields = ["trunk__name", "did_pool"]
 
-    @admin.display(description="Trunk name", ordering="trunk__name")
+    @admin.display(description=_("Trunk name"), ordering="trunk__name")
     def trunk_name(self, obj: TrunkAssignment) -> str:
         # str() marks the tenant's private trunks, which may share a name with a system trunk.
         return str(obj.trunk)
 
-    @admin.display(description="Hostname or IP address")
+    @admin.display(description=_("Hostname or IP address"))
     def trunk_host(self, obj: TrunkAssignment) -> str:
         return obj.trunk.host
 
@@ -246,10 +248,12 @@ class TenantTrunkAdmin(ReadOnlyScopedAdmin):
 
 class PrivateTrunkForm(TrunkForm):
     did_pool = forms.CharField(
-        label="DID pool",
+        label=_("DID pool"),
         required=False,
         widget=forms.TextInput(attrs={"size": 60}),
-        help_text="This tenant's numbers on the trunk, e.g. 13322496213-13322496215;16468097069.",
+        help_text=_(
+            "This tenant's numbers on the trunk, e.g. 13322496213-13322496215;16468097069."
+        ),
     )
 
     class Meta(TrunkForm.Meta):
@@ -280,7 +284,7 @@ class PrivateTrunkAdmin(ServiceWritesMixin, TenantScopedAdmin):
     fieldsets = (
         (None, {"fields": ("name", "enabled", "did_pool")}),
         (
-            "SIP",
+            _("SIP"),
             {
                 "fields": (
                     "host",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
@@ -151,7 +152,8 @@ class AdminTrunkAssignmentViewSet(viewsets.ModelViewSet):
         trunk = self._trunk()
         if TrunkAssignment.objects.filter(trunk=trunk, tenant=data["tenant"]).exists():
             raise ApplicationError(
-                f"{data['tenant'].name} is on {trunk.name} already; change that assignment.",
+                _("%(name)s is on %(name2)s already; change that assignment.")
+                % {"name": data["tenant"].name, "name2": trunk.name},
                 code="already_assigned",
                 field="tenant",
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from core.crypto import EncryptedTextField
 from tenants.models import TenantOwned, TenantQuerySet
@@ -11,13 +12,13 @@ from trunks.numbers import DidRange, format_did_pool
 
 
 class Brand(models.TextChoices):
-    VOIPMS = "voipms", "VoIP.ms"
+    VOIPMS = "voipms", _("VoIP.ms")
 
 
 class Transport(models.TextChoices):
-    UDP = "udp", "UDP"
-    TCP = "tcp", "TCP"
-    TLS = "tls", "TLS"
+    UDP = "udp", _("UDP")
+    TCP = "tcp", _("TCP")
+    TLS = "tls", _("TLS")
 
 
 class TrunkQuerySet(models.QuerySet):
@@ -33,19 +34,19 @@ class Trunk(models.Model):
 
     # Unique per owner, not system-wide (see Meta.constraints): a global rule would tell a tenant
     # which names other tenants' private trunks, or system trunks it cannot see, already use.
-    name = models.CharField("trunk name", max_length=100)
+    name = models.CharField(_("trunk name"), max_length=100)
     brand = models.CharField(max_length=20, choices=Brand.choices, default=Brand.VOIPMS)
     host = models.CharField(
-        "hostname or IP address", max_length=255, help_text="e.g. sanjose2.voip.ms"
+        _("hostname or IP address"), max_length=255, help_text=_("e.g. sanjose2.voip.ms")
     )
     port = models.PositiveIntegerField(
         default=5060, validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )
     transport = models.CharField(max_length=3, choices=Transport.choices, default=Transport.UDP)
-    sip_username = models.CharField("SIP username", max_length=100, blank=True)
-    sip_password = EncryptedTextField("SIP password", blank=True)
+    sip_username = models.CharField(_("SIP username"), max_length=100, blank=True)
+    sip_password = EncryptedTextField(_("SIP password"), blank=True)
     reregister_interval = models.PositiveIntegerField(
-        "re-register interval (s)", default=600, validators=[MinValueValidator(30)]
+        _("re-register interval (s)"), default=600, validators=[MinValueValidator(30)]
     )
     max_concurrent_calls = models.PositiveIntegerField(default=10)
     enabled = models.BooleanField(default=True)
@@ -55,7 +56,7 @@ class Trunk(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="private_trunks",
-        help_text="Set for a tenant's private trunk; empty for a system trunk.",
+        help_text=_("Set for a tenant's private trunk; empty for a system trunk."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -94,16 +95,18 @@ class TrunkAssignment(TenantOwned):
 
     trunk = models.ForeignKey(Trunk, on_delete=models.CASCADE, related_name="assignments")
     did_pool = models.TextField(
-        "DID pool",
+        _("DID pool"),
         blank=True,
-        help_text="Numbers and ranges separated by ';', e.g. "
-        "13322496213-13322496215;16468097069. No leading '+' or '0'.",
+        help_text=_(
+            "Numbers and ranges separated by ';', e.g. "
+            "13322496213-13322496215;16468097069. No leading '+' or '0'."
+        ),
     )
     max_concurrent_calls = models.PositiveIntegerField(default=10)
 
     class Meta:
-        verbose_name = "trunk"
-        verbose_name_plural = "trunks"
+        verbose_name = _("trunk")
+        verbose_name_plural = _("trunks")
         ordering = ["trunk__name", "tenant__name"]
         constraints = [
             models.UniqueConstraint(fields=["trunk", "tenant"], name="one_assignment_per_tenant")
@@ -125,8 +128,10 @@ class PoolRange(TenantOwned):
         TrunkAssignment, on_delete=models.CASCADE, related_name="pool_ranges"
     )
     trunk = models.ForeignKey(Trunk, on_delete=models.CASCADE, related_name="+")
-    start = models.BigIntegerField(help_text="First number, as the 11-digit integer 1NXXNXXXXXX.")
-    end = models.BigIntegerField(help_text="Last number, inclusive.")
+    start = models.BigIntegerField(
+        help_text=_("First number, as the 11-digit integer 1NXXNXXXXXX.")
+    )
+    end = models.BigIntegerField(help_text=_("Last number, inclusive."))
 
     objects = TenantQuerySet.as_manager()
 
@@ -161,4 +166,4 @@ class PrivateTrunk(Trunk):
 
     class Meta:
         proxy = True
-        verbose_name = "private trunk"
+        verbose_name = _("private trunk")

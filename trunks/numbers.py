@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
+from django.utils.translation import gettext_lazy as _
 
 NANP_REGIONS = frozenset({"US", "CA"})
 NUMBER_FORMAT_NANPA = "nanpa"
@@ -95,7 +96,9 @@ def parse_nanp(raw: str) -> str:
         # invalid_dst (DOMAIN.md §2), so refuse them before a send is queued.
         if phonenumbers.region_code_for_number(parsed) in NANP_REGIONS:
             return "+1" + national
-    raise InvalidNumber(f'"{stripped}" must be a valid US or Canadian 10-digit number')
+    raise InvalidNumber(
+        _('"%(stripped)s" must be a valid US or Canadian 10-digit number') % {"stripped": stripped}
+    )
 
 
 def is_nanp_e164(number: str) -> bool:
@@ -106,14 +109,18 @@ def is_nanp_e164(number: str) -> bool:
 def to_nanpa(e164: str) -> str:
     """Return the 10 digits of a NANP number written in E.164."""
     if not is_nanp_e164(e164):
-        raise InvalidNumber(f'"{e164}" is not a NANP number in E.164 form (+1 and 10 digits)')
+        raise InvalidNumber(
+            _('"%(e164)s" is not a NANP number in E.164 form (+1 and 10 digits)') % {"e164": e164}
+        )
     return e164[2:]
 
 
 def to_e164_format(e164: str) -> str:
     """Return a NANP number written in E.164 as it is."""
     if not is_nanp_e164(e164):
-        raise InvalidNumber(f'"{e164}" is not a NANP number in E.164 form (+1 and 10 digits)')
+        raise InvalidNumber(
+            _('"%(e164)s" is not a NANP number in E.164 form (+1 and 10 digits)') % {"e164": e164}
+        )
     return e164
 
 
@@ -126,7 +133,10 @@ def number_to_int(e164_or_digits: str) -> int:
     else:
         national = e164_or_digits
     if len(national) != 10 or not _DIGITS.fullmatch(national):
-        raise InvalidNumber(f'"{e164_or_digits}" is not a 10-digit or 11-digit NANP number')
+        raise InvalidNumber(
+            _('"%(e164_or_digits)s" is not a 10-digit or 11-digit NANP number')
+            % {"e164_or_digits": e164_or_digits}
+        )
     return int("1" + national)
 
 
@@ -189,39 +199,54 @@ def merge_did_ranges(ranges: Iterable[DidRange]) -> list[DidRange]:
 
 def _pool_number(part: str, entry: str, position: int) -> int:
     """Return one end of a pool entry as an 11-digit integer, or raise DidPoolError."""
-    prefix = f'Entry {position} "{entry}"'
+    prefix = _('Entry %(position)s "%(entry)s"') % {"position": position, "entry": entry}
     # In a range, say which end is wrong; for a single number the entry already says it.
     which = "" if part == entry else f' ("{part}")'
     if not part:
-        raise DidPoolError(f'{prefix}: a range needs a number on each side of "-"')
+        raise DidPoolError(
+            _('%(prefix)s: a range needs a number on each side of "-"') % {"prefix": prefix}
+        )
     for leading in ("+", "00", "0"):
         if part.startswith(leading):
             raise DidPoolError(
-                f'{prefix}: remove the leading "{leading}"{which}; write 10 digits, '
-                "or 11 digits starting with 1"
+                _(
+                    '%(prefix)s: remove the leading "%(leading)s"%(which)s; write 10 '
+                    "digits, or 11 digits starting with 1"
+                )
+                % {"prefix": prefix, "leading": leading, "which": which}
             )
     if not _DIGITS.fullmatch(part):
         bad = next(char for char in part if char not in "0123456789")
-        raise DidPoolError(f'{prefix}: "{bad}" is not a digit; use digits only')
+        raise DidPoolError(
+            _('%(prefix)s: "%(bad)s" is not a digit; use digits only')
+            % {"prefix": prefix, "bad": bad}
+        )
     if len(part) == 11 and part.startswith("1"):
         national = part[1:]
     elif len(part) == 10:
         national = part
     else:
         raise DidPoolError(
-            f"{prefix}: not a US/Canada number{which}: write 10 digits, "
-            "or 11 digits starting with 1"
+            _(
+                "%(prefix)s: not a US/Canada number%(which)s: write 10 digits, or 11 digits "
+                "starting with 1"
+            )
+            % {"prefix": prefix, "which": which}
         )
     if national[0] in "01":
         raise DidPoolError(
-            f"{prefix}: not a US/Canada number{which}: the area code cannot start with 0 or 1"
+            _("%(prefix)s: not a US/Canada number%(which)s: the area code cannot start with 0 or 1")
+            % {"prefix": prefix, "which": which}
         )
     if national[3] in "01":
         raise DidPoolError(
-            f"{prefix}: not a US/Canada number{which}: the exchange cannot start with 0 or 1"
+            _("%(prefix)s: not a US/Canada number%(which)s: the exchange cannot start with 0 or 1")
+            % {"prefix": prefix, "which": which}
         )
     if phonenumbers.region_code_for_number(_parse_phonenumber(national)) not in NANP_REGIONS:
-        raise DidPoolError(f"{prefix}: not a US/Canada number{which}")
+        raise DidPoolError(
+            _("%(prefix)s: not a US/Canada number%(which)s") % {"prefix": prefix, "which": which}
+        )
     return int("1" + national)
 
 
@@ -230,17 +255,29 @@ def _pool_entry(entry: str, position: int, max_range_size: int) -> DidRange:
     parts = [part.strip() for part in entry.split("-")]
     if len(parts) > 2:
         raise DidPoolError(
-            f'Entry {position} "{entry}": write a range as two numbers joined by one "-"'
+            _('Entry %(position)s "%(entry)s": write a range as two numbers joined by one "-"')
+            % {"position": position, "entry": entry}
         )
     start = _pool_number(parts[0], entry, position)
     end = _pool_number(parts[-1], entry, position)
     if start > end:
-        raise DidPoolError(f'Entry {position} "{entry}": the range is reversed')
+        raise DidPoolError(
+            _('Entry %(position)s "%(entry)s": the range is reversed')
+            % {"position": position, "entry": entry}
+        )
     did_range = DidRange(start, end)
     if did_range.size > max_range_size:
         raise DidPoolError(
-            f'Entry {position} "{entry}": the range holds {did_range.size} numbers, '
-            f"more than the {max_range_size} allowed"
+            _(
+                'Entry %(position)s "%(entry)s": the range holds %(size)s numbers, more '
+                "than the %(max_range_size)s allowed"
+            )
+            % {
+                "position": position,
+                "entry": entry,
+                "size": did_range.size,
+                "max_range_size": max_range_size,
+            }
         )
     return did_range
 
@@ -253,7 +290,9 @@ def parse_did_pool(text: str, *, max_range_size: int = DEFAULT_MAX_RANGE_SIZE) -
     for position, raw_entry in enumerate(text.split(";"), start=1):
         entry = raw_entry.strip()
         if not entry:
-            raise DidPoolError(f'Entry {position} is empty: remove the extra ";"')
+            raise DidPoolError(
+                _('Entry %(position)s is empty: remove the extra ";"') % {"position": position}
+            )
         ranges.append(_pool_entry(entry, position, max_range_size))
     return merge_did_ranges(ranges)
 
@@ -312,29 +351,42 @@ class MaskEntry:
 
 def _mask_entry(entry: str, position: int) -> MaskEntry:
     """Return one mask entry, or raise CallerMaskError naming it."""
-    prefix = f'Entry {position} "{entry}"'
+    prefix = _('Entry %(position)s "%(entry)s"') % {"position": position, "entry": entry}
     parts = [part.strip() for part in entry.split("-")]
     if len(parts) > 2:
-        raise CallerMaskError(f'{prefix}: write a range as two numbers joined by one "-"')
+        raise CallerMaskError(
+            _('%(prefix)s: write a range as two numbers joined by one "-"') % {"prefix": prefix}
+        )
     for part in parts:
         if not part:
-            raise CallerMaskError(f'{prefix}: a range needs a number on each side of "-"')
+            raise CallerMaskError(
+                _('%(prefix)s: a range needs a number on each side of "-"') % {"prefix": prefix}
+            )
         if part.startswith("+"):
-            raise CallerMaskError(f'{prefix}: remove the leading "+"; masks compare digits only')
+            raise CallerMaskError(
+                _('%(prefix)s: remove the leading "+"; masks compare digits only')
+                % {"prefix": prefix}
+            )
         if not _MASK_PATTERN.fullmatch(part):
             bad = next(char for char in part if char not in "0123456789*")
-            raise CallerMaskError(f'{prefix}: "{bad}" is not allowed; use digits and "*" only')
+            raise CallerMaskError(
+                _('%(prefix)s: "%(bad)s" is not allowed; use digits and "*" only')
+                % {"prefix": prefix, "bad": bad}
+            )
         if len(part) > MAX_NUMBER_LENGTH:
             raise CallerMaskError(
-                f"{prefix}: a number has at most {MAX_NUMBER_LENGTH} digits, not {len(part)}"
+                _("%(prefix)s: a number has at most %(MAX_NUMBER_LENGTH)s digits, not %(count)s")
+                % {"prefix": prefix, "MAX_NUMBER_LENGTH": MAX_NUMBER_LENGTH, "count": len(part)}
             )
     if len(parts) == 1:
         return MaskEntry(parts[0], parts[0])
     low, high = parts
     if "*" in low or "*" in high:
-        raise CallerMaskError(f'{prefix}: a range cannot hold "*" wildcards')
+        raise CallerMaskError(
+            _('%(prefix)s: a range cannot hold "*" wildcards') % {"prefix": prefix}
+        )
     if len(low) > len(high) or int(low) > int(high):
-        raise CallerMaskError(f"{prefix}: the range is reversed")
+        raise CallerMaskError(_("%(prefix)s: the range is reversed") % {"prefix": prefix})
     return MaskEntry(low, high)
 
 
@@ -381,7 +433,9 @@ def parse_caller_mask(text: str) -> CallerMask:
     for position, raw_entry in enumerate(text.split(";"), start=1):
         entry = raw_entry.strip()
         if not entry:
-            raise CallerMaskError(f'Entry {position} is empty: remove the extra ";"')
+            raise CallerMaskError(
+                _('Entry %(position)s is empty: remove the extra ";"') % {"position": position}
+            )
         entries.append(_mask_entry(entry, position))
     return CallerMask(tuple(entries))
 
@@ -397,25 +451,32 @@ def _list_entries(text: str, what: str) -> list[str]:
     for position, raw_entry in enumerate(text.split(";"), start=1):
         entry = raw_entry.strip()
         if not entry:
-            raise NumberListError(f'{what} {position} is empty: remove the extra ";"')
+            raise NumberListError(
+                _('%(what)s %(position)s is empty: remove the extra ";"')
+                % {"what": what, "position": position}
+            )
         if not _DIGITS.fullmatch(entry):
-            raise NumberListError(f'{what} {position} "{entry}": use digits only')
+            raise NumberListError(
+                _('%(what)s %(position)s "%(entry)s": use digits only')
+                % {"what": what, "position": position, "entry": entry}
+            )
         entries.append(entry)
     return entries
 
 
 def parse_prefix_list(text: str) -> tuple[str, ...]:
     """Return the prefixes of a list such as "00;123", or raise NumberListError."""
-    return tuple(_list_entries(text, "Prefix"))
+    return tuple(_list_entries(text, _("Prefix")))
 
 
 def parse_length_list(text: str) -> tuple[int, ...]:
     """Return the lengths of a list such as "10;11", or raise NumberListError."""
     lengths = []
-    for position, entry in enumerate(_list_entries(text, "Length"), start=1):
+    for position, entry in enumerate(_list_entries(text, _("Length")), start=1):
         if len(entry) > 2 or not 1 <= int(entry) <= MAX_NUMBER_LENGTH:
             raise NumberListError(
-                f'Length {position} "{entry}": must be from 1 to {MAX_NUMBER_LENGTH}'
+                _('Length %(position)s "%(entry)s": must be from 1 to %(MAX_NUMBER_LENGTH)s')
+                % {"position": position, "entry": entry, "MAX_NUMBER_LENGTH": MAX_NUMBER_LENGTH}
             )
         lengths.append(int(entry))
     return tuple(lengths)

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError, Conflict
 from tenants.models import Tenant, User
@@ -95,7 +96,8 @@ def did_pool_check(
                 f"{name}: {format_did_pool(shared)}" for name, shared in sorted(clashes.items())
             )
             raise ApplicationError(
-                f"The pool overlaps another tenant's pool on trunk {trunk.name}: {detail}",
+                _("The pool overlaps another tenant's pool on trunk %(name)s: %(detail)s")
+                % {"name": trunk.name, "detail": detail},
                 code="did_pool_overlap",
                 field="did_pool",
             )
@@ -113,10 +115,18 @@ def _refuse_removing_used_numbers(
     else:
         blocking = [use for use in uses if not use.covered_by(new_ranges)]
     if blocking:
-        action = "removed from the trunk" if new_ranges is None else "shrunk"
+        action = _("removed from the trunk") if new_ranges is None else _("shrunk")
         raise Conflict(
-            f"{assignment.tenant}'s pool on {assignment.trunk} cannot be {action} while these use "
-            f"its numbers: {_describe(blocking)}",
+            _(
+                "%(tenant)s's pool on %(trunk)s cannot be %(action)s while these use its "
+                "numbers: %(value)s"
+            )
+            % {
+                "tenant": assignment.tenant,
+                "trunk": assignment.trunk,
+                "action": action,
+                "value": _describe(blocking),
+            },
             code="did_pool_in_use",
             field="did_pool",
         )
@@ -155,7 +165,9 @@ def trunk_assignment_save(
         # Compare with the stored row: a form may have written the new tenant onto the object.
         stored = TrunkAssignment.objects.select_related("tenant").get(pk=assignment.pk)
         if stored.tenant_id != tenant.pk:
-            raise ApplicationError("An assignment cannot move to another tenant.", field="tenant")
+            raise ApplicationError(
+                _("An assignment cannot move to another tenant."), field="tenant"
+            )
         assignment = stored
     ranges = did_pool_check(trunk=trunk, tenant=tenant, did_pool=did_pool, assignment=assignment)
     created = assignment is None
@@ -230,7 +242,9 @@ def trunk_save(
     """Create or change a trunk; a blank or missing SIP password keeps the stored one."""
     unknown = set(fields) - set(TRUNK_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown trunk fields: {', '.join(sorted(unknown))}")
+        raise ApplicationError(
+            _("Unknown trunk fields: %(value)s") % {"value": ", ".join(sorted(unknown))}
+        )
     created = trunk is None
     trunk = trunk or Trunk(tenant=owner)
     for name, value in fields.items():
@@ -264,7 +278,8 @@ def trunk_check_delete(*, trunk: Trunk) -> None:
     uses = [use for a in trunk.assignments.all() for use in pool_uses(assignment=a)]
     if uses:
         raise Conflict(
-            f"Trunk {trunk.name} cannot be deleted while these use it: {_describe(uses)}",
+            _("Trunk %(name)s cannot be deleted while these use it: %(value)s")
+            % {"name": trunk.name, "value": _describe(uses)},
             code="trunk_in_use",
         )
 

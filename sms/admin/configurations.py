@@ -10,9 +10,10 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path, reverse, reverse_lazy
 from django.utils.html import format_html
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
 from core.admin import ServiceWritesMixin, TenantScopedAdmin
@@ -36,10 +37,13 @@ from tenants.models import AuditEvent
 from trunks.models import Brand, Trunk
 
 VOIPMS_STEPS = (
-    "Sign in at VoIP.ms and open DID Numbers > Manage DIDs.",
-    "Click Edit on each DID of this tenant's pool.",
-    "Under Message Service (SMS/MMS), enable SMS/MMS and paste the URL into SMS/MMS Webhook URL.",
-    "Choose the same number format as this configuration, then Apply Changes.",
+    _("Sign in at VoIP.ms and open DID Numbers > Manage DIDs."),
+    _("Click Edit on each DID of this tenant's pool."),
+    _(
+        "Under Message Service (SMS/MMS), enable SMS/MMS and paste the URL into "
+        "SMS/MMS Webhook URL."
+    ),
+    _("Choose the same number format as this configuration, then Apply Changes."),
 )
 
 
@@ -80,9 +84,9 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
     change_list_template = "admin/sms/smsconfiguration/change_list.html"
     fieldsets = (
         (None, {"fields": ("name", "trunk", "enabled")}),
-        ("VoIP.ms account", {"fields": ("username", "api_password")}),
+        (_("VoIP.ms account"), {"fields": ("username", "api_password")}),
         (
-            "Messages",
+            _("Messages"),
             {
                 "fields": (
                     "number_format",
@@ -97,14 +101,15 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
     )
 
     class Media:
-        js = ("portal/sms_configurations.js",)
+        # The JavaScript catalogue first: the script's messages come from it.
+        js = (reverse_lazy("javascript-catalog"), "portal/sms_configurations.js")
 
     def tenant_choices(self, request: HttpRequest) -> dict[str, Any]:
         return {"trunk": Trunk.objects.available_to(request.tenant).filter(brand=Brand.VOIPMS)}
 
     # --- list columns -------------------------------------------------------------------
 
-    @admin.display(description="Name", ordering="name")
+    @admin.display(description=_("Name"), ordering="name")
     def name_link(self, obj: SmsConfiguration) -> str:
         return format_html(
             '<a class="config-name" href="{}" data-details-url="{}" data-webhook-url="{}">{}</a>',
@@ -114,25 +119,25 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
             obj.name,
         )
 
-    @admin.display(description="Trunk Name", ordering="trunk__name")
+    @admin.display(description=_("Trunk Name"), ordering="trunk__name")
     def trunk_name(self, obj: SmsConfiguration) -> str:
         return obj.trunk.name
 
-    @admin.display(description="Hostname or IP Address")
+    @admin.display(description=_("Hostname or IP Address"))
     def trunk_host(self, obj: SmsConfiguration) -> str:
         return obj.trunk.host
 
-    @admin.display(description="Enable")
+    @admin.display(description=_("Enable"))
     def enable_toggle(self, obj: SmsConfiguration) -> str:
         return format_html(
             '<label class="switch"><input type="checkbox" class="enable-toggle" data-url="{}"{}>'
             '<span class="switch-label">{}</span></label>',
             reverse("tenant:sms_smsconfiguration_toggle", args=[obj.pk]),
             " checked" if obj.enabled else "",
-            "On" if obj.enabled else "Off",
+            _("On") if obj.enabled else _("Off"),
         )
 
-    @admin.display(description="Status")
+    @admin.display(description=_("Status"))
     def status(self, obj: SmsConfiguration) -> str:
         return format_html('<span data-testid="status">{}</span>', configuration_status(obj))
 
@@ -281,8 +286,10 @@ class SmsConfigurationAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantSco
         messages.success(
             request,
             format_html(
-                "New webhook URL: <code>{}</code>. The old URL no longer works: paste the new one "
-                "at VoIP.ms on every DID.",
+                _(
+                    "New webhook URL: <code>{}</code>. The old URL no longer works: paste the new "
+                    "one at VoIP.ms on every DID."
+                ),
                 url,
             ),
         )
@@ -323,8 +330,11 @@ def configuration_status(configuration: SmsConfiguration) -> str:
         or configuration.last_error_at >= configuration.last_webhook_at
     ):
         when = time_display(configuration.last_error_at)
-        return f"Error at {when}: {configuration.last_error}"
+        return _("Error at %(when)s: %(error)s") % {
+            "when": when,
+            "error": configuration.last_error,
+        }
     if configuration.last_webhook_at is None:
-        return "Never received"
+        return str(_("Never received"))
     when = time_display(configuration.last_webhook_at)
-    return f"Last webhook {when}"
+    return _("Last webhook %(when)s") % {"when": when}

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from core.admin import TenantScopedAdmin, TenantScopedInline
 from core.errors import ApplicationError
@@ -35,7 +36,7 @@ class SmsCallerIdFormSet(BaseInlineFormSet):
                 form.add_error(error.field if error.field in form.fields else None, error.message)
                 continue
             if e164 in seen:
-                form.add_error("did", f"{e164} is listed twice.")
+                form.add_error("did", _("%(e164)s is listed twice.") % {"e164": e164})
             seen.add(e164)
 
 
@@ -46,8 +47,8 @@ class SmsCallerIdInline(TenantScopedInline):
     formset = SmsCallerIdFormSet
     fields = ["trunk", "did", "description"]
     extra = 0
-    verbose_name = "SMS caller ID"
-    verbose_name_plural = "SMS caller IDs (numbers this extension may send from)"
+    verbose_name = _("SMS caller ID")
+    verbose_name_plural = _("SMS caller IDs (numbers this extension may send from)")
 
     def tenant_choices(self, request: HttpRequest) -> dict[str, Any]:
         return {"trunk": Trunk.objects.available_to(request.tenant)}

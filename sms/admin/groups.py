@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from core.admin import (
     TenantScopedInline,
@@ -35,7 +36,7 @@ class RingGroupMemberInline(TenantScopedInline):
     fk_name = "ring_group"
     fields = ["extension", "enabled", "position"]
     extra = 1
-    verbose_name = "member"
+    verbose_name = _("member")
 
 
 class RingGroupAdmin(ServiceSavedAdmin):
@@ -55,7 +56,7 @@ class RingGroupAdmin(ServiceSavedAdmin):
             .prefetch_related(models.Prefetch("memberships", queryset=members))
         )
 
-    @admin.display(description="Members")
+    @admin.display(description=_("Members"))
     def member_list(self, obj: RingGroup) -> str:
         return ", ".join(
             m.extension.number + ("" if m.enabled else " (off)") for m in obj.memberships.all()
@@ -84,7 +85,8 @@ class RingGroupAdmin(ServiceSavedAdmin):
 
 def _zone_note(request: HttpRequest) -> str:
     tenant = getattr(request, "tenant", None)
-    return f"times in {tenant.timezone}" if tenant is not None else "times in UTC"
+    zone = tenant.timezone if tenant is not None else "UTC"
+    return _("times in %(zone)s") % {"zone": zone}
 
 
 class OfficeHoursAdmin(ServiceSavedAdmin):
@@ -95,7 +97,7 @@ class OfficeHoursAdmin(ServiceSavedAdmin):
     list_per_page = 50
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        title = f"Office hours ({_zone_note(request)})"
+        title = _("Office hours (%(zone_note)s)") % {"zone_note": _zone_note(request)}
         return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
     def get_form(
@@ -104,7 +106,9 @@ class OfficeHoursAdmin(ServiceSavedAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         for name in ("start", "end"):
             if name in form.base_fields:
-                form.base_fields[name].help_text = f"HH:MM, {_zone_note(request)}."
+                form.base_fields[name].help_text = _("HH:MM, %(zone_note)s.") % {
+                    "zone_note": _zone_note(request)
+                }
         return form
 
     def service_save(self, request: HttpRequest, obj: Any, fields: dict[str, Any]) -> Any:

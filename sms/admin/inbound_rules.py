@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html_join
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from core.admin import cut
@@ -167,11 +167,14 @@ class InboundRuleAdmin(ChannelsRequiredMixin, ServiceSavedAdmin):
                 {"fields": ("name", "trunk", "did_range", "caller_mask", "priority", "enabled")},
             ),
             (
-                "Schedule",
+                _("Schedule"),
                 {
                     "fields": ("use_custom_hours", "custom_hours"),
-                    "description": f"Times are in the tenant's time zone, {zone}. Without own "
-                    "hours the rule follows the tenant's office hours; holidays come first.",
+                    "description": _(
+                        "Times are in the tenant's time zone, %(zone)s. Without own hours "
+                        "the rule follows the tenant's office hours; holidays come first."
+                    )
+                    % {"zone": zone},
                 },
             ),
             *(
@@ -188,7 +191,7 @@ class InboundRuleAdmin(ChannelsRequiredMixin, ServiceSavedAdmin):
             ),
         )
 
-    @admin.display(description="Destinations")
+    @admin.display(description=_("Destinations"))
     def destinations(self, obj: InboundRule) -> str:
         # One column for the three periods: three columns of names do not fit the screen.
         return format_html_join(

@@ -95,13 +95,13 @@ class OptOutAdmin(ContactNamesMixin, ChannelsRequiredMixin, TenantTimeMixin, Ten
         actions.pop("delete_selected", None)
         return actions
 
-    @admin.action(description="Opt back in (allow messages again)", permissions=["delete"])
+    @admin.action(description=_("Opt back in (allow messages again)"), permissions=["delete"])
     def opt_back_in(self, request: HttpRequest, queryset: Any) -> None:
         count = 0
         for opt_out in queryset:
             opt_out_delete(opt_out=opt_out, actor=request.user)
             count += 1
-        messages.success(request, f"{count} contact(s) opted back in.")
+        messages.success(request, _("%(count)s contact(s) opted back in.") % {"count": count})
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         opt_out_delete(opt_out=obj, actor=request.user)
@@ -117,7 +117,7 @@ class OptOutAdmin(ContactNamesMixin, ChannelsRequiredMixin, TenantTimeMixin, Ten
 class DidListFilter(admin.SimpleListFilter):
     """Filter by one of the tenant's DIDs that has a conversation."""
 
-    title = "DID"
+    title = _("DID")
     parameter_name = "did"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -153,14 +153,14 @@ class DeliveryAttemptInline(_ReadOnlyInline):
     model = DeliveryAttempt
     fields = ["at", "outcome", "code", "detail", "elapsed_ms"]
     readonly_fields = fields
-    verbose_name_plural = "calls to VoIP.ms"
+    verbose_name_plural = _("calls to VoIP.ms")
 
 
 class DestinationAttemptInline(_ReadOnlyInline):
     model = DestinationAttempt
     fields = ["at", "action", "target", "attempt", "ok", "status_code", "error"]
     readonly_fields = fields
-    verbose_name_plural = "hand-overs to e-mail or HTTP"
+    verbose_name_plural = _("hand-overs to e-mail or HTTP")
 
 
 class MessageMediaInline(_ReadOnlyInline):
@@ -168,7 +168,7 @@ class MessageMediaInline(_ReadOnlyInline):
     fields = ["preview", "status", "content_type", "size", "error"]
     readonly_fields = fields
 
-    @admin.display(description="File")
+    @admin.display(description=_("File"))
     def preview(self, obj: MessageMedia) -> str:
         return format_html(
             '<a href="{}" target="_blank" rel="noopener">{}</a>',
@@ -440,11 +440,11 @@ class ConversationAdmin(
     readonly_fields = fields
     list_per_page = 50
 
-    @admin.display(description="Last message text", ordering="last_message_text")
+    @admin.display(description=_("Last message text"), ordering="last_message_text")
     def last_text(self, obj: Conversation) -> str:
         return cut(obj.last_message_text, 60)
 
-    @admin.display(description="Inbox")
+    @admin.display(description=_("Inbox"))
     def open_in_inbox(self, obj: Conversation) -> str:
         return format_html('<a href="{}">Open</a>', reverse("inbox_conversation", args=[obj.pk]))
 
@@ -479,11 +479,11 @@ class WebhookDeliveryAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScope
     ]
     readonly_fields = fields
 
-    @admin.display(description="Reason", ordering="reason")
+    @admin.display(description=_("Reason"), ordering="reason")
     def short_reason(self, obj: WebhookDelivery) -> str:
         return cut(obj.reason, 60)
 
-    @admin.display(description="Messages")
+    @admin.display(description=_("Messages"))
     def messages_made(self, obj: WebhookDelivery) -> str:
         made = Message.objects.filter(tenant_id=obj.tenant_id, delivery=obj)[:10]
         return format_html_join(
@@ -493,7 +493,7 @@ class WebhookDeliveryAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScope
         )
 
     @admin.action(
-        description="Reprocess (received, failed, rejected or ignored deliveries)",
+        description=_("Reprocess (received, failed, rejected or ignored deliveries)"),
         permissions=["view"],
     )
     def reprocess(self, request: HttpRequest, queryset: Any) -> None:

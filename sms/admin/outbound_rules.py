@@ -6,6 +6,7 @@ from typing import Any
 
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from core.admin import ServiceWritesMixin, TenantScopedAdmin, TenantScopedInline
 from core.errors import ApplicationError
@@ -95,8 +96,8 @@ class OutboundRuleAdmin(ChannelsRequiredMixin, ServiceWritesMixin, TenantScopedA
 
     fieldsets = (
         (None, {"fields": ("name", "priority", "strategy", "enabled")}),
-        ("Conditions (at least one)", {"fields": ("prefixes", "lengths", "from_extensions")}),
-        ("Office hours", {"fields": ("hours",)}),
+        (_("Conditions (at least one)"), {"fields": ("prefixes", "lengths", "from_extensions")}),
+        (_("Office hours"), {"fields": ("hours",)}),
     )
 
     def get_form(

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 from sms.models import SmsConfiguration
@@ -46,7 +47,7 @@ def tenant_dids_page(
     context = {
         **admin_site.each_context(request),
         "opts": opts,
-        "title": f"DIDs at VoIP.ms — {configuration.name}",
+        "title": _("DIDs at VoIP.ms — %(name)s") % {"name": configuration.name},
         "configuration": configuration,
         "pointing": did_pointing_latest(configuration=configuration),
         **_listing(configuration),
@@ -64,8 +65,11 @@ def tenant_point_dids(request: HttpRequest, *, configuration: SmsConfiguration) 
     else:
         messages.success(
             request,
-            f"Pointing {len(dids)} DID(s) at this configuration's webhook. VoIP.ms takes one "
-            "change per DID per minute; reload this page to see what changed.",
+            _(
+                "Pointing %(count)s DID(s) at this configuration's webhook. VoIP.ms takes "
+                "one change per DID per minute; reload this page to see what changed."
+            )
+            % {"count": len(dids)},
         )
     return redirect(reverse("tenant:sms_smsconfiguration_dids", args=[configuration.pk]))
 
@@ -90,13 +94,17 @@ def system_dids_page(request: HttpRequest, *, admin_site: admin.AdminSite) -> Ht
         else:
             messages.success(
                 request,
-                f"{configuration.tenant}'s pool on {configuration.trunk} is now "
-                f"{assignment.did_pool}.",
+                _("%(tenant)s's pool on %(trunk)s is now %(did_pool)s.")
+                % {
+                    "tenant": configuration.tenant,
+                    "trunk": configuration.trunk,
+                    "did_pool": assignment.did_pool,
+                },
             )
         return redirect(f"{reverse('admin:voipms_dids')}?configuration={configuration.pk}")
     context = {
         **admin_site.each_context(request),
-        "title": "VoIP.ms DIDs",
+        "title": _("VoIP.ms DIDs"),
         "configurations": configurations.order_by("tenant__name", "name"),
         "configuration": configuration,
         "chosen_id": chosen_id,

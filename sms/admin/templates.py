@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from core.admin import cut
 from sms.admin.common import ChannelsRequiredMixin, ServiceSavedAdmin
@@ -24,7 +25,7 @@ class ReplyTemplateAdmin(ChannelsRequiredMixin, ServiceSavedAdmin):
     search_fields = ["name", "body"]
     list_per_page = 50
 
-    @admin.display(description="Text")
+    @admin.display(description=_("Text"))
     def excerpt(self, obj: ReplyTemplate) -> str:
         return cut(obj.body, 80)
 

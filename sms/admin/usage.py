@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 from sms.retention import remote_number_erase
@@ -51,7 +52,7 @@ def usage_page(
     site = admin_site.name
     context = {
         **admin_site.each_context(request),
-        "title": "Usage",
+        "title": _("Usage"),
         "month": month,
         "month_error": error,
         "rows": rows,
@@ -73,7 +74,7 @@ class _Echo:
 
 def usage_csv(request: HttpRequest, *, tenant: Tenant | None) -> HttpResponse:
     """Download a month's usage as CSV (a bad month is the current one, as on the page)."""
-    month, _ = _month(request, tenant)
+    month, _unused = _month(request, tenant)
     rows = (
         usage_rows_all_tenants(month=month)
         if tenant is None
@@ -89,13 +90,14 @@ def usage_csv(request: HttpRequest, *, tenant: Tenant | None) -> HttpResponse:
 
 class EraseRemoteForm(forms.Form):
     remote = forms.CharField(
-        label="Outside number",
+        label=_("Outside number"),
         max_length=40,
-        help_text="A US or Canadian number, or the digits of a short code.",
+        help_text=_("A US or Canadian number, or the digits of a short code."),
     )
     confirm = forms.BooleanField(
-        label="I understand that this deletes the number's messages, media and conversations "
-        "for good",
+        label=_(
+            "I understand that this deletes the number's messages, media and conversations for good"
+        ),
     )
 
 
@@ -114,10 +116,23 @@ def erase_remote_page(
         else:
             messages.success(
                 request,
-                f"Erased {number}: {counts.messages} message(s), {counts.media} media file(s), "
-                f"{counts.conversations} conversation(s) and {counts.webhook_deliveries} "
-                "webhook delivery(ies).",
+                _(
+                    "Erased %(number)s: %(messages)s message(s), %(media)s media file(s), "
+                    "%(conversations)s conversation(s) and %(webhook_deliveries)s webhook "
+                    "delivery(ies)."
+                )
+                % {
+                    "number": number,
+                    "messages": counts.messages,
+                    "media": counts.media,
+                    "conversations": counts.conversations,
+                    "webhook_deliveries": counts.webhook_deliveries,
+                },
             )
             return redirect(reverse(f"{admin_site.name}:erase_remote"))
-    context = {**admin_site.each_context(request), "title": "Erase an outside number", "form": form}
+    context = {
+        **admin_site.each_context(request),
+        "title": _("Erase an outside number"),
+        "form": form,
+    }
     return TemplateResponse(request, "admin/sms/erase_remote.html", context)

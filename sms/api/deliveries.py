@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -101,6 +102,6 @@ class WebhookDeliveryViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.
             actor=request.user,
         )
         if not queued:
-            raise Conflict("A duplicate of another delivery is not processed again.")
+            raise Conflict(_("A duplicate of another delivery is not processed again."))
         delivery.refresh_from_db()
         return Response(self.get_serializer(delivery).data, status=status.HTTP_202_ACCEPTED)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers
 
@@ -92,7 +93,7 @@ class ExtensionSerializer(serializers.ModelSerializer):
         if "sms_permission" in attrs:
             if (attrs["sms_permission"] != SmsPermission.DISABLE) != enabled:
                 raise serializers.ValidationError(
-                    {"sms_enabled": ["It contradicts sms_permission; give one of them."]}
+                    {"sms_enabled": [_("It contradicts sms_permission; give one of them.")]}
                 )
             return attrs
         current = self.instance.sms_permission if self.instance else SmsPermission.DISABLE

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.files import File
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 from core.http import backoff_delay
@@ -137,7 +138,7 @@ def media_type_guess(*, url: str) -> str:
     suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
     if suffix in _EXTRA_TYPES:
         return _EXTRA_TYPES[suffix]
-    guessed, _ = mimetypes.guess_type(f"file{suffix}", strict=False)
+    guessed, _unused = mimetypes.guess_type(f"file{suffix}", strict=False)
     return guessed or DEFAULT_CONTENT_TYPE
 
 
@@ -155,11 +156,11 @@ def _file_name(media: MessageMedia, content_type: str, sha256: str) -> str:
 def media_open(*, media: MessageMedia) -> tuple[IO[bytes], str]:
     """Open a stored media file and return it with the content type a browser may be given."""
     if media.status != MediaStatus.STORED or not media.file:
-        raise MediaUnavailable("This file has not been downloaded.")
+        raise MediaUnavailable(_("This file has not been downloaded."))
     try:
         handle = media.file.storage.open(media.file.name, "rb")
     except FileNotFoundError:
-        raise MediaUnavailable("This file is no longer stored.") from None
+        raise MediaUnavailable(_("This file is no longer stored.")) from None
     content_type = media.content_type or DEFAULT_CONTENT_TYPE
     inline = content_type in _INLINE_TYPES or (
         content_type.startswith(_INLINE_PREFIXES) and content_type not in _INLINE_EXCEPTIONS

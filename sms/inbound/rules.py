@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 from core.netguard import AddressRefused, url_literal_host_check
@@ -52,14 +53,14 @@ def did_range_parse(text: str) -> tuple[int, int]:
     parts = [part.strip() for part in text.split("-")]
     if len(parts) > 2 or not all(parts):
         raise ApplicationError(
-            "Write one number or a range a-b.", code="invalid_did", field="did_range"
+            _("Write one number or a range a-b."), code="invalid_did", field="did_range"
         )
     try:
         start, end = (number_to_int(parse_nanp(part)) for part in (parts[0], parts[-1]))
     except InvalidNumber as error:
         raise ApplicationError(str(error), code="invalid_did", field="did_range") from error
     if start > end:
-        raise ApplicationError("The range is reversed.", code="invalid_did", field="did_range")
+        raise ApplicationError(_("The range is reversed."), code="invalid_did", field="did_range")
     return start, end
 
 
@@ -71,16 +72,24 @@ def _check_destination(*, tenant: Tenant, rule: InboundRule, prefix: str, label:
     group: RingGroup | None = getattr(rule, f"{prefix}_ring_group")
     if extension is not None and extension.tenant_id != tenant.pk:
         raise ApplicationError(
-            f"{label}: choose an extension of this tenant.", field=f"{prefix}_extension"
+            _("%(label)s: choose an extension of this tenant.") % {"label": label},
+            field=f"{prefix}_extension",
         )
     if group is not None and group.tenant_id != tenant.pk:
         raise ApplicationError(
-            f"{label}: choose a ring group of this tenant.", field=f"{prefix}_ring_group"
+            _("%(label)s: choose a ring group of this tenant.") % {"label": label},
+            field=f"{prefix}_ring_group",
         )
     if action == Action.EXTENSION and extension is None:
-        raise ApplicationError(f"{label}: choose the extension.", field=f"{prefix}_extension")
+        raise ApplicationError(
+            _("%(label)s: choose the extension.") % {"label": label},
+            field=f"{prefix}_extension",
+        )
     if action == Action.RING_GROUP and group is None:
-        raise ApplicationError(f"{label}: choose the ring group.", field=f"{prefix}_ring_group")
+        raise ApplicationError(
+            _("%(label)s: choose the ring group.") % {"label": label},
+            field=f"{prefix}_ring_group",
+        )
     try:
         if action == Action.FORWARD:
             setattr(rule, field, parse_nanp(target))
@@ -90,10 +99,12 @@ def _check_destination(*, tenant: Tenant, rule: InboundRule, prefix: str, label:
             URLValidator(schemes=["http", "https"])(target)
             url_literal_host_check(url=target)
         elif action == Action.AUTO_REPLY and not target:
-            raise ApplicationError(f"{label}: write the reply.", field=field)
+            raise ApplicationError(_("%(label)s: write the reply.") % {"label": label}, field=field)
     except (InvalidNumber, ValidationError) as error:
         message = error.messages[0] if isinstance(error, ValidationError) else str(error)
-        raise ApplicationError(f"{label}: {message}", field=field) from error
+        raise ApplicationError(
+            _("%(label)s: %(message)s") % {"label": label, "message": message}, field=field
+        ) from error
     except AddressRefused as error:
         message = f"{label}: {error.message}."
         raise ApplicationError(message, code=error.code, field=field) from error
@@ -101,7 +112,7 @@ def _check_destination(*, tenant: Tenant, rule: InboundRule, prefix: str, label:
 
 def _check_hours(hours: Any) -> None:
     if not isinstance(hours, list):
-        raise ApplicationError("Office hours must be a list.", field="custom_hours")
+        raise ApplicationError(_("Office hours must be a list."), field="custom_hours")
     for entry in hours:
         if (
             not isinstance(entry, dict)
@@ -112,8 +123,10 @@ def _check_hours(hours: Any) -> None:
             or entry["start"] >= entry["end"]
         ):
             raise ApplicationError(
-                'Each range needs {"weekday": 0-6, "start": "HH:MM", "end": "HH:MM"} with start '
-                "before end.",
+                _(
+                    'Each range needs {"weekday": 0-6, "start": "HH:MM", "end": "HH:MM"} '
+                    "with start before end."
+                ),
                 field="custom_hours",
             )
 
@@ -125,21 +138,24 @@ def inbound_rule_save(
     """Create or change an inbound rule after checking its DIDs, mask and destinations."""
     unknown = set(fields) - set(RULE_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+        raise ApplicationError(
+            _("Unknown fields: %(value)s") % {"value": ", ".join(sorted(unknown))}
+        )
     created = rule is None
     rule = rule or InboundRule(tenant=tenant)
     for name, value in fields.items():
         setattr(rule, name, value)
     trunk: Trunk = rule.trunk
     if not Trunk.objects.available_to(tenant).filter(pk=trunk.pk).exists():
-        raise ApplicationError("Choose a trunk assigned to this tenant.", field="trunk")
+        raise ApplicationError(_("Choose a trunk assigned to this tenant."), field="trunk")
     rule.did_start, rule.did_end = did_range_parse(rule.did_range)
     inside = PoolRange.objects.for_tenant(tenant).filter(
         trunk=trunk, start__lte=rule.did_start, end__gte=rule.did_end
     )
     if not inside.exists():
         raise ApplicationError(
-            f"{rule.did_range} is not inside this tenant's DID pool on {trunk.name}.",
+            _("%(did_range)s is not inside this tenant's DID pool on %(name)s.")
+            % {"did_range": rule.did_range, "name": trunk.name},
             code="did_not_in_pool",
             field="did_range",
         )
@@ -151,7 +167,9 @@ def inbound_rule_save(
     for prefix, label in PERIODS:
         _check_destination(tenant=tenant, rule=rule, prefix=prefix, label=label)
     if InboundRule.objects.for_tenant(tenant).filter(name=rule.name).exclude(pk=rule.pk).exists():
-        raise ApplicationError(f"A rule named {rule.name!r} exists already.", field="name")
+        raise ApplicationError(
+            _("A rule named %(name)r exists already.") % {"name": rule.name}, field="name"
+        )
     rule.full_clean(
         exclude=["tenant", "did_start", "did_end", "webhook_secret"], validate_unique=False
     )

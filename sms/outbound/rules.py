@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError
 from sms.models import (
@@ -57,7 +58,7 @@ ROUTE_FIELDS = ("trunk", "strip_digits", "prepend", "caller_id", "configuration"
 
 def _check_trunk(tenant: Tenant, trunk: Trunk, field: str) -> None:
     if not Trunk.objects.available_to(tenant).filter(pk=trunk.pk).exists():
-        raise ApplicationError("Choose a trunk assigned to this tenant.", field=field)
+        raise ApplicationError(_("Choose a trunk assigned to this tenant."), field=field)
 
 
 def _pooled(tenant: Tenant, trunk: Trunk, number: str, field: str) -> str:
@@ -67,7 +68,8 @@ def _pooled(tenant: Tenant, trunk: Trunk, number: str, field: str) -> str:
         raise ApplicationError(str(error), field=field) from error
     if not tenant_owns_number(tenant=tenant, number=e164, trunk=trunk):
         raise ApplicationError(
-            f"{e164} is not in this tenant's DID pool on {trunk.name}.",
+            _("%(e164)s is not in this tenant's DID pool on %(name)s.")
+            % {"e164": e164, "name": trunk.name},
             code="did_not_in_pool",
             field=field,
         )
@@ -78,7 +80,7 @@ def outbound_rule_check(*, tenant: Tenant, rule: OutboundRule) -> None:
     """Raise ApplicationError if the rule's conditions are missing or malformed."""
     if not (rule.prefixes.strip() or rule.lengths.strip() or rule.from_extensions.strip()):
         raise ApplicationError(
-            "Give at least one condition: prefixes, lengths or from extensions.",
+            _("Give at least one condition: prefixes, lengths or from extensions."),
             code="condition_required",
             field="prefixes",
         )
@@ -96,7 +98,9 @@ def outbound_rule_check(*, tenant: Tenant, rule: OutboundRule) -> None:
         raise ApplicationError(str(error), field="from_extensions") from error
     clash = OutboundRule.objects.for_tenant(tenant).filter(name=rule.name).exclude(pk=rule.pk)
     if clash.exists():
-        raise ApplicationError(f"A rule named {rule.name!r} exists already.", field="name")
+        raise ApplicationError(
+            _("A rule named %(name)r exists already.") % {"name": rule.name}, field="name"
+        )
 
 
 def outbound_route_check(*, tenant: Tenant, route: OutboundRoute) -> None:
@@ -113,9 +117,9 @@ def outbound_route_check(*, tenant: Tenant, route: OutboundRoute) -> None:
             field="configuration",
         )
     if route.strip_digits > 9:
-        raise ApplicationError("Strip at most 9 digits.", field="strip_digits")
+        raise ApplicationError(_("Strip at most 9 digits."), field="strip_digits")
     if route.prepend and not route.prepend.isdigit():
-        raise ApplicationError("Prepend digits only.", field="prepend")
+        raise ApplicationError(_("Prepend digits only."), field="prepend")
 
 
 @transaction.atomic
@@ -130,7 +134,9 @@ def outbound_rule_save(
     """Create or change an outbound rule; `routes`, when given, replace its routes in order."""
     unknown = set(fields) - set(RULE_FIELDS)
     if unknown:
-        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}")
+        raise ApplicationError(
+            _("Unknown fields: %(value)s") % {"value": ", ".join(sorted(unknown))}
+        )
     created = rule is None
     rule = rule or OutboundRule(tenant=tenant)
     for name, value in fields.items():
@@ -140,7 +146,10 @@ def outbound_rule_save(
     rule.save()
     if routes is not None:
         if len(routes) > MAX_ROUTES:
-            raise ApplicationError(f"A rule has at most {MAX_ROUTES} routes.", field="routes")
+            raise ApplicationError(
+                _("A rule has at most %(MAX_ROUTES)s routes.") % {"MAX_ROUTES": MAX_ROUTES},
+                field="routes",
+            )
         built = []
         for position, values in enumerate(routes, start=1):
             route = OutboundRoute(
@@ -188,14 +197,18 @@ def sms_caller_id_save(
 ) -> SmsCallerId:
     """Let an extension send from a DID of the tenant's pool on a trunk."""
     if extension.tenant_id != tenant.pk:
-        raise ApplicationError("Choose an extension of this tenant.", field="extension")
+        raise ApplicationError(_("Choose an extension of this tenant."), field="extension")
     e164 = sms_caller_id_check(tenant=tenant, trunk=trunk, did=did)
     caller_id = caller_id or SmsCallerId(tenant=tenant)
     caller_id.extension, caller_id.trunk, caller_id.did = extension, trunk, e164
     caller_id.description = description
     duplicate = SmsCallerId.objects.for_tenant(tenant).filter(extension=extension, did=e164)
     if duplicate.exclude(pk=caller_id.pk).exists():
-        raise ApplicationError(f"Extension {extension.number} has {e164} already.", field="did")
+        raise ApplicationError(
+            _("Extension %(number)s has %(e164)s already.")
+            % {"number": extension.number, "e164": e164},
+            field="did",
+        )
     caller_id.save()
     return caller_id
 
@@ -213,11 +226,14 @@ def sms_caller_id_trunk(*, tenant: Tenant, did: str, field: str = "did") -> Trun
     ]
     if not trunks:
         raise ApplicationError(
-            f"{e164} is not in this tenant's DID pool.", code="did_not_in_pool", field=field
+            _("%(e164)s is not in this tenant's DID pool.") % {"e164": e164},
+            code="did_not_in_pool",
+            field=field,
         )
     if len(trunks) > 1:
         raise ApplicationError(
-            f"{e164} is in pools on several trunks: name the trunk.", field=field
+            _("%(e164)s is in pools on several trunks: name the trunk.") % {"e164": e164},
+            field=field,
         )
     return trunks[0]
 
@@ -241,7 +257,7 @@ def extension_caller_ids_set(
         except ApplicationError as error:
             raise ApplicationError(error.message, code=error.code, field=field) from error
         if e164 in wanted:
-            raise ApplicationError(f"{e164} is listed twice.", field=field)
+            raise ApplicationError(_("%(e164)s is listed twice.") % {"e164": e164}, field=field)
         wanted[e164] = (trunk, item.get("description", "") or "")
     existing = {
         c.did: c for c in SmsCallerId.objects.for_tenant(tenant).filter(extension=extension)
@@ -410,7 +426,8 @@ def routes_for_message(
         if routes:
             return routes
         raise ApplicationError(
-            f"Outbound rule {rule.name!r} matches, but none of its routes can send from {did}.",
+            _("Outbound rule %(name)r matches, but none of its routes can send from %(did)s.")
+            % {"name": rule.name, "did": did},
             code="no_route",
         )
-    raise ApplicationError("No outbound rule matches this destination.", code="no_outbound_rule")
+    raise ApplicationError(_("No outbound rule matches this destination."), code="no_outbound_rule")

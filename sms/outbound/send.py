@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import ApplicationError, Conflict, NotAllowed
 from core.netguard import AddressRefused, url_literal_host_check
@@ -69,11 +70,14 @@ def message_build_parts(
     ):
         if len(body) > MMS_MAX_CHARS:
             raise ApplicationError(
-                f"An MMS holds at most {MMS_MAX_CHARS} characters.", code="too_long", field="body"
+                _("An MMS holds at most %(MMS_MAX_CHARS)s characters.")
+                % {"MMS_MAX_CHARS": MMS_MAX_CHARS},
+                code="too_long",
+                field="body",
             )
         return [(Kind.MMS, body)]
     if not body.strip():
-        raise ApplicationError("Write a message.", code="message_empty", field="body")
+        raise ApplicationError(_("Write a message."), code="message_empty", field="body")
     # A part of only white space would be refused by VoIP.ms (message_empty) and leave the
     # text half sent: leave it out.
     return [(Kind.SMS, part) for part in split_sms(body) if part.strip()]
@@ -103,7 +107,9 @@ def message_queue(
     tenant = configuration.tenant
     if not ignore_opt_out and is_opted_out(tenant=tenant, did=did, remote=to):
         raise ApplicationError(
-            f"{to} opted out of messages from {did} (texted STOP).", code="opted_out", field="to"
+            _("%(to)s opted out of messages from %(did)s (texted STOP).") % {"to": to, "did": did},
+            code="opted_out",
+            field="to",
         )
     attachments_check_count(media_urls=media_urls, attachments=attachments)
     parts = message_build_parts(
@@ -164,7 +170,7 @@ def message_queue_automatic(
         return []
     target = conversation
     if to:
-        target, _ = Conversation.objects.get_or_create(
+        target, _unused = Conversation.objects.get_or_create(
             tenant=conversation.tenant,
             did=conversation.did,
             remote=destination,
@@ -275,14 +281,14 @@ def _sender_did(*, user: User, tenant: Tenant, did: str | None) -> str:
         extension = _extension(user, tenant)
         if extension is None or extension.sms_permission == SmsPermission.DISABLE:
             raise NotAllowed(
-                "This extension is not allowed to send SMS; ask the tenant administrator.",
+                _("This extension is not allowed to send SMS; ask the tenant administrator."),
                 code="sms_not_allowed",
             )
     if not did:
         if len(allowed) == 1:
             return allowed[0]
         raise ApplicationError(
-            "Choose the number to send from.", code="from_required", field="from"
+            _("Choose the number to send from."), code="from_required", field="from"
         )
     try:
         did = parse_nanp(did)
@@ -290,7 +296,9 @@ def _sender_did(*, user: User, tenant: Tenant, did: str | None) -> str:
         raise ApplicationError(str(error), code="invalid_from", field="from") from error
     if not tenant_owns_number(tenant=tenant, number=did):
         raise ApplicationError(
-            f"{did} is not one of this tenant's numbers.", code="did_not_in_pool", field="from"
+            _("%(did)s is not one of this tenant's numbers.") % {"did": did},
+            code="did_not_in_pool",
+            field="from",
         )
     # Administrators may send from any pooled DID (the list above is only the first ones).
     if not (user.is_system_admin or user.is_tenant_admin) and did not in allowed:
@@ -301,12 +309,16 @@ def _sender_did(*, user: User, tenant: Tenant, did: str | None) -> str:
             and SmsCallerId.objects.for_tenant(tenant).filter(extension=extension, did=did).exists()
         ):
             raise NotAllowed(
-                f"Extension {extension.number} sends only from its own number "
-                f"{allowed[0] if allowed else ''}; choosing another sender needs the SMS "
-                'permission "Allow with Sender ID".',
+                _(
+                    "Extension %(extension)s sends only from its own number %(own)s; choosing "
+                    'another sender needs the SMS permission "Allow with Sender ID".'
+                )
+                % {"extension": extension.number, "own": allowed[0] if allowed else ""},
                 code="sender_id_not_allowed",
             )
-        raise NotAllowed(f"You may not send from {did}.", code="from_not_allowed")
+        raise NotAllowed(
+            _("You may not send from %(did)s.") % {"did": did}, code="from_not_allowed"
+        )
     return did
 
 
@@ -339,7 +351,7 @@ def message_send(
         destination = parse_nanp(to)
     except InvalidNumber as error:
         raise ApplicationError(
-            "The destination must be a valid US or Canadian 10-digit number.",
+            _("The destination must be a valid US or Canadian 10-digit number."),
             code="invalid_destination",
             field="to",
         ) from error
@@ -349,14 +361,14 @@ def message_send(
     )
     if not routes:
         raise ApplicationError(
-            f"No enabled SMS/MMS configuration serves {sender}.",
+            _("No enabled SMS/MMS configuration serves %(sender)s.") % {"sender": sender},
             code="no_configuration",
             field="from",
         )
     first = SmsConfiguration.objects.select_related("tenant").get(pk=routes[0].configuration_id)
     if (media_urls or attachments) and first.channel != "mms":
         raise ApplicationError(
-            "This number's configuration sends SMS only; remove the attachments.",
+            _("This number's configuration sends SMS only; remove the attachments."),
             code="mms_not_enabled",
             field="media_urls" if media_urls else "attachments",
         )
@@ -365,7 +377,7 @@ def message_send(
         configuration=first, body=body, media_urls=tuple(media_urls), attachments=attachments
     )
     quota_check(tenant=tenant, segments=len(parts))
-    conversation, _ = Conversation.objects.get_or_create(
+    conversation, _unused = Conversation.objects.get_or_create(
         tenant=tenant,
         did=sender,
         remote=destination,
@@ -404,7 +416,7 @@ def _send_time(send_at: datetime | None) -> datetime | None:
         return None
     if timezone.is_naive(send_at):
         raise ApplicationError(
-            "Give the time with its offset, e.g. 2030-01-31T09:00:00-05:00.",
+            _("Give the time with its offset, e.g. 2030-01-31T09:00:00-05:00."),
             code="invalid_send_at",
             field="send_at",
         )
@@ -413,7 +425,7 @@ def _send_time(send_at: datetime | None) -> datetime | None:
         return None
     if send_at > now + SCHEDULE_LIMIT:
         raise ApplicationError(
-            "A message can be scheduled at most a year ahead.",
+            _("A message can be scheduled at most a year ahead."),
             code="invalid_send_at",
             field="send_at",
         )
@@ -428,7 +440,7 @@ def status_callback_check(url: str) -> None:
         scheme = ""
     if scheme not in ("http", "https"):
         raise ApplicationError(
-            "The status callback must be an http(s) URL.",
+            _("The status callback must be an http(s) URL."),
             code="invalid_status_callback",
             field="status_callback",
         )
@@ -436,7 +448,7 @@ def status_callback_check(url: str) -> None:
         url_literal_host_check(url=url)
     except AddressRefused as error:
         raise ApplicationError(
-            f"The status callback is refused: {error.message}.",
+            _("The status callback is refused: %(message)s.") % {"message": error.message},
             code="invalid_status_callback",
             field="status_callback",
         ) from None
@@ -452,7 +464,7 @@ def message_cancel(*, message: Message, actor: User | None) -> int:
     Raises Conflict when it is being sent or was sent already. Returns the parts cancelled.
     """
     if message.direction != Direction.OUT:
-        raise Conflict("Only a message to send can be cancelled.", code="not_cancellable")
+        raise Conflict(_("Only a message to send can be cancelled."), code="not_cancellable")
     parts = Message.objects.select_for_update().filter(
         tenant_id=message.tenant_id, direction=Direction.OUT
     )
@@ -465,7 +477,8 @@ def message_cancel(*, message: Message, actor: User | None) -> int:
     if current is None or current.status not in CANCELLABLE:
         state = current.get_status_display().lower() if current else "gone"
         raise Conflict(
-            f"This message can no longer be cancelled: it is {state}.", code="not_cancellable"
+            _("This message can no longer be cancelled: it is %(state)s.") % {"state": state},
+            code="not_cancellable",
         )
     cancelled = [m for m in locked if m.status in CANCELLABLE]
     detail = "Cancelled before it was sent."

@@ -4,6 +4,12 @@
 // Compose page: From as a search box over the user's numbers when they are too many to list.
 // Every inbox page: the conversation list live, opt-in notifications, pictures to attach.
 (function () {
+  // Translated by Django's JavaScript catalogue (/jsi18n/), loaded before this file; English
+  // when it is missing.
+  const gettext = window.gettext || ((text) => text);
+  const ngettext = window.ngettext || ((one, many, count) => (count === 1 ? one : many));
+  const interpolate = window.interpolate
+    || ((format, values) => format.replace(/%\((\w+)\)s/g, (match, name) => String(values[name])));
   const POLL_MS = 3000;
   const PENDING = new Set(["queued", "sending", "unknown"]);
 
@@ -80,7 +86,7 @@
       token.name = "csrfmiddlewaretoken";
       token.value = csrfToken();
       form.appendChild(token);
-      const button = element("button", "", "Retry");
+      const button = element("button", "", gettext("Retry"));
       button.type = "submit";
       form.appendChild(button);
       li.appendChild(form);
@@ -219,17 +225,21 @@
     const mms = settings.attached || (bytes > limits.smsBytes && settings.policy === "mms");
     let summary;
     if (mms) {
-      summary = `${bytes} bytes · sent as 1 MMS`;
+      summary = interpolate(gettext("%(bytes)s bytes · sent as 1 MMS"), { bytes }, true);
     } else {
       // As message_build_parts: a part of only white space is left out.
       const parts = splitSms(text, limits.smsBytes).filter((part) => part && !SPACE.test(part)).length;
-      summary = `${bytes} bytes · ${parts} SMS part${parts === 1 ? "" : "s"}`;
+      summary = interpolate(
+        ngettext("%(bytes)s bytes · %(parts)s SMS part", "%(bytes)s bytes · %(parts)s SMS parts", parts),
+        { bytes, parts },
+        true,
+      );
     }
     let warning = "";
     if (characters > limits.mmsChars) {
       warning = mms
-        ? `${characters} characters: an MMS holds at most ${limits.mmsChars}`
-        : `${characters} characters: over ${limits.mmsChars}`;
+        ? interpolate(gettext("%(characters)s characters: an MMS holds at most %(limit)s"), { characters, limit: limits.mmsChars }, true)
+        : interpolate(gettext("%(characters)s characters: over %(limit)s"), { characters, limit: limits.mmsChars }, true);
     }
     return { summary, warning };
   }
@@ -358,9 +368,9 @@
       senders = data.senders;
       list.replaceChildren(...senders.map((sender, index) => option(sender, index, digits)));
       highlight(-1);
-      if (!senders.length) status.textContent = "None of your numbers contains these digits.";
-      else if (data.more) status.textContent = `The first ${senders.length} matches: type more digits to narrow them.`;
-      else status.textContent = `${senders.length} number${senders.length === 1 ? "" : "s"} match.`;
+      if (!senders.length) status.textContent = gettext("None of your numbers contains these digits.");
+      else if (data.more) status.textContent = interpolate(gettext("The first %(count)s matches: type more digits to narrow them."), { count: senders.length }, true);
+      else status.textContent = interpolate(ngettext("%(count)s number matches.", "%(count)s numbers match.", senders.length), { count: senders.length }, true);
       // A whole number typed out is chosen without a pick from the list.
       const whole = digits.length >= 10 ? senders.find((sender) => digitsOf(sender.did).endsWith(digits)) : null;
       if (whole && !input.dataset.chosen) {

@@ -1,6 +1,9 @@
 "use strict";
 // The phone simulator: show the thread between the pretend handset and the DID, refreshed.
 document.addEventListener("DOMContentLoaded", () => {
+  // Translated by Django's JavaScript catalogue (/jsi18n/), loaded before this file; English
+  // when it is missing.
+  const gettext = window.gettext || ((text) => text);
   const screen = document.getElementById("sandbox-screen");
   if (!screen) return;
   const threadUrl = screen.dataset.threadUrl;
@@ -21,7 +24,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!data.messages.length) {
       const empty = document.createElement("p");
       empty.className = "empty";
-      empty.textContent = screen.dataset.emptyText || "No messages yet between this handset and this DID.";
+      empty.textContent = screen.dataset.emptyText || gettext("No messages yet between this handset and this DID.");
       screen.append(empty);
       return;
     }
@@ -34,7 +37,7 @@ document.addEventListener("DOMContentLoaded", () => {
         link.href = safeHref(url);
         link.target = "_blank";
         link.rel = "noopener noreferrer";
-        link.textContent = "📎 media";
+        link.textContent = "📎 " + gettext("media");
         bubble.append(document.createElement("br"), link);
       }
       const meta = document.createElement("span");

@@ -1,6 +1,12 @@
 "use strict";
 // SMS/MMS configurations: toolbar, Copy Webhook, double-click to open, inline Enable, Verify.
 (function () {
+  // Translated by Django's JavaScript catalogue (/jsi18n/), loaded before this file; English
+  // when it is missing.
+  const gettext = window.gettext || ((text) => text);
+  const ngettext = window.ngettext || ((one, many, count) => (count === 1 ? one : many));
+  const interpolate = window.interpolate
+    || ((format, values) => format.replace(/%\((\w+)\)s/g, (match, name) => String(values[name])));
   function csrfToken() {
     const input = document.querySelector("[name=csrfmiddlewaretoken]");
     if (input) return input.value;
@@ -38,9 +44,9 @@
   function oneSelected(message, verb) {
     const rows = selectedRows();
     if (rows.length !== 1) {
-      say(message, rows.length === 0
-        ? `Select one configuration, then click ${verb}.`
-        : `Select only one configuration to ${verb.toLowerCase()}.`, "warning");
+      say(message, interpolate(rows.length === 0
+        ? gettext("Select one configuration, then click %(verb)s.")
+        : gettext("Select only one configuration, then click %(verb)s."), { verb }, true), "warning");
       return null;
     }
     return rows[0];
@@ -51,24 +57,24 @@
     const copy = document.getElementById("toolbar-copy-webhook");
     if (!copy) return;
     copy.addEventListener("click", async () => {
-      const row = oneSelected(message, "Copy Webhook");
+      const row = oneSelected(message, gettext("Copy Webhook"));
       if (!row) return;
       const url = row.querySelector("a.config-name").dataset.webhookUrl;
       try {
         await copyText(url);
-        say(message, "Webhook URL copied to the clipboard.", "success");
+        say(message, gettext("Webhook URL copied to the clipboard."), "success");
       } catch (error) {
-        say(message, "The clipboard is not available here: copy the URL from the box.", "warning");
+        say(message, gettext("The clipboard is not available here: copy the URL from the box."), "warning");
         showFallback(url);
       }
     });
     document.getElementById("toolbar-edit").addEventListener("click", () => {
-      const row = oneSelected(message, "Edit");
+      const row = oneSelected(message, gettext("Edit"));
       if (row) window.location.href = row.querySelector("a.config-name").dataset.detailsUrl.replace(/details\/$/, "change/");
     });
     document.getElementById("toolbar-delete").addEventListener("click", () => {
       if (selectedRows().length === 0) {
-        say(message, "Select the configurations to delete, then click Delete.", "warning");
+        say(message, gettext("Select the configurations to delete, then click Delete."), "warning");
         return;
       }
       const form = document.getElementById("changelist-form");
@@ -100,11 +106,11 @@
           if (!response.ok) throw new Error(String(response.status));
           const data = await response.json();
           toggle.checked = data.enabled;
-          label.textContent = data.enabled ? "On" : "Off";
-          say(message, data.enabled ? "Configuration enabled." : "Configuration disabled.", "success");
+          label.textContent = data.enabled ? gettext("On") : gettext("Off");
+          say(message, data.enabled ? gettext("Configuration enabled.") : gettext("Configuration disabled."), "success");
         } catch (error) {
           toggle.checked = !toggle.checked;
-          say(message, "The change was not saved; try again.", "error");
+          say(message, gettext("The change was not saved; try again."), "error");
         }
       });
     });
@@ -119,11 +125,11 @@
       const input = document.getElementById("webhook-url");
       try {
         await copyText(input.value);
-        say(copyMessage, "Copied.", "success");
+        say(copyMessage, gettext("Copied."), "success");
       } catch (error) {
         input.focus();
         input.select();
-        say(copyMessage, "Press Ctrl+C to copy the selected URL.", "warning");
+        say(copyMessage, gettext("Press Ctrl+C to copy the selected URL."), "warning");
       }
     });
 
@@ -138,7 +144,8 @@
       const response = await fetch(details.dataset.verificationUrl, { credentials: "same-origin" });
       const data = await response.json();
       if (data.status === "running") {
-        progress.textContent = progress.textContent.length > 14 ? "Verifying" : progress.textContent + ".";
+        const verifying = gettext("Verifying");
+        progress.textContent = progress.textContent.length > verifying.length + 4 ? verifying : progress.textContent + ".";
         window.setTimeout(poll, 700);
       } else {
         window.location.reload();
@@ -146,7 +153,7 @@
     }
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      progress.textContent = "Verifying…";
+      progress.textContent = gettext("Verifying…");
       progress.className = "running";
       const response = await fetch(form.action, {
         method: "POST",
@@ -154,7 +161,7 @@
         credentials: "same-origin",
       });
       if (!response.ok) {
-        progress.textContent = "Could not start the verification.";
+        progress.textContent = gettext("Could not start the verification.");
         return;
       }
       window.setTimeout(poll, 500);

@@ -247,7 +247,7 @@ def test_the_from_search_says_when_nothing_matches_and_takes_a_number_typed_out(
     expect(media).to_be_hidden()
 
     sender.fill("(312) 555-1999")
-    expect(status).to_have_text("1 number match.")
+    expect(status).to_have_text("1 number matches.")
     expect(media).to_be_visible()  # the whole number is taken without a pick
     page.fill("#compose-body", "x" * 170)
     expect(page.get_by_test_id("counter")).to_have_text("170 bytes · sent as 1 MMS")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class VoipmsSandboxConfig(AppConfig):
@@ -10,5 +11,5 @@ class VoipmsSandboxConfig(AppConfig):
 
     name = "trunks.voipms.sandbox"
     label = "voipms_sandbox"
-    verbose_name = "VoIP.ms sandbox"
+    verbose_name = _("VoIP.ms sandbox")
     default_auto_field = "django.db.models.BigAutoField"

@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -101,13 +101,17 @@ def _phone_url(did: str, handset: str) -> str:
 def _phone_send(request: HttpRequest) -> HttpResponse:
     """Text the chosen DID from the handset and go back to the conversation."""
     if not request.POST.get("did", "").strip():
-        messages.error(request, "Choose the number to text.")
+        messages.error(request, _("Choose the number to text."))
         return redirect(reverse("sandbox_phone"))
     sandbox_did = _visible_did(request, request.POST.get("did", ""))
     raw_handset = request.POST.get("handset", "").strip()
     handset = _handset(raw_handset)
     if handset is None:
-        messages.error(request, f'"{raw_handset}" is not a US or Canadian number or a short code.')
+        messages.error(
+            request,
+            _('"%(raw_handset)s" is not a US or Canadian number or a short code.')
+            % {"raw_handset": raw_handset},
+        )
         return redirect(_phone_url(sandbox_did.did, raw_handset))
     media_url = request.POST.get("media_url", "").strip()
     try:
@@ -125,10 +129,15 @@ def _phone_send(request: HttpRequest) -> HttpResponse:
     if message.delivered_to_portal:
         messages.success(
             request,
-            f"{label} pushed to the portal, which answered HTTP {message.portal_http_status}.",
+            _("%(label)s pushed to the portal, which answered HTTP %(portal_http_status)s.")
+            % {"label": label, "portal_http_status": message.portal_http_status},
         )
     else:
-        messages.warning(request, f"{label} recorded, but: {message.portal_error}")
+        messages.warning(
+            request,
+            _("%(label)s recorded, but: %(portal_error)s")
+            % {"label": label, "portal_error": message.portal_error},
+        )
     return redirect(_phone_url(sandbox_did.did, handset))
 
 
