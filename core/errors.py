@@ -11,7 +11,8 @@ class ApplicationError(Exception):
 
     def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
+        # A lazy translation is made text now, in the language of the request that failed.
+        self.message = str(message)
         self.field = field
         if code:
             self.code = code

@@ -89,6 +89,13 @@ class Visitor:
             where = traceback.extract_tb(error.__traceback__)[-1]
             self.fail(f"{method} {url} raised {error!r} at {where.filename}:{where.lineno}")
             return None
+        finally:
+            if method == "POST":
+                # Saving the profile page as the test does may change the user's language: the
+                # rest of the visit stays in the language under test.
+                type(self.user).objects.filter(pk=self.user.pk).exclude(
+                    language=self.language
+                ).update(language=self.language)
         if response.status_code == 200 and response.get("Content-Type", "").startswith("text/html"):
             html = response.content.decode()
             if "<html" in html and f'<html lang="{self.language}"' not in html:

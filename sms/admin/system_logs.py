@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import CheckedChangeListMixin
+from core.admin import CheckedChangeListMixin, cut
 from sms.admin.messages import (
     ContactNamesMixin,
     DeliveryAttemptInline,
@@ -22,13 +22,6 @@ from sms.admin.messages import (
 from sms.models import Direction, Message, WebhookDelivery
 
 TEXT_SHOWN = 40
-
-
-def shortened(text: str, shown: int = TEXT_SHOWN) -> str:
-    """Return the text cut to `shown` characters, the whole of it in a tooltip."""
-    if len(text) <= shown:
-        return text
-    return format_html('<span title="{}">{}…</span>', text, text[:shown])
 
 
 class _ReadOnlySystemLog(CheckedChangeListMixin, admin.ModelAdmin):
@@ -71,11 +64,12 @@ class SystemMessageAdmin(ContactNamesMixin, MessageDisplayMixin, _ReadOnlySystem
 
     @admin.display(description=_("Text"))
     def short_text(self, obj: Message) -> str:
-        return shortened(self.excerpt(obj))
+        text = f"[{len(obj.media_urls)} media] {obj.body}" if obj.media_urls else obj.body
+        return cut(text, TEXT_SHOWN)
 
     @admin.display(description=_("Routed to / error"))
     def short_outcome(self, obj: Message) -> str:
-        return shortened(self.outcome(obj), 30)
+        return cut(obj.routed_to if obj.direction == Direction.IN else obj.error_message, 30)
 
 
 class SystemWebhookDeliveryAdmin(_ReadOnlySystemLog):
@@ -121,7 +115,7 @@ class SystemWebhookDeliveryAdmin(_ReadOnlySystemLog):
 
     @admin.display(description=_("Reason"))
     def short_reason(self, obj: WebhookDelivery) -> str:
-        return shortened(obj.reason)
+        return cut(obj.reason, TEXT_SHOWN)
 
     @admin.display(description=_("Messages"))
     def messages_made(self, obj: WebhookDelivery) -> str:
