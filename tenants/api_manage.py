@@ -64,6 +64,11 @@ class _ScopedExtensionField(serializers.PrimaryKeyRelatedField):
 
 
 class UserSerializer(serializers.ModelSerializer):
+    language = serializers.CharField(
+        read_only=True,
+        help_text="The language the user chose on his profile page (en, fr-ca); empty: the "
+        "browser's.",
+    )
     role = serializers.ChoiceField(
         choices=Role.choices,
         required=False,

@@ -13,6 +13,7 @@ import redis
 import responses
 from django.conf import settings as django_settings
 from django.test import Client
+from django.utils import translation
 
 from core import limits as portal_limits
 from tenants.models import Role, SmsPermission, Tenant, User
@@ -113,6 +114,16 @@ def _portal_settings(settings: object) -> None:
     from sms.inbound import store as deliveries
 
     deliveries._last_noted.clear()
+
+
+@pytest.fixture(autouse=True)
+def _english_between_tests() -> Iterator[None]:
+    """Start every test in the default language; a request for a French-speaking user leaves
+    French active in the test's thread (as LocaleMiddleware does), which must not reach the next
+    test."""
+    translation.activate(django_settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -264,7 +264,8 @@ def test_a_user_sets_his_zone_and_language_and_the_change_is_audited(
     assert event.actor == world.sysadmin
     assert event.detail["fields"] == ["language", "time_zone"]
     assert event.detail["time_zone"] == "Europe/Paris"
-    assert re.search(r"Times in Europe/Paris", client.get("/admin/").content.decode())
+    # The page now speaks French, in Paris time.
+    assert re.search(r"Heures de Europe/Paris", client.get("/admin/").content.decode())
     # Emptying both goes back to UTC and the browser's language.
     client.post("/account/profile/", {"time_zone": "", "language": ""})
     world.sysadmin.refresh_from_db()

@@ -119,7 +119,7 @@ def test_every_page_fits_1280_pixels_with_long_data(
     live_server: Any,
 ) -> None:
     page.set_viewport_size(DESKTOP)
-    user, tenant = _sign_in(page, world, role)
+    user, tenant = _sign_in(page, world, role, "en")
     urls = pages_for(world, role, user, tenant) + site_pages(role, user, tenant) + account_pages()
     problems = too_wide(page, urls)
     assert not problems, "\n".join(problems)
@@ -131,7 +131,7 @@ def test_the_inbox_fits_a_phone(
     live_server: Any,
 ) -> None:
     page.set_viewport_size(PHONE)
-    _sign_in(page, world, "extension user")
+    _sign_in(page, world, "extension user", "en")
     conversation = world.objects_a[Conversation]
     assert max(len(body) for body in conversation.messages.values_list("body", flat=True)) == 1600
     urls = [
