@@ -12,7 +12,6 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
@@ -24,6 +23,7 @@ from core.admin import (
     TenantTimeMixin,
     cut,
 )
+from core.clock import time_display
 from core.errors import ApplicationError
 from tenants.models import AuditEvent, Role, Tenant, User
 from tenants.services import api_token_revoke, tenant_manage_start
@@ -224,7 +224,7 @@ class TenantAuditEventAdmin(TenantTimeMixin, ReadOnlyScopedAdmin):
 
     @admin.display(description=_("when"), ordering="at")
     def when(self, obj: AuditEvent) -> str:
-        return timezone.localtime(obj.at).strftime("%Y-%m-%d %H:%M:%S")
+        return time_display(obj.at)
 
     @admin.display(description=_("who"), ordering="actor_name")
     def who(self, obj: AuditEvent) -> str:

@@ -7,11 +7,11 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import CheckedChangeListMixin, cut
+from core.clock import time_display
 from sms.admin.messages import (
     ContactNamesMixin,
     DeliveryAttemptInline,
@@ -107,7 +107,7 @@ class SystemWebhookDeliveryAdmin(_ReadOnlySystemLog):
 
     @admin.display(description=_("Received at"), ordering="received_at")
     def time(self, obj: WebhookDelivery) -> str:
-        return timezone.localtime(obj.received_at).strftime("%Y-%m-%d %H:%M:%S")
+        return time_display(obj.received_at)
 
     @admin.display(description=_("From"), ordering="remote_addr")
     def source_address(self, obj: WebhookDelivery) -> str:
