@@ -18,6 +18,7 @@ from sms.admin.messages import (
     DestinationAttemptInline,
     MessageAdmin,
     MessageDisplayMixin,
+    WebhookDeliveryAdmin,
 )
 from sms.models import Direction, Message, WebhookDelivery
 
@@ -87,22 +88,8 @@ class SystemWebhookDeliveryAdmin(_ReadOnlySystemLog):
     date_hierarchy = "received_at"
     search_fields = ["reason", "query", "configuration__name"]
     search_help_text = _("Search the reason, the query string or the configuration's name.")
-    fields = [
-        "received_at",
-        "tenant",
-        "configuration",
-        "method",
-        "status",
-        "reason",
-        "remote_addr",
-        "content_type",
-        "query",
-        "body_text",
-        "headers",
-        "processed_at",
-        "attempts",
-        "messages_made",
-    ]
+    # The tenant site's page, with the tenant after the time.
+    fields = [WebhookDeliveryAdmin.fields[0], "tenant", *WebhookDeliveryAdmin.fields[1:]]
     readonly_fields = fields
 
     @admin.display(description=_("Received at"), ordering="received_at")
