@@ -165,6 +165,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A process with many threads that each touch the database briefly (gunicorn gthread with
+    # hundreds of threads) shares a pool of this many connections: a thread borrows one for a
+    # request and gives it back, instead of keeping its own or opening a new one every time.
+    DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+    if DATABASE_POOL_MAX_SIZE > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # a pooled connection goes back to the pool
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": 30,
+        }
     # Behind a pooler in transaction mode (PgBouncer) a server-side cursor opened by
     # `.iterator()` (the message export) may be looked for on another server connection.
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(

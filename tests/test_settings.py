@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from tests.worker import session_database_url
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SECRETS = ("secret_key", "field_encryption_keys")
 
@@ -233,3 +235,53 @@ def test_production_refuses_to_start_with_an_allowed_network_that_is_not_one(
 
     assert result.returncode != 0
     assert "OUTBOUND_HTTP_ALLOWED_NETWORKS: 'intranet' is not a network" in result.stderr
+
+
+POOL_PROBE = """
+import json, threading, django
+django.setup()
+from django.db import connection
+pids = []
+def work():
+    for _ in range(5):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid(), pg_sleep(0.01)")
+            pids.append(cursor.fetchone()[0])
+        connection.close()  # what Django does at the end of each request
+threads = [threading.Thread(target=work) for _ in range(24)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({"queries": len(pids), "backends": len(set(pids))}))
+"""
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("pool_size", "most_backends"), [("3", 3), ("0", None)])
+def test_threads_share_a_pool_of_connections_when_one_is_set(
+    tmp_path: Path, pool_size: str, most_backends: int | None
+) -> None:
+    env = _production_env(
+        tmp_path,
+        DATABASE_URL=session_database_url(),
+        DATABASE_POOL_MAX_SIZE=pool_size,
+        CONN_MAX_AGE="0",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", POOL_PROBE],
+        env={**env, "DJANGO_SETTINGS_MODULE": "portal.settings"},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["queries"] == 120, result.stderr
+    if most_backends is None:
+        # Without a pool, every request after a close opens a connection of its own.
+        assert seen["backends"] > 24
+    else:
+        assert 1 <= seen["backends"] <= most_backends

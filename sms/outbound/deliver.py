@@ -17,14 +17,16 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
+import requests
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from core.limits import limits
-from core.tasks import publish_quietly
+from core.tasks import enqueue
 from sms.models import (
     DeliveryAttempt,
     Direction,
@@ -84,7 +86,38 @@ def _backoff(attempt: int) -> float:
     return capped / 2 + random.uniform(0, capped / 2)  # noqa: S311 - jitter, not security
 
 
+@cache
+def _claim_sql() -> str:
+    quote = connection.ops.quote_name
+    table = quote(Message._meta.db_table)
+    columns = ", ".join(quote(field.column) for field in Message._meta.concrete_fields)
+    return " ".join(
+        [
+            f"UPDATE {table}",
+            "SET status = %s,",
+            "attempt_count = attempt_count + 1, last_attempt_at = %s, next_attempt_at = NULL",
+            "WHERE id = %s AND direction = %s AND status = %s AND part_index = 0",
+            f"RETURNING {columns}",
+        ]
+    )
+
+
 def _claim(message_id: int) -> Message | None:
+    """Take a queued message for sending (`queued` -> `sending`); None if it is not to be sent.
+
+    A single text (the common case) is taken by one statement, written without the ORM because
+    it runs for every send; a later part of a long text waits for the part before it.
+    """
+    claimed = Message.objects.raw(
+        _claim_sql(),
+        [MessageStatus.SENDING, timezone.now(), message_id, Direction.OUT, MessageStatus.QUEUED],
+    )
+    for message in claimed:
+        return message
+    return _claim_part(message_id)
+
+
+def _claim_part(message_id: int) -> Message | None:
     with transaction.atomic():
         message = (
             Message.objects.select_for_update(skip_locked=True)
@@ -152,7 +185,7 @@ def _finish(message: Message, status: str, *, record: bool = True, **fields: obj
             status=MessageStatus.QUEUED,
         ).values_list("pk", flat=True)
         for pk in following:
-            publish_quietly("sms.deliver_message", pk)
+            enqueue("sms.deliver_message", pk)
 
 
 def _fail_later_parts(message: Message, *, include_self: bool) -> None:
@@ -302,12 +335,12 @@ def delivery_prepare(
     )
 
 
-def delivery_call(job: SendJob) -> CallResult:
+def delivery_call(job: SendJob, *, session: requests.Session | None = None) -> CallResult:
     """Make the one VoIP.ms call of a prepared send; uses the network only, never the database."""
     message = job.message
     started = time.monotonic()
     try:
-        with voipms_client_for(job.configuration) as client:
+        with voipms_client_for(job.configuration, session=session) as client:
             if message.kind == Kind.MMS:
                 provider_id = client.send_mms(
                     did=job.did, dst=job.dst, message=message.body, media=job.media
@@ -326,7 +359,15 @@ def delivery_call(job: SendJob) -> CallResult:
 
 
 def delivery_settle(job: SendJob, result: CallResult) -> DeliveryOutcome:
-    """Record a call's result on the message: sent, unknown, back in the queue, or failed."""
+    """Record a call's result on the message: sent, unknown, back in the queue, or failed.
+
+    The attempt, the message's new state and its story commit together.
+    """
+    with transaction.atomic():
+        return _settle(job, result)
+
+
+def _settle(job: SendJob, result: CallResult) -> DeliveryOutcome:
     message, error, elapsed = job.message, result.error, result.elapsed
     if isinstance(error, VoipmsOutcomeUnknown):
         _record(message, "unknown", error.code, error.message, elapsed)
