@@ -1,10 +1,12 @@
 """Hand work on in batches from a background thread, so a request never waits on the network.
 
 A web process that acknowledges hundreds of webhooks a second cannot afford one broker publish
-(or one Redis round trip) per request. A `Batcher` collects items in memory and one daemon thread
-per process passes them on: an item that finds the thread idle leaves at once, and what arrives
-less than `interval` seconds after the last batch waits for the rest of that interval and leaves
-with the others. At a trickle nothing waits; under load there is at most one batch per interval.
+(or one Redis round trip) per request, and a worker handles a batch of a dozen far more cheaply
+than a dozen batches of one. A `Batcher` collects items in memory and one daemon thread per
+process passes them on. While the process is quiet (fewer than `busy_items` items arrived in the
+last `interval` seconds) every item leaves at once, so nothing waits at a trickle. Once it is
+busy, what arrives less than `interval` seconds after the last batch waits for the rest of that
+interval and leaves with the others: under load there is at most one batch per interval.
 
 What sits in the buffer when a process dies is gone from the buffer, so callers only batch what
 is also recorded durably (a stored webhook delivery has a sweeper) or what may be lost (counters).
@@ -17,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -36,11 +39,14 @@ class Batcher(Generic[T]):
         *,
         interval: Callable[[], float],
         max_batch: int = 100,
+        busy_items: int = 6,
     ) -> None:
         self.name = name
         self._flush = flush
         self._interval = interval  # read at each use: tests and settings may change it
         self._max_batch = max_batch
+        # The arrival times of the last `busy_items` items: all within one interval means busy.
+        self._arrivals: deque[float] = deque(maxlen=max(busy_items, 1))
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._items: list[T] = []
@@ -58,6 +64,7 @@ class Batcher(Generic[T]):
             return
         with self._lock:
             self._items.append(item)
+            self._arrivals.append(time.monotonic())
             if self._owner_pid != os.getpid():
                 # First use in this process (threads do not survive a fork): start its thread.
                 self._owner_pid = os.getpid()
@@ -68,6 +75,15 @@ class Batcher(Generic[T]):
         """Return how many items wait in this process's buffer."""
         with self._lock:
             return len(self._items)
+
+    def busy(self) -> bool:
+        """Return whether `busy_items` items arrived within the last interval."""
+        with self._lock:
+            arrivals = self._arrivals
+            return (
+                len(arrivals) == arrivals.maxlen
+                and time.monotonic() - arrivals[0] <= self._interval()
+            )
 
     def flush_now(self) -> None:
         """Hand on everything buffered, in this thread (at exit, and in tests)."""
@@ -81,15 +97,17 @@ class Batcher(Generic[T]):
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._items = []
+        self._arrivals = deque(maxlen=self._arrivals.maxlen)
         self._owner_pid = None
         self._last_batch_at = float("-inf")
 
     def _run(self) -> None:
         while True:
             self._wakeup.wait()
-            # Soon after a batch, let what arrives during the rest of the interval join this one.
+            # Busy and soon after a batch: let what arrives during the rest of the interval join
+            # this one. Quiet: leave at once.
             wait = self._last_batch_at + self._interval() - time.monotonic()
-            if wait > 0:
+            if wait > 0 and self.busy():
                 time.sleep(wait)
             self._wakeup.clear()
             self._last_batch_at = time.monotonic()

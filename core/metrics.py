@@ -48,7 +48,11 @@ def _add_up(names: list[str]) -> None:
 
 # Counted by a background thread: a counter is never worth a round trip in a request.
 _tally: Batcher[str] = Batcher(
-    "metrics", _add_up, interval=lambda: settings.HANDOFF_INTERVAL_SECONDS, max_batch=10_000
+    "metrics",
+    _add_up,
+    interval=lambda: settings.HANDOFF_INTERVAL_SECONDS,
+    max_batch=10_000,
+    busy_items=1,  # counters are never urgent: always add them up for an interval
 )
 
 

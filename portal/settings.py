@@ -320,9 +320,11 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# A web process hands stored webhooks to the workers, and counts, in batches at most this far
-# apart (s): one broker publish per request would cost more than storing it. 0: one at a time.
-HANDOFF_INTERVAL_SECONDS = env.float("HANDOFF_INTERVAL_SECONDS", default=0.02)
+# A busy web process hands stored webhooks to the workers, and counts, in batches at most this
+# far apart (s): one broker publish per request would cost more than storing it, and a worker
+# handles a batch far more cheaply than its items one by one. A quiet process hands each on at
+# once (core/batching.py). 0: one at a time, from the request.
+HANDOFF_INTERVAL_SECONDS = env.float("HANDOFF_INTERVAL_SECONDS", default=0.05)
 # The webhook's INSERT runs as a prepared statement on PostgreSQL. Turn off behind a PgBouncer
 # older than 1.21 in transaction mode (newer ones need max_prepared_statements set).
 WEBHOOK_PREPARED_STATEMENT = env.bool("WEBHOOK_PREPARED_STATEMENT", default=True)

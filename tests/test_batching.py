@@ -42,17 +42,32 @@ def test_an_item_that_finds_the_thread_idle_leaves_at_once_from_the_background_t
     assert batcher.pending() == 0
 
 
-def test_items_soon_after_a_batch_wait_for_the_interval_and_leave_together() -> None:
+def test_when_busy_items_soon_after_a_batch_wait_for_the_interval_and_leave_together() -> None:
     sink = Sink()
-    batcher = Batcher("together", sink, interval=lambda: 3600.0)
+    # Busy from the second item within the interval (an hour) on.
+    batcher = Batcher("together", sink, interval=lambda: 3600.0, busy_items=2)
     batcher.add(0)
     assert sink.arrived.wait(WAIT)
+    assert not batcher.busy()
     for item in range(1, 5):
         batcher.add(item)
+    assert batcher.busy()
     # Within the hour after the first batch: held back, so they can leave as one.
     assert batcher.pending() == 4
     batcher.flush_now()
     assert sink.batches == [[0], [1, 2, 3, 4]]
+
+
+def test_when_quiet_an_item_soon_after_a_batch_still_leaves_at_once() -> None:
+    sink = Sink()
+    batcher = Batcher("quiet", sink, interval=lambda: 3600.0, busy_items=6)
+    for item in range(3):
+        sink.arrived.clear()
+        batcher.add(item)
+        # Three items within the hour are fewer than six: each leaves alone, at once.
+        assert sink.arrived.wait(WAIT)
+    assert sink.batches == [[0], [1], [2]]
+    assert not batcher.busy()
 
 
 def test_later_items_leave_in_a_later_batch() -> None:
@@ -108,7 +123,7 @@ def test_a_forked_child_starts_empty_with_its_own_thread() -> None:
     def to_pipe(items: list[int]) -> None:
         os.write(write_end, (",".join(map(str, items)) + "\n").encode())
 
-    batcher = Batcher("forked", to_pipe, interval=lambda: 3600.0)
+    batcher = Batcher("forked", to_pipe, interval=lambda: 3600.0, busy_items=1)
     batcher.add(0)  # leaves at once; the next item waits for the interval of an hour
     deadline = time.monotonic() + WAIT
     while batcher.pending() and time.monotonic() < deadline:

@@ -59,7 +59,7 @@ _handoff: Batcher[int] = Batcher(
     "webhook-deliveries",
     _publish,
     interval=lambda: settings.HANDOFF_INTERVAL_SECONDS,
-    max_batch=20,
+    max_batch=50,
 )
 
 
