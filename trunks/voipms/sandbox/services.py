@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 import requests
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -273,8 +273,22 @@ def sandbox_account_reset_faults(*, username: str | None = None) -> int:
 def _provider_id_next(kind: str) -> int:
     """Return the next id of the kind's counter; call inside a transaction."""
     # The row lock serialises allocation across processes on PostgreSQL; SQLite's IMMEDIATE
-    # transactions serialise every writer anyway. A missing counter (first use, or a flushed test
-    # database) starts above any id already in use.
+    # transactions serialise every writer anyway. Every send takes an id: one statement.
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            " ".join(
+                [
+                    f"UPDATE {quote(SandboxCounter._meta.db_table)}",
+                    "SET last_id = last_id + 1 WHERE kind = %s RETURNING last_id",
+                ]
+            ),
+            [kind],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return int(row[0])
+    # A missing counter (first use, or a flushed test database) starts above any id in use.
     counter, _ = SandboxCounter.objects.select_for_update().get_or_create(
         kind=kind,
         defaults={
