@@ -24,6 +24,7 @@ import redis
 from celery import Celery
 from django.conf import settings
 from django.db import connection
+from kombu.exceptions import OperationalError
 
 from portal.celery import app
 
@@ -157,8 +158,11 @@ def broker_app(broker_url: str) -> Iterator[Celery]:
 
 
 def _responding_nodes(broker_url: str) -> set[str]:
-    with broker_app(broker_url) as control_app:
-        replies = control_app.control.ping(timeout=0.5) or []
+    try:
+        with broker_app(broker_url) as control_app:
+            replies = control_app.control.ping(timeout=0.5) or []
+    except (OperationalError, redis.exceptions.ConnectionError):
+        return set()  # a broker that has just (re)started: ask again
     return {name for reply in replies for name in reply}
 
 
