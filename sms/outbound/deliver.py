@@ -21,7 +21,7 @@ from functools import cache
 
 import requests
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -39,6 +39,7 @@ from sms.outbound.attachments import outbound_media_data_urls
 from sms.outbound.events import status_record, statuses_record_by_id
 from sms.providers import voipms_client_for
 from tenants.access import messaging_refusal
+from tenants.models import Tenant
 from trunks.voipms.errors import VoipmsError, VoipmsOutcomeUnknown
 from trunks.voipms.formats import format_for_voipms, voipms_day
 
@@ -100,6 +101,27 @@ def _claim_sql() -> str:
             f"RETURNING {columns}",
         ]
     )
+
+
+@cache
+def _by_pk_sql(model: type[models.Model]) -> str:
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    columns = ", ".join(quote(field.column) for field in model._meta.concrete_fields)
+    return " ".join(
+        [f"SELECT {columns}", f"FROM {table}", f"WHERE {quote(model._meta.pk.column)} = %s"]
+    )
+
+
+def _configuration_load(configuration_id: int | None) -> SmsConfiguration | None:
+    """Return the configuration with its tenant: two primary-key reads, as every send makes them."""
+    for configuration in SmsConfiguration.objects.raw(
+        _by_pk_sql(SmsConfiguration), [configuration_id]
+    ):
+        for tenant in Tenant.objects.raw(_by_pk_sql(Tenant), [configuration.tenant_id]):
+            configuration.tenant = tenant
+            return configuration
+    return None
 
 
 def _claim(message_id: int) -> Message | None:
@@ -274,9 +296,7 @@ def delivery_prepare(
     if message is None:
         return None
     configuration_id, did_e164, dst_e164 = _route(message)
-    configuration = (
-        SmsConfiguration.objects.select_related("tenant").filter(pk=configuration_id).first()
-    )
+    configuration = _configuration_load(configuration_id)
     refusal = _refusal(configuration)
     if refusal is not None:
         return _fail(message, *refusal)
