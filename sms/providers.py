@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import requests
 from django.conf import settings
 
 from sms.models import SmsConfiguration
 from trunks.voipms.client import VoipmsClient
 
 
-def voipms_client_for(
-    configuration: SmsConfiguration, *, session: requests.Session | None = None, **options: float
-) -> VoipmsClient:
-    """Return a VoIP.ms client signed in as the configuration's account.
-
-    `session` (a `shared_session`) lets many calls reuse kept-alive connections.
-    """
+def voipms_client_for(configuration: SmsConfiguration, **options: float) -> VoipmsClient:
+    """Return a VoIP.ms client signed in as the configuration's account."""
     return VoipmsClient(
         configuration.username,
         configuration.api_password,
         base_url=settings.VOIPMS_API_URL,
-        session=session,
         **options,
     )

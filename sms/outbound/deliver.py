@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
-import requests
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import F
@@ -355,12 +354,12 @@ def delivery_prepare(
     )
 
 
-def delivery_call(job: SendJob, *, session: requests.Session | None = None) -> CallResult:
+def delivery_call(job: SendJob) -> CallResult:
     """Make the one VoIP.ms call of a prepared send; uses the network only, never the database."""
     message = job.message
     started = time.monotonic()
     try:
-        with voipms_client_for(job.configuration, session=session) as client:
+        with voipms_client_for(job.configuration) as client:
             if message.kind == Kind.MMS:
                 provider_id = client.send_mms(
                     did=job.did, dst=job.dst, message=message.body, media=job.media

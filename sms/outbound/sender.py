@@ -12,8 +12,9 @@ because Django gives every thread its own. The sender splits each delivery by wh
   each answer (`delivery_settle`).
 
 So a worker holds at most 1 + `OUTBOUND_SENDER_DB_THREADS` connections whatever its
-`OUTBOUND_SENDER_CONCURRENCY`. The call threads share one HTTP session (`shared_session`), so a
-call reuses a kept-alive connection to VoIP.ms instead of opening one.
+`OUTBOUND_SENDER_CONCURRENCY`. Each call opens its own connection: a kept-alive connection
+reused after the server closed it while idle fails with no answer, and a send without an answer
+must be settled from VoIP.ms's history instead of being tried again.
 
 Threads rather than asyncio or gevent: the VoIP.ms client, the limits store and the ORM are
 synchronous and shared with the rest of the portal, threads blocked on a socket cost a small
@@ -45,7 +46,6 @@ from sms.outbound.deliver import (
     delivery_prepare,
     delivery_settle,
 )
-from trunks.voipms.client import shared_session
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,6 @@ class OutboundSender:
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
         self._calls = ThreadPoolExecutor(concurrency, thread_name_prefix="voipms-call")
-        # One kept-alive connection per call thread at most, reused from call to call.
-        self._http = shared_session(concurrency)
         self._answers: queue.SimpleQueue[tuple[SendJob, CallResult] | None] = queue.SimpleQueue()
         self._settlers = [
             threading.Thread(target=self._settle_loop, name=f"outbox-db-{n}", daemon=True)
@@ -108,7 +106,6 @@ class OutboundSender:
         for thread in self._settlers:
             thread.join(timeout)
         self._calls.shutdown(wait=drained)
-        self._http.close()
         return drained
 
     def _enter(self) -> None:
@@ -124,7 +121,7 @@ class OutboundSender:
 
     def _call(self, job: SendJob) -> None:
         try:
-            result = delivery_call(job, session=self._http)
+            result = delivery_call(job)
         except BaseException:
             # delivery_call turns every error into a result; this is a last resort, and the
             # message stays `sending` for the sweeper to settle from VoIP.ms's history.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import http.cookiejar
 import json
 import logging
 import re
@@ -16,7 +15,6 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Self
 
 import requests
-import requests.adapters
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from trunks.voipms.errors import (
@@ -148,21 +146,6 @@ class DidInfo:
 
 # setSMS's number formats (DOMAIN.md §2): its `dialmode` parameter.
 DIALMODES = {"nanpa": "1", "e164": "2"}
-
-
-def shared_session(max_connections: int) -> requests.Session:
-    """Return an HTTP session for many threads' calls, keeping connections open between them.
-
-    A client built on it reuses a kept-alive connection (and its TLS session) instead of
-    opening one per call. It keeps no cookies, so nothing one account's answer set reaches
-    another account's call.
-    """
-    session = requests.Session()
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max_connections)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
 
 
 class VoipmsClient:
