@@ -171,17 +171,39 @@ def _claim_part(message_id: int) -> Message | None:
         return message
 
 
+ATTEMPT_COLUMNS = ("tenant", "message", "at", "outcome", "code", "detail", "elapsed_ms")
+
+
+@cache
+def _attempt_insert_sql() -> str:
+    quote = connection.ops.quote_name
+    column = {field.name: quote(field.column) for field in DeliveryAttempt._meta.concrete_fields}
+    table = quote(DeliveryAttempt._meta.db_table)
+    return " ".join(
+        [
+            f"INSERT INTO {table} ({', '.join(column[name] for name in ATTEMPT_COLUMNS)})",
+            "VALUES (" + ", ".join(["%s"] * len(ATTEMPT_COLUMNS)) + ")",
+        ]
+    )
+
+
 def _record(
     message: Message, outcome: str, code: str = "", detail: str = "", elapsed: float | None = None
 ) -> None:
-    DeliveryAttempt.objects.create(
-        tenant_id=message.tenant_id,
-        message=message,
-        outcome=outcome,
-        code=code[:50],
-        detail=detail[:300],
-        elapsed_ms=int(elapsed * 1000) if elapsed is not None else None,
-    )
+    """Record one attempt: the row `DeliveryAttempt.objects.create` would write, as one INSERT."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _attempt_insert_sql(),
+            [
+                message.tenant_id,
+                message.pk,
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                str(outcome),
+                str(code)[:50],
+                str(detail)[:300],
+                int(elapsed * 1000) if elapsed is not None else None,
+            ],
+        )
 
 
 def _finish(message: Message, status: str, *, record: bool = True, **fields: object) -> None:

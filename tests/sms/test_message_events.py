@@ -1,5 +1,5 @@
-"""The story of a sent message: status changes are written as plain INSERTs, the rows the ORM
-would have written."""
+"""The story of a sent message: status changes and attempts are written as plain INSERTs, the
+rows the ORM would have written."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from sms.models import EventKind, MessageEvent, MessageStatus
+from sms.models import DeliveryAttempt, EventKind, MessageEvent, MessageStatus
+from sms.outbound import deliver
 from sms.outbound.events import EVENTS_PER_STATEMENT, statuses_record
 from tests.factories import World
 from tests.sms.helpers import make_configuration
@@ -56,3 +57,39 @@ def test_status_changes_are_stored_as_the_orm_stores_them(
     raw: Any = MessageEvent.objects.filter(pk=events[0].pk).values(*fields).get()
     assert raw == stored
     assert stored["kind"] == EventKind.STATUS
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("outcome", "code", "detail", "elapsed"),
+    [("sent", "", "", 8.0123), ("retry", "x" * 70, "ü" * 500, None)],
+)
+def test_an_attempt_is_stored_as_the_orm_stores_it(
+    world: World,
+    published: TaskRecorder,
+    outcome: str,
+    code: str,
+    detail: str,
+    elapsed: float | None,
+) -> None:
+    configuration = make_configuration(world.tenant_a, daily_send_limit=1000)
+    (message,) = queue(configuration, ["Attempt text"])
+    before = timezone.now()
+
+    deliver._record(message, outcome, code, detail, elapsed)
+
+    attempt = DeliveryAttempt.objects.get(message=message)
+    assert before <= attempt.at <= timezone.now()
+    saved = DeliveryAttempt.objects.create(
+        tenant_id=message.tenant_id,
+        message=message,
+        outcome=outcome,
+        code=code[:50],
+        detail=detail[:300],
+        elapsed_ms=int(elapsed * 1000) if elapsed is not None else None,
+    )
+    fields = ("tenant_id", "message_id", "outcome", "code", "detail", "elapsed_ms")
+    raw: Any = DeliveryAttempt.objects.filter(pk=attempt.pk).values(*fields).get()
+    stored: Any = DeliveryAttempt.objects.filter(pk=saved.pk).values(*fields).get()
+    assert raw == stored
+    assert attempt.at.tzinfo is not None
