@@ -138,7 +138,11 @@ class PoolRange(TenantOwned):
     class Meta:
         ordering = ["start"]
         indexes = [
-            models.Index(fields=["trunk", "start"], name="poolrange_trunk_start"),
+            # Covers the owner lookup (trunks.selectors.did_owner_tenant_id), which every inbound
+            # message makes: PostgreSQL answers it from the index alone.
+            models.Index(
+                fields=["trunk", "start"], name="poolrange_trunk_start", include=["tenant", "end"]
+            ),
             models.Index(fields=["tenant", "start"], name="poolrange_tenant_start"),
         ]
         constraints = [

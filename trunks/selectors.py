@@ -5,7 +5,10 @@ from __future__ import annotations
 import heapq
 import re
 from collections.abc import Iterable, Iterator
+from functools import cache
 from itertools import islice
+
+from django.db import connection
 
 from tenants.models import Tenant
 from trunks.models import PoolRange, Trunk, TrunkAssignment
@@ -21,6 +24,20 @@ def _as_int(number: str | int) -> int | None:
         return None
 
 
+@cache
+def _owner_sql() -> str:
+    quote = connection.ops.quote_name
+    column = {field.name: quote(field.column) for field in PoolRange._meta.concrete_fields}
+    return " ".join(
+        [
+            f"SELECT {column['tenant']}, {column['end']}",
+            f"FROM {quote(PoolRange._meta.db_table)}",
+            f"WHERE {column['trunk']} = %s AND {column['start']} <= %s",
+            f"ORDER BY {column['start']} DESC LIMIT 1",
+        ]
+    )
+
+
 def did_owner_tenant_id(*, trunk: Trunk | int, number: str | int) -> int | None:
     """Return the id of the tenant whose pool on the trunk holds the number, in one query."""
     value = _as_int(number)
@@ -28,13 +45,11 @@ def did_owner_tenant_id(*, trunk: Trunk | int, number: str | int) -> int | None:
         return None
     trunk_id = trunk if isinstance(trunk, int) else trunk.pk
     # Pools on one trunk never overlap, so the range starting nearest below is the only one
-    # that can hold the number: one index probe whatever the pool sizes.
-    row = (
-        PoolRange.objects.filter(trunk_id=trunk_id, start__lte=value)
-        .order_by("-start")
-        .values_list("tenant_id", "end")
-        .first()
-    )
+    # that can hold the number: one index probe whatever the pool sizes. Every inbound message
+    # makes it, so it is one plain statement, the query the ORM would build.
+    with connection.cursor() as cursor:
+        cursor.execute(_owner_sql(), [trunk_id, value])
+        row = cursor.fetchone()
     if row is None or row[1] < value:
         return None
     return row[0]
