@@ -142,33 +142,31 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
-def _own_cpu_seconds(pid: int) -> float:
-    """Return the CPU time of one process (0 once it is gone)."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """Return the fields of /proc/<pid>/stat after the command name (None once it is gone)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _own_cpu_seconds(pid: int) -> float:
+    """Return the CPU time of one process (0 once it is gone)."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
 
 
 def _parent_pid(pid: int) -> int:
     """Return a process's parent (0 once it is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    return int(stat[stat.rindex(")") + 2 :].split()[1])
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else 0
 
 
 def _reaped_children_seconds(pid: int) -> float:
     """Return the CPU time of a process's children that ended and were waited for."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    fields = _stat_fields(pid)
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
 
 
 def _machine_busy() -> tuple[float, float]:

@@ -12,6 +12,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -66,11 +67,8 @@ def _deploy_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return _manage(env, "check", "--deploy", "--fail-level", "WARNING")
 
 
-def _settings_seen(env: dict[str, str], *names: str) -> dict[str, object]:
-    code = (
-        "import json, django; django.setup(); from django.conf import settings; "
-        f"print(json.dumps({{n: getattr(settings, n) for n in {list(names)!r}}}, default=str))"
-    )
+def _python_json(env: dict[str, str], code: str) -> Any:
+    """Run Python code under the portal's settings and return the JSON it printed last."""
     result = subprocess.run(
         [sys.executable, "-c", code],
         env={**env, "DJANGO_SETTINGS_MODULE": "portal.settings"},
@@ -82,6 +80,14 @@ def _settings_seen(env: dict[str, str], *names: str) -> dict[str, object]:
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _settings_seen(env: dict[str, str], *names: str) -> dict[str, object]:
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({{n: getattr(settings, n) for n in {list(names)!r}}}, default=str))"
+    )
+    return _python_json(env, code)
 
 
 def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
@@ -268,18 +274,8 @@ def test_threads_share_a_pool_of_connections_when_one_is_set(
         DATABASE_POOL_MAX_SIZE=pool_size,
         CONN_MAX_AGE="0",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", POOL_PROBE],
-        env={**env, "DJANGO_SETTINGS_MODULE": "portal.settings"},
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
-    assert seen["queries"] == 120, result.stderr
+    seen = _python_json(env, POOL_PROBE)
+    assert seen["queries"] == 120
     if most_backends is None:
         # Without a pool, every request after a close opens a connection of its own.
         assert seen["backends"] > 24

@@ -54,7 +54,7 @@ from tests.faults.helpers import (
     webhook_body,
 )
 from tests.sms.helpers import API_PASSWORD, make_configuration, make_rule
-from tests.worker import celery_worker
+from tests.worker import WorkerProcess, celery_worker
 from trunks.voipms.sandbox.services import sandbox_account_ensure, sandbox_outbox
 
 pytestmark = [
@@ -331,14 +331,19 @@ def test_redis_stopped_and_restarted_mid_burst_loses_no_acknowledged_webhook_or_
                 **sending_env(web.sandbox_api_url),
             }
             with ExitStack() as workers:
-                worker = workers.enter_context(
-                    celery_worker(
-                        tmp_path / "worker",
-                        queues="inbound,outbound,default",
-                        concurrency=INBOUND_CONCURRENCY,
-                        extra_env=worker_env,
+
+                def start_worker(name: str, *, flush: bool = True) -> WorkerProcess:
+                    return workers.enter_context(
+                        celery_worker(
+                            tmp_path / name,
+                            queues="inbound,outbound,default",
+                            concurrency=INBOUND_CONCURRENCY,
+                            extra_env=worker_env,
+                            flush=flush,
+                        )
                     )
-                )
+
+                worker = start_worker("worker")
                 url = web.webhook_url(inbound.configuration.webhook_token)
                 before = Burst(url, bodies[:100])
                 sends = [api_send(web.url, token, f"Outage send {n}") for n in range(5)]
@@ -361,15 +366,7 @@ def test_redis_stopped_and_restarted_mid_burst_loses_no_acknowledged_webhook_or_
                     # acknowledgement (kombu fails to restore its unacknowledged messages). A
                     # supervisor starts it again (docker/compose.yaml: restart: unless-stopped);
                     # so does this test, and nothing may be lost meanwhile.
-                    restarted = workers.enter_context(
-                        celery_worker(
-                            tmp_path / "worker-restarted",
-                            queues="inbound,outbound,default",
-                            concurrency=INBOUND_CONCURRENCY,
-                            extra_env=worker_env,
-                            flush=False,
-                        )
-                    )
+                    restarted = start_worker("worker-restarted", flush=False)
                 posted += Burst(url, bodies[160:]).wait()
                 sends += [api_send(web.url, token, f"Outage send {n}") for n in range(10, 15)]
                 sweep_until_settled(
