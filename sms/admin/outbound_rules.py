@@ -44,15 +44,7 @@ class RouteFormSet(BaseInlineFormSet):
 class OutboundRouteInline(TenantScopedInline):
     model = OutboundRoute
     formset = RouteFormSet
-    fields = [
-        "position",
-        "trunk",
-        "strip_digits",
-        "prepend",
-        "caller_id",
-        "configuration",
-        "enabled",
-    ]
+    fields = ["position", *ROUTE_FIELDS]
     extra = 1
     max_num = MAX_ROUTES
     ordering = ["position"]

@@ -8,7 +8,12 @@ from rest_framework import mixins, serializers
 
 from core.api import IsTenantAdmin
 from sms.models import OutboundRoute, OutboundRule, SmsConfiguration
-from sms.outbound.rules import RULE_FIELDS, outbound_rule_delete, outbound_rule_save
+from sms.outbound.rules import (
+    ROUTE_FIELDS,
+    RULE_FIELDS,
+    outbound_rule_delete,
+    outbound_rule_save,
+)
 from tenants.api import TenantScopedViewSet
 from trunks.models import Trunk
 
@@ -36,15 +41,7 @@ class OutboundRouteSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OutboundRoute
-        fields = [
-            "position",
-            "trunk",
-            "strip_digits",
-            "prepend",
-            "caller_id",
-            "configuration",
-            "enabled",
-        ]
+        fields = ["position", *ROUTE_FIELDS]
         read_only_fields = ["position"]
 
 

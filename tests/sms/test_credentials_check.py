@@ -16,6 +16,7 @@ from sms.sweep import credentials_checks_sweep
 from sms.tasks import check_credentials
 from tests.factories import World, shared_trunk
 from tests.sms.helpers import API_PASSWORD, make_configuration
+from tests.sms.test_configurations import _form as configuration_form
 from tests.tasks import TaskRecorder
 from trunks.voipms import client as voipms_client
 
@@ -23,20 +24,7 @@ ADD_URL = "/tenant/sms/smsconfiguration/add/"
 
 
 def _form(**changes: Any) -> dict[str, Any]:
-    data = {
-        "name": "Checked numbers",
-        "trunk": shared_trunk().pk,
-        "enabled": "on",
-        "username": "owner@example.com",
-        "api_password": API_PASSWORD,
-        "number_format": "nanpa",
-        "channel": "sms",
-        "long_message_policy": "split",
-        "daily_send_limit": "100",
-        "poll_enabled": "on",
-    }
-    data.update(changes)
-    return data
+    return configuration_form(shared_trunk(), **{"name": "Checked numbers", **changes})
 
 
 def _check(configuration: SmsConfiguration, **answer: Any) -> SmsConfiguration:
