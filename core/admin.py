@@ -259,8 +259,8 @@ class TenantScopedInline(admin.TabularInline):
     has_delete_permission = has_view_permission
 
 
-class ReadOnlyScopedAdmin(TenantScopedAdmin):
-    """A tenant-site list the tenant may read but not change."""
+class ReadOnlyAdminMixin:
+    """An admin whose rows are read, never added, changed or deleted."""
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
@@ -270,6 +270,10 @@ class ReadOnlyScopedAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ReadOnlyScopedAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    """A tenant-site list the tenant may read but not change."""
 
 
 class ServiceWritesMixin:

@@ -184,3 +184,17 @@ def test_a_system_admin_managing_a_tenant_sees_only_that_tenants_audit_log(
     page = client.get("/tenant/tenants/auditevent/").content.decode()
     assert "198.51.100.7" in page and "203.0.113.9" not in page
     assert client.get(f"/tenant/tenants/auditevent/{other.pk}/change/").status_code == 404
+
+
+def test_a_webhook_delivery_links_to_its_messages_on_the_site_that_shows_it(
+    world: World, client_for: Any
+) -> None:
+    delivery = WebhookDelivery.objects.create(
+        tenant=world.tenant_a, configuration=world.objects_a[SmsConfiguration], method="POST"
+    )
+    made = _message(world.tenant_a, "Made by the delivery", delivery=delivery)
+    system = client_for(world.sysadmin).get(f"/admin/sms/webhookdelivery/{delivery.pk}/change/")
+    assert f'href="/admin/sms/message/{made.pk}/change/"' in system.content.decode()
+    tenant = client_for(world.admin_a).get(f"/tenant/sms/webhookdelivery/{delivery.pk}/change/")
+    assert tenant.status_code == 200
+    assert f'href="/tenant/sms/message/{made.pk}/change/"' in tenant.content.decode()

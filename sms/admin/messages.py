@@ -449,7 +449,25 @@ class ConversationAdmin(
         return format_html('<a href="{}">Open</a>', reverse("inbox_conversation", args=[obj.pk]))
 
 
-class WebhookDeliveryAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin):
+class DeliveryMessagesMixin:
+    """Link a webhook delivery to the messages it made, on the site showing it."""
+
+    admin_site: admin.AdminSite
+
+    @admin.display(description=_("Messages"))
+    def messages_made(self, obj: WebhookDelivery) -> str:
+        made = Message.objects.filter(tenant_id=obj.tenant_id, delivery=obj)[:10]
+        change = f"{self.admin_site.name}:sms_message_change"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            ((reverse(change, args=[m.pk]), str(m)) for m in made),
+        )
+
+
+class WebhookDeliveryAdmin(
+    DeliveryMessagesMixin, ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScopedAdmin
+):
     list_display = [
         "received_at",
         "configuration",
@@ -482,15 +500,6 @@ class WebhookDeliveryAdmin(ChannelsRequiredMixin, TenantTimeMixin, ReadOnlyScope
     @admin.display(description=_("Reason"), ordering="reason")
     def short_reason(self, obj: WebhookDelivery) -> str:
         return cut(obj.reason, 60)
-
-    @admin.display(description=_("Messages"))
-    def messages_made(self, obj: WebhookDelivery) -> str:
-        made = Message.objects.filter(tenant_id=obj.tenant_id, delivery=obj)[:10]
-        return format_html_join(
-            ", ",
-            '<a href="{}">{}</a>',
-            ((reverse("tenant:sms_message_change", args=[m.pk]), str(m)) for m in made),
-        )
 
     @admin.action(
         description=_("Reprocess (received, failed, rejected or ignored deliveries)"),

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
-from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import CheckedChangeListMixin, cut
+from core.admin import CheckedChangeListMixin, ReadOnlyAdminMixin, cut
 from core.clock import time_display
 from sms.admin.messages import (
     ContactNamesMixin,
     DeliveryAttemptInline,
+    DeliveryMessagesMixin,
     DestinationAttemptInline,
     MessageAdmin,
     MessageDisplayMixin,
@@ -25,20 +22,11 @@ from sms.models import Direction, Message, WebhookDelivery
 TEXT_SHOWN = 40
 
 
-class _ReadOnlySystemLog(CheckedChangeListMixin, admin.ModelAdmin):
+class _ReadOnlySystemLog(ReadOnlyAdminMixin, CheckedChangeListMixin, admin.ModelAdmin):
     """A log the system administrator reads and searches, but never writes."""
 
     list_per_page = 50
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class SystemMessageAdmin(ContactNamesMixin, MessageDisplayMixin, _ReadOnlySystemLog):
@@ -73,7 +61,7 @@ class SystemMessageAdmin(ContactNamesMixin, MessageDisplayMixin, _ReadOnlySystem
         return cut(obj.routed_to if obj.direction == Direction.IN else obj.error_message, 30)
 
 
-class SystemWebhookDeliveryAdmin(_ReadOnlySystemLog):
+class SystemWebhookDeliveryAdmin(DeliveryMessagesMixin, _ReadOnlySystemLog):
     list_display = [
         "time",
         "tenant",
@@ -103,12 +91,3 @@ class SystemWebhookDeliveryAdmin(_ReadOnlySystemLog):
     @admin.display(description=_("Reason"))
     def short_reason(self, obj: WebhookDelivery) -> str:
         return cut(obj.reason, TEXT_SHOWN)
-
-    @admin.display(description=_("Messages"))
-    def messages_made(self, obj: WebhookDelivery) -> str:
-        made = Message.objects.filter(tenant_id=obj.tenant_id, delivery=obj)[:10]
-        return format_html_join(
-            ", ",
-            '<a href="{}">{}</a>',
-            ((reverse("admin:sms_message_change", args=[m.pk]), str(m)) for m in made),
-        )
