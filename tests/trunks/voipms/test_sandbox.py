@@ -20,12 +20,13 @@ from freezegun import freeze_time
 
 from trunks.voipms.client import VoipmsClient
 from trunks.voipms.errors import VoipmsError, VoipmsOutcomeUnknown, VoipmsTransientError
-from trunks.voipms.sandbox import api
+from trunks.voipms.sandbox import api, services
 from trunks.voipms.sandbox.models import (
     FIRST_PROVIDER_ID,
     MessageKind,
     MessageType,
     SandboxAccount,
+    SandboxCounter,
     SandboxDid,
     SandboxMessage,
 )
@@ -943,6 +944,72 @@ def test_the_daily_cap_holds_under_concurrent_sends() -> None:
     assert sent == list(range(FIRST_PROVIDER_ID, FIRST_PROVIDER_ID + 5))
     assert len(refused) == 7
     assert SandboxMessage.objects.count() == 5
+
+
+@pytest.mark.parametrize(
+    ("kind", "media"),
+    [("sms", []), ("mms", ["https://x.test/a.png", "data:image/png;base64,aGk="])],
+)
+def test_the_send_statement_and_the_orm_path_store_the_same_rows(
+    account: SandboxAccount, kind: str, media: list[str]
+) -> None:
+    assert connection.vendor == "postgresql", "the test suite runs on PostgreSQL (bin/test)"
+    with freeze_time("2026-03-10 15:00:00"):
+        # The first send of a kind creates its counter row through the ORM path.
+        sandbox_message_send(account=account, kind=kind, did=DID, contact=DST, message="first")
+        row = {
+            "account_id": account.pk,
+            "kind": kind,
+            "type": MessageType.SENT,
+            "did": DID,
+            "contact": DST,
+            "message": "Ünïcode ' \" %s text",
+            "media": media,
+            "created_at": services.now_in_seconds(),
+        }
+        day = services.eastern_day(row["created_at"])
+        fast = services._send_statement(row, day=day)
+        slow = services._send_in_transaction(row, day=day)
+    assert fast is not None
+    stored = {
+        message.pk: SandboxMessage.objects.values().get(pk=message.pk) for message in (fast, slow)
+    }
+    assert [stored[fast.pk]["provider_id"], stored[slow.pk]["provider_id"]] == [
+        FIRST_PROVIDER_ID + 1,
+        FIRST_PROVIDER_ID + 2,
+    ]
+    for values in stored.values():
+        del values["id"], values["provider_id"]
+    assert stored[fast.pk] == stored[slow.pk]
+    assert stored[fast.pk]["media"] == media
+    # What the statement path returns is what it stored.
+    assert (fast.message, fast.media, fast.created_at) == (row["message"], media, row["created_at"])
+    account.refresh_from_db()
+    assert (account.sends_day, account.sends_today) == (dt.date(2026, 3, 10), 3)
+
+
+def test_the_send_statement_leaves_everything_unchanged_at_the_cap(
+    account: SandboxAccount,
+) -> None:
+    update(account, daily_send_cap=1)
+    sandbox_message_send(account=account, kind="sms", did=DID, contact=DST, message="one")
+    row = {
+        "account_id": account.pk,
+        "kind": "sms",
+        "type": MessageType.SENT,
+        "did": DID,
+        "contact": DST,
+        "message": "two",
+        "media": [],
+        "created_at": services.now_in_seconds(),
+    }
+    assert services._send_statement(row, day=services.eastern_day(row["created_at"])) is None
+    with pytest.raises(SandboxLimitReached, match="daily limit of 1 messages"):
+        sandbox_message_send(account=account, kind="sms", did=DID, contact=DST, message="two")
+    account.refresh_from_db()
+    assert account.sends_today == 1
+    assert SandboxMessage.objects.count() == 1
+    assert SandboxCounter.objects.get(kind="sms").last_id == FIRST_PROVIDER_ID
 
 
 def test_a_flushed_counter_starts_above_the_ids_in_use(account: SandboxAccount) -> None:

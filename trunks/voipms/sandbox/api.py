@@ -162,7 +162,9 @@ def _own_did(call: ApiCall) -> SandboxDid:
     if not raw:
         raise ApiError("missing_did", "Missing DID parameter")
     digits = nanp_digits(raw)
-    sandbox_did = call.account.dids.filter(did=digits).first() if digits else None
+    # A unique key: no ORDER BY (every send looks its DID up).
+    found = call.account.dids.filter(did=digits).order_by()[:1] if digits else ()
+    sandbox_did = next(iter(found), None)
     if sandbox_did is None:
         raise ApiError("invalid_did", "This DID is not valid or not on this account")
     return sandbox_did
@@ -558,12 +560,19 @@ def respond(request: HttpRequest) -> HttpResponse:
     # Log only names we know: the parameter is free text from the caller.
     method_label = method if method in METHODS else "(no known method)"
     username = params.get("api_username", "").strip().lower()
-    account = SandboxAccount.objects.filter(username=username).first() if username else None
+    account = _account(username) if username else None
     turn = _LatencyTurn()
     try:
         return _respond_to_account(request, params, method, method_label, account, turn)
     finally:
         turn.release()
+
+
+def _account(username: str) -> SandboxAccount | None:
+    try:
+        return SandboxAccount.objects.get(username=username)
+    except SandboxAccount.DoesNotExist:
+        return None
 
 
 class _LatencyTurn:

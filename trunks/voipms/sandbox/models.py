@@ -78,6 +78,10 @@ class SandboxAccount(models.Model):
         "0.0.0.0 allows any address.",
     )
     daily_send_cap = models.PositiveIntegerField(default=100)
+    # The sends of the current US Eastern day, counted as they are recorded, so the cap check is
+    # one row update rather than a count of the day's history.
+    sends_day = models.DateField(null=True, blank=True, editable=False)
+    sends_today = models.PositiveIntegerField(default=0, editable=False)
     latency_ms = models.PositiveIntegerField(default=0)
     fault_mode = models.CharField(max_length=32, choices=FaultMode.choices, default="", blank=True)
     fault_rate = models.FloatField(

@@ -303,10 +303,9 @@ def _provider_id_next(kind: str) -> int:
     return counter.last_id + 1
 
 
-def sandbox_sends_today(*, account: SandboxAccount, now: dt.datetime | None = None) -> int:
-    """Return how many messages the account sent since midnight US Eastern."""
-    start = eastern_day_start(now or timezone.now())
-    return account.messages.filter(type=MessageType.SENT, created_at__gte=start).count()
+def eastern_day(moment: dt.datetime) -> dt.date:
+    """Return the US Eastern calendar day the moment falls on (VoIP.ms's daily cap resets then)."""
+    return moment.astimezone(EASTERN).date()
 
 
 def sandbox_message_send(
@@ -318,26 +317,96 @@ def sandbox_message_send(
     message: str,
     media: Sequence[str] = (),
 ) -> SandboxMessage:
-    """Record a message the portal sent, within the account's daily cap."""
+    """Record a message the portal sent, within the account's daily cap.
+
+    VoIP.ms takes many sends of one account at once. The cap is a counter on the account row
+    and the message id a counter row, so every send locks both; on PostgreSQL the counting, the
+    id and the INSERT are one statement (`_send_statement`), which holds the locks for that
+    statement only and lets hundreds of sends a second through. The ORM path below does the same
+    in a transaction; it serves SQLite and the first send of a kind, when its counter row is
+    missing.
+    """
+    now = now_in_seconds()
+    row = {
+        "account_id": account.pk,
+        "kind": kind,
+        "type": MessageType.SENT,
+        "did": did,
+        "contact": contact,
+        "message": message,
+        "media": list(media),
+        "created_at": now,
+    }
+    day = eastern_day(now)
+    if connection.vendor == "postgresql":
+        sent = _send_statement(row, day=day)
+        if sent is not None:
+            return sent
+    return _send_in_transaction(row, day=day)
+
+
+def _send_in_transaction(row: dict[str, Any], *, day: dt.date) -> SandboxMessage:
+    """Count, number and insert one send through the ORM, in one transaction."""
     with transaction.atomic():
-        # Locking the account serialises its sends, so the cap holds under concurrency.
-        locked = SandboxAccount.objects.select_for_update().get(pk=account.pk)
-        now = now_in_seconds()
-        if sandbox_sends_today(account=locked, now=now) >= locked.daily_send_cap:
-            raise SandboxLimitReached(
-                f"The daily limit of {locked.daily_send_cap} messages has been reached"
+        counted = (
+            SandboxAccount.objects.filter(pk=row["account_id"])
+            .alias(
+                sent=models.Case(
+                    models.When(sends_day=day, then=F("sends_today")),
+                    default=models.Value(0),
+                )
             )
-        return SandboxMessage.objects.create(
-            account=locked,
-            kind=kind,
-            provider_id=_provider_id_next(kind),
-            type=MessageType.SENT,
-            did=did,
-            contact=contact,
-            message=message,
-            media=list(media),
-            created_at=now,
+            .filter(sent__lt=F("daily_send_cap"))
+            .update(sends_today=F("sent") + 1, sends_day=day)
         )
+        if not counted:
+            cap = SandboxAccount.objects.values_list("daily_send_cap", flat=True).get(
+                pk=row["account_id"]
+            )
+            raise SandboxLimitReached(f"The daily limit of {cap} messages has been reached")
+        return SandboxMessage.objects.create(provider_id=_provider_id_next(row["kind"]), **row)
+
+
+_CASTS = {"type": "smallint", "media": "jsonb", "created_at": "timestamptz"}
+
+
+def _send_statement(row: dict[str, Any], *, day: dt.date) -> SandboxMessage | None:
+    """Count, number and insert one send in one statement; None to take the ORM path."""
+    quote = connection.ops.quote_name
+    account_table = quote(SandboxAccount._meta.db_table)
+    counter_table = quote(SandboxCounter._meta.db_table)
+    message_table = quote(SandboxMessage._meta.db_table)
+    fields = [name for name in row if name != "account_id"]
+    columns = ", ".join(quote(name) for name in ("provider_id", "account_id", *fields))
+    values = ", ".join(f"%({name})s::{_CASTS.get(name, 'text')}" for name in fields)
+    sql = " ".join(
+        [
+            f"WITH counted AS (UPDATE {account_table}",
+            "SET sends_today = CASE WHEN sends_day = %(day)s THEN sends_today + 1 ELSE 1 END,",
+            "sends_day = %(day)s WHERE id = %(account_id)s",
+            "AND CASE WHEN sends_day = %(day)s THEN sends_today ELSE 0 END < daily_send_cap",
+            "AND EXISTS (SELECT 1",
+            f"FROM {counter_table} WHERE kind = %(kind)s) RETURNING id),",
+            f"numbered AS (UPDATE {counter_table}",
+            "SET last_id = last_id + 1",
+            "WHERE kind = %(kind)s AND EXISTS (SELECT 1 FROM counted) RETURNING last_id)",
+            f"INSERT INTO {message_table} ({columns}, via, delivered_to_portal, portal_error)",
+            f"SELECT numbered.last_id, counted.id, {values}, '', false, ''",
+            "FROM counted CROSS JOIN numbered RETURNING id, provider_id",
+        ]
+    )
+    params = {**row, "type": int(row["type"]), "media": json.dumps(row["media"]), "day": day}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.fetchone()
+    if inserted is None:
+        # The cap is reached or the kind has no counter yet: nothing was written, and the ORM
+        # path says which (or creates the counter).
+        return None
+    message = SandboxMessage(id=inserted[0], provider_id=inserted[1], **row)
+    message._state.adding = False
+    message._state.db = connection.alias
+    return message
 
 
 def sandbox_outbox(
