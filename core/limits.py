@@ -27,6 +27,27 @@ redis.call('SET', KEYS[1], tostring(free + interval), 'PX', ttl)
 return tostring(free - now)
 """
 
+# Reserve a request slot as _RATE_SCRIPT does; when it is free within ARGV[3] seconds, also
+# count one send of the day as count_send does. Returns the wait and 1 (counted), 0 (over the
+# daily limit, nothing counted) or -1 (wait for the slot, nothing counted).
+_RATE_AND_COUNT_SCRIPT = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local free = tonumber(redis.call('GET', KEYS[1]) or '0')
+if free < now then free = now end
+local ttl = math.ceil((free - now + interval) * 1000) + 1000
+redis.call('SET', KEYS[1], tostring(free + interval), 'PX', ttl)
+local wait = free - now
+if wait > tonumber(ARGV[3]) then return {tostring(wait), -1} end
+local count = redis.call('INCR', KEYS[2])
+if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[5]) end
+if count > tonumber(ARGV[4]) then
+  redis.call('DECR', KEYS[2])
+  return {tostring(wait), 0}
+end
+return {tostring(wait), 1}
+"""
+
 # Count one failure in a window that opens with the first one; return the count and the
 # milliseconds until the window closes.
 _FAILURE_SCRIPT = """
@@ -41,6 +62,18 @@ return {count, ttl}
 """
 
 
+# A day's send count outlives its day, so a late uncount finds it.
+DAILY_KEY_SECONDS = 3 * 86400
+
+
+def _daily_key(account: str, day: str) -> str:
+    return f"limits:daily:{account}:{day}"
+
+
+def _rate_key(account: str) -> str:
+    return f"limits:rate:{account}"
+
+
 class Limits(Protocol):
     def count_send(self, account: str, day: str, limit: int) -> bool: ...
 
@@ -49,6 +82,10 @@ class Limits(Protocol):
     def sends_today(self, account: str, day: str) -> int: ...
 
     def reserve_request(self, account: str, per_second: float) -> float: ...
+
+    def reserve_and_count(
+        self, account: str, per_second: float, day: str, limit: int, *, max_wait: float
+    ) -> tuple[float, bool | None]: ...
 
     def count_failure(self, kind: str, address: str, window: float) -> tuple[int, float]: ...
 
@@ -66,14 +103,15 @@ class RedisLimits:
         pool = redis.BlockingConnectionPool.from_url(url, max_connections=200, timeout=20)
         self.client = redis.Redis(connection_pool=pool)
         self.rate = self.client.register_script(_RATE_SCRIPT)
+        self.rate_and_count = self.client.register_script(_RATE_AND_COUNT_SCRIPT)
         self.failure = self.client.register_script(_FAILURE_SCRIPT)
 
     def count_send(self, account: str, day: str, limit: int) -> bool:
         """Count one send for the account's day; False (and nothing counted) past the limit."""
-        key = f"limits:daily:{account}:{day}"
+        key = _daily_key(account, day)
         count = self.client.incr(key)
         if count == 1:
-            self.client.expire(key, 3 * 86400)
+            self.client.expire(key, DAILY_KEY_SECONDS)
         if count > limit:
             self.client.decr(key)
             return False
@@ -81,17 +119,29 @@ class RedisLimits:
 
     def uncount_send(self, account: str, day: str) -> None:
         """Give back a counted send that never reached VoIP.ms."""
-        self.client.decr(f"limits:daily:{account}:{day}")
+        self.client.decr(_daily_key(account, day))
 
     def sends_today(self, account: str, day: str) -> int:
         """Return how many sends the account's day has counted."""
-        return int(self.client.get(f"limits:daily:{account}:{day}") or 0)
+        return int(self.client.get(_daily_key(account, day)) or 0)
 
     def reserve_request(self, account: str, per_second: float) -> float:
         """Reserve the account's next request slot; return the seconds to wait before using it."""
-        return float(
-            self.rate(keys=[f"limits:rate:{account}"], args=[time.time(), 1.0 / per_second])
+        return float(self.rate(keys=[_rate_key(account)], args=[time.time(), 1.0 / per_second]))
+
+    def reserve_and_count(
+        self, account: str, per_second: float, day: str, limit: int, *, max_wait: float
+    ) -> tuple[float, bool | None]:
+        """Reserve a request slot and, if it is free within `max_wait` s, count a send: one trip.
+
+        Returns the wait and whether the send was counted (False: over the daily limit), or
+        None when it must wait for its slot first (then nothing is counted).
+        """
+        wait, counted = self.rate_and_count(
+            keys=[_rate_key(account), _daily_key(account, day)],
+            args=[time.time(), 1.0 / per_second, max_wait, limit, DAILY_KEY_SECONDS],
         )
+        return float(wait), None if int(counted) < 0 else bool(int(counted))
 
     def count_failure(self, kind: str, address: str, window: float) -> tuple[int, float]:
         """Count a failure of this kind from the address; return the window's count and rest."""
@@ -114,7 +164,7 @@ class LocalLimits:
     """Limits kept in this process (the embedded demo runs one worker process)."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.daily: dict[tuple[str, str], int] = {}
         self.free: dict[str, float] = {}
         self.failures: dict[tuple[str, str], tuple[int, float]] = {}
@@ -142,6 +192,13 @@ class LocalLimits:
             free = max(self.free.get(account, 0.0), now)
             self.free[account] = free + 1.0 / per_second
             return free - now
+
+    def reserve_and_count(
+        self, account: str, per_second: float, day: str, limit: int, *, max_wait: float
+    ) -> tuple[float, bool | None]:
+        with self.lock:
+            wait = self.reserve_request(account, per_second)
+            return wait, None if wait > max_wait else self.count_send(account, day, limit)
 
     def count_failure(self, kind: str, address: str, window: float) -> tuple[int, float]:
         with self.lock:

@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -42,7 +44,11 @@ from tenants.models import Tenant
 from trunks.voipms.errors import VoipmsError, VoipmsOutcomeUnknown
 from trunks.voipms.formats import format_for_voipms, voipms_day
 
+ModelT = TypeVar("ModelT", bound=models.Model)
+
 LIMITS_RETRY_SECONDS = 5.0
+# A request slot free within this many seconds is used at once rather than waited for.
+RATE_WAIT_SLACK_SECONDS = 0.05
 
 
 logger = logging.getLogger(__name__)
@@ -103,24 +109,65 @@ def _claim_sql() -> str:
 
 
 @cache
-def _by_pk_sql(model: type[models.Model]) -> str:
+def _configuration_sql() -> str:
     quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    columns = ", ".join(quote(field.column) for field in model._meta.concrete_fields)
+
+    def columns(model: type[models.Model], alias: str) -> str:
+        return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)
+
     return " ".join(
-        [f"SELECT {columns}", f"FROM {table}", f"WHERE {quote(model._meta.pk.column)} = %s"]
+        [
+            f"SELECT {columns(SmsConfiguration, 'c')}, {columns(Tenant, 't')}",
+            f"FROM {quote(SmsConfiguration._meta.db_table)} c",
+            f"JOIN {quote(Tenant._meta.db_table)} t ON t.{quote(Tenant._meta.pk.column)} =",
+            f"c.{quote(SmsConfiguration._meta.get_field('tenant').column)}",
+            f"WHERE c.{quote(SmsConfiguration._meta.pk.column)} = %s",
+        ]
+    )
+
+
+@cache
+def _converters(model: type[models.Model]) -> tuple[tuple[Any, tuple[Any, ...]], ...]:
+    """Return each concrete field's column and database converters, as the ORM applies them."""
+    table = model._meta.db_table
+    found = []
+    for field in model._meta.concrete_fields:
+        column = field.get_col(table)
+        found.append(
+            (
+                column,
+                (
+                    *connection.ops.get_db_converters(column),
+                    *column.get_db_converters(connection),
+                ),
+            )
+        )
+    return tuple(found)
+
+
+def _from_row(model: type[ModelT], values: Sequence[Any]) -> ModelT:
+    """Build a model instance from its concrete columns' values, converted as the ORM does."""
+    converted = []
+    for (column, converters), value in zip(_converters(model), values, strict=True):
+        for converter in converters:
+            value = converter(value, column, connection)
+        converted.append(value)
+    return model.from_db(
+        connection.alias, [field.attname for field in model._meta.concrete_fields], converted
     )
 
 
 def _configuration_load(configuration_id: int | None) -> SmsConfiguration | None:
-    """Return the configuration with its tenant: two primary-key reads, as every send makes them."""
-    for configuration in SmsConfiguration.objects.raw(
-        _by_pk_sql(SmsConfiguration), [configuration_id]
-    ):
-        for tenant in Tenant.objects.raw(_by_pk_sql(Tenant), [configuration.tenant_id]):
-            configuration.tenant = tenant
-            return configuration
-    return None
+    """Return the configuration with its tenant: one statement, as every send makes it."""
+    with connection.cursor() as cursor:
+        cursor.execute(_configuration_sql(), [configuration_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(SmsConfiguration._meta.concrete_fields)
+    configuration = _from_row(SmsConfiguration, row[:split])
+    configuration.tenant = _from_row(Tenant, row[split:])
+    return configuration
 
 
 def _claim(message_id: int) -> Message | None:
@@ -337,12 +384,21 @@ def delivery_prepare(
     store = limits()
     day = voipms_day()
     try:
-        if not slot_reserved:
-            wait = store.reserve_request(account, settings.VOIPMS_REQUESTS_PER_SECOND)
-            if wait > 0.05:
+        if slot_reserved:
+            within_limit = store.count_send(account, day, configuration.daily_send_limit)
+        else:
+            # The request slot and the day's count in one trip to the store.
+            wait, counted = store.reserve_and_count(
+                account,
+                settings.VOIPMS_REQUESTS_PER_SECOND,
+                day,
+                configuration.daily_send_limit,
+                max_wait=RATE_WAIT_SLACK_SECONDS,
+            )
+            if counted is None:
                 # Wait in the broker, not in a worker thread: the slot is reserved for then.
                 return _requeue(message, wait, rate_wait=True)
-        within_limit = store.count_send(account, day, configuration.daily_send_limit)
+            within_limit = counted
     except Exception as error:
         # The limits store (Redis) failed before anything reached VoIP.ms: try again soon.
         logger.warning(

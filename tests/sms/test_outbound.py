@@ -28,14 +28,15 @@ from sms.models import (
     OptOut,
     SmsConfiguration,
 )
+from sms.outbound import deliver as deliver_module
 from sms.outbound.deliver import DeliveryOutcome, message_deliver
 from sms.outbound.reconcile import carrier_status_update, message_reconcile
 from sms.outbound.rules import outbound_rule_save, sms_caller_id_save
 from sms.outbound.send import message_send
 from sms.sweep import outbox_sweep, outbox_unstick
-from tenants.models import Extension, SmsPermission, User
+from tenants.models import Extension, SmsPermission, Tenant, User
 from tests.factories import POOLS, World, shared_trunk
-from tests.sms.helpers import make_configuration
+from tests.sms.helpers import API_PASSWORD, make_configuration
 from trunks.models import Trunk
 from trunks.services import trunk_assignment_save
 
@@ -860,7 +861,7 @@ def test_a_limits_failure_before_the_call_puts_the_message_back_in_the_queue(
     # Nothing reached VoIP.ms: the message must not wait in "sending" for the unstick sweep
     # (SMS_SENDING_STUCK_SECONDS, 15 minutes) and a reconciliation before it is sent.
     class BrokenLimits:
-        def reserve_request(self, account: str, per_second: float) -> float:
+        def reserve_and_count(self, *args: object, **kwargs: object) -> tuple[float, bool]:
             raise redis.exceptions.MaxConnectionsError("Too many connections")
 
     (message,) = send()
@@ -1263,3 +1264,23 @@ def test_carrier_status_marks_a_send_the_carrier_failed_as_failed_and_keeps_the_
     assert (message.status, message.carrier_status) == (MessageStatus.FAILED, text)
     assert message.error_code == "carrier_failed"
     assert text in message.error_message
+
+
+@pytest.mark.django_db
+def test_a_send_reads_its_configuration_and_tenant_as_the_orm_does(world: World) -> None:
+    configuration = make_configuration(
+        world.tenant_a, name="Loaded", username="loaded@a.example", daily_send_limit=7
+    )
+    tenant = world.tenant_a
+
+    loaded = deliver_module._configuration_load(configuration.pk)
+
+    assert loaded is not None
+    stored = SmsConfiguration.objects.select_related("tenant").get(pk=configuration.pk)
+    for model, ours, orms in ((SmsConfiguration, loaded, stored), (Tenant, loaded.tenant, tenant)):
+        for field in model._meta.concrete_fields:
+            assert getattr(ours, field.attname) == getattr(orms, field.attname), field.name
+        assert (ours._state.adding, ours._state.db) == (False, "default")
+    # Encrypted at rest, readable in the worker that sends with it.
+    assert loaded.api_password == API_PASSWORD
+    assert deliver_module._configuration_load(configuration.pk + 1000) is None
