@@ -167,7 +167,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Each reuse of a kept connection (or each borrow from the pool below) is checked first: a
+    # round trip that finds a connection the server or a pooler closed before a query fails.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
     # A process with many threads that each touch the database briefly (gunicorn gthread with
     # hundreds of threads) shares a pool of this many connections: a thread borrows one for a
     # request and gives it back, instead of keeping its own or opening a new one every time.

@@ -281,3 +281,17 @@ def test_threads_share_a_pool_of_connections_when_one_is_set(
         assert seen["backends"] > 24
     else:
         assert 1 <= seen["backends"] <= most_backends
+
+
+@pytest.mark.parametrize(("value", "checked"), [(None, True), ("false", False), ("true", True)])
+def test_connection_health_checks_are_on_unless_switched_off(
+    tmp_path: Path, value: str | None, checked: bool
+) -> None:
+    extra = {} if value is None else {"CONN_HEALTH_CHECKS": value}
+    env = _production_env(tmp_path, DATABASE_URL=session_database_url(), **extra)
+    seen = _python_json(
+        env,
+        "import json, django\ndjango.setup()\nfrom django.conf import settings\n"
+        "print(json.dumps(settings.DATABASES['default']['CONN_HEALTH_CHECKS']))",
+    )
+    assert seen is checked
