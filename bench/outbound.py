@@ -108,7 +108,8 @@ def _parse_args() -> argparse.Namespace:
         help="pgbouncer when installed (auto), or direct connections",
     )
     parser.add_argument("--pool-size", type=int, default=30, help="PgBouncer server connections")
-    parser.add_argument("--enqueue-threads", type=int, default=8)
+    # Messages are queued as that many API clients would, each waiting for its answer.
+    parser.add_argument("--enqueue-threads", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=600.0, help="abort after this many s")
     return parser.parse_args()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.signals import worker_shutdown
+from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 
 from sms.configurations import sms_configuration_check_credentials, sms_configuration_verify
@@ -172,6 +172,13 @@ def carrier_status() -> None:
 def retention_purge() -> None:
     """Delete what each tenant keeps no longer, in small batches (run nightly by beat)."""
     retention_purge_all()
+
+
+@worker_ready.connect
+def _start_the_sender(**kwargs: object) -> None:
+    """Start the background sender's threads before the first send rather than during it."""
+    if sender_enabled():
+        outbound_sender()
 
 
 @worker_shutdown.connect

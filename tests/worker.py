@@ -191,6 +191,7 @@ def celery_worker(
     queues: str = "inbound,outbound,default",
     beat: bool = False,
     concurrency: int = 2,
+    prefetch_multiplier: int = 1,
     extra_env: dict[str, str] | None = None,
     flush: bool = True,
 ) -> Iterator[WorkerProcess]:
@@ -217,6 +218,8 @@ def celery_worker(
         "threads",
         "--concurrency",
         str(concurrency),
+        "--prefetch-multiplier",
+        str(prefetch_multiplier),
         "--loglevel",
         "INFO",
         "--hostname",

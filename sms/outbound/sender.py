@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 from django.conf import settings
@@ -56,7 +55,16 @@ class OutboundSender:
     def __init__(self, *, concurrency: int, db_threads: int) -> None:
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._calls = ThreadPoolExecutor(concurrency, thread_name_prefix="voipms-call")
+        # The call threads start here, all of them: a thread started when a call is handed over
+        # would make the task thread wait for it to run, on a worker whose other threads keep
+        # the interpreter busy, for each of the first `concurrency` sends.
+        self._jobs: queue.SimpleQueue[SendJob | None] = queue.SimpleQueue()
+        self._callers = [
+            threading.Thread(target=self._call_loop, name=f"voipms-call-{n}", daemon=True)
+            for n in range(concurrency)
+        ]
+        for thread in self._callers:
+            thread.start()
         self._answers: queue.SimpleQueue[tuple[SendJob, CallResult] | None] = queue.SimpleQueue()
         self._settlers = [
             threading.Thread(target=self._settle_loop, name=f"outbox-db-{n}", daemon=True)
@@ -90,7 +98,7 @@ class OutboundSender:
         if not isinstance(prepared, SendJob):
             self._leave()
             return prepared
-        self._calls.submit(self._call, prepared)
+        self._jobs.put(prepared)
         return None
 
     def drain(self, timeout: float | None = None) -> bool:
@@ -105,7 +113,11 @@ class OutboundSender:
             self._answers.put(None)
         for thread in self._settlers:
             thread.join(timeout)
-        self._calls.shutdown(wait=drained)
+        for _ in self._callers:
+            self._jobs.put(None)
+        if drained:
+            for thread in self._callers:
+                thread.join(timeout)
         return drained
 
     def _enter(self) -> None:
@@ -118,6 +130,10 @@ class OutboundSender:
             if self._in_flight == 0:
                 self._idle.notify_all()
         self._slots.release()
+
+    def _call_loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            self._call(job)
 
     def _call(self, job: SendJob) -> None:
         try:

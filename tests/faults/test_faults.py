@@ -270,8 +270,13 @@ def test_a_worker_killed_mid_send_sends_each_accepted_message_once_or_fails_it_w
     _, token = api_token_create(user=world.admin_a, name="faults")
     with web_server(tmp_path / "web") as web:
         env = sending_env(web.sandbox_api_url)
+        # As the README runs an outbound worker: the tasks it reserved die with it too.
         with celery_worker(
-            tmp_path / "first", queues="outbound,default", concurrency=8, extra_env=env
+            tmp_path / "first",
+            queues="outbound,default",
+            concurrency=8,
+            prefetch_multiplier=32,
+            extra_env=env,
         ) as first:
             sends = [api_send(web.url, token, f"Fault send {n:02d}") for n in range(SENDS)]
             wait_until(
@@ -286,6 +291,7 @@ def test_a_worker_killed_mid_send_sends_each_accepted_message_once_or_fails_it_w
             tmp_path / "second",
             queues="outbound,default",
             concurrency=8,
+            prefetch_multiplier=32,
             extra_env=env,
             beat=True,
             flush=False,

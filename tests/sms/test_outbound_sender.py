@@ -14,8 +14,9 @@ import pytest
 import responses
 from django.db import connection
 
+from sms import tasks
 from sms.models import DeliveryAttempt, Direction, Message, MessageStatus, SmsConfiguration
-from sms.outbound.sender import OutboundSender
+from sms.outbound.sender import OutboundSender, outbound_sender, sender_drain
 from tests.factories import World
 from tests.sms.helpers import make_configuration
 from tests.sms.test_outbound import form_fields
@@ -169,3 +170,35 @@ def test_a_worker_keeps_forty_sends_in_flight_on_a_few_connections(
     # Two task threads claim, two database threads settle: the 2.5 s calls hold no connection.
     assert most_sending >= 30, most_sending
     assert 1 <= most_connections <= 5, most_connections
+
+
+def _call_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("voipms-call-")]
+
+
+def test_the_call_threads_start_with_the_sender_and_stop_when_it_closes() -> None:
+    before = _call_threads()
+
+    sender = OutboundSender(concurrency=7, db_threads=1)
+    started = [thread for thread in _call_threads() if thread not in before]
+
+    # All started at once, before any send: none is started while a task thread waits for it.
+    assert len(started) == 7
+    assert sender.close(timeout=10)
+    assert not any(thread.is_alive() for thread in started)
+
+
+@pytest.mark.parametrize(("concurrency", "threads"), [(3, 3), (0, 0)])
+def test_an_outbound_worker_starts_its_sender_when_it_is_ready(
+    settings: Any, concurrency: int, threads: int
+) -> None:
+    settings.OUTBOUND_SENDER_CONCURRENCY = concurrency
+    settings.OUTBOUND_SENDER_DB_THREADS = 1
+    outbound_sender.cache_clear()
+    before = _call_threads()
+    try:
+        tasks._start_the_sender()  # what the worker_ready signal runs
+        assert len([t for t in _call_threads() if t not in before]) == threads
+    finally:
+        assert sender_drain(10)
+        outbound_sender.cache_clear()
