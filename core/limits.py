@@ -16,21 +16,9 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-# Reserve the next free slot of an account's request rate; return how long to wait for it.
-_RATE_SCRIPT = """
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local free = tonumber(redis.call('GET', KEYS[1]) or '0')
-if free < now then free = now end
-local ttl = math.ceil((free - now + interval) * 1000) + 1000
-redis.call('SET', KEYS[1], tostring(free + interval), 'PX', ttl)
-return tostring(free - now)
-"""
-
-# Reserve a request slot as _RATE_SCRIPT does; when it is free within ARGV[3] seconds, also
-# count one send of the day as count_send does. Returns the wait and 1 (counted), 0 (over the
-# daily limit, nothing counted) or -1 (wait for the slot, nothing counted).
-_RATE_AND_COUNT_SCRIPT = """
+# Reserve the next free slot of an account's request rate (KEYS[1]; ARGV: now, interval): it
+# leaves `wait`, the seconds until the slot is free.
+_RESERVE = """
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local free = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -38,6 +26,17 @@ if free < now then free = now end
 local ttl = math.ceil((free - now + interval) * 1000) + 1000
 redis.call('SET', KEYS[1], tostring(free + interval), 'PX', ttl)
 local wait = free - now
+"""
+
+# Return how long to wait for the reserved slot.
+_RATE_SCRIPT = _RESERVE + "return tostring(wait)\n"
+
+# When the reserved slot is free within ARGV[3] seconds, also count one send of the day
+# (KEYS[2]) as count_send does. Returns the wait and 1 (counted), 0 (over the daily limit,
+# nothing counted) or -1 (wait for the slot, nothing counted).
+_RATE_AND_COUNT_SCRIPT = (
+    _RESERVE
+    + """
 if wait > tonumber(ARGV[3]) then return {tostring(wait), -1} end
 local count = redis.call('INCR', KEYS[2])
 if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[5]) end
@@ -47,6 +46,7 @@ if count > tonumber(ARGV[4]) then
 end
 return {tostring(wait), 1}
 """
+)
 
 # Count one failure in a window that opens with the first one; return the count and the
 # milliseconds until the window closes.
