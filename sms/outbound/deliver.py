@@ -176,12 +176,20 @@ def _claim(message_id: int) -> Message | None:
     A single text (the common case) is taken by one statement, written without the ORM because
     it runs for every send; a later part of a long text waits for the part before it.
     """
-    claimed = Message.objects.raw(
-        _claim_sql(),
-        [MessageStatus.SENDING, timezone.now(), message_id, Direction.OUT, MessageStatus.QUEUED],
-    )
-    for message in claimed:
-        return message
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _claim_sql(),
+            [
+                MessageStatus.SENDING,
+                timezone.now(),
+                message_id,
+                Direction.OUT,
+                MessageStatus.QUEUED,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return _from_row(Message, row)
     return _claim_part(message_id)
 
 
