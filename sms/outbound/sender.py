@@ -29,6 +29,7 @@ VoIP.ms's history, never sent again blindly. A warm shutdown waits for the calls
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from functools import lru_cache
@@ -192,6 +193,11 @@ def outbound_sender() -> OutboundSender:
         concurrency=settings.OUTBOUND_SENDER_CONCURRENCY,
         db_threads=settings.OUTBOUND_SENDER_DB_THREADS,
     )
+
+
+# A forked child has none of its parent's threads: it starts a sender of its own when it first
+# sends (a prefork worker whose parent started one on `worker_ready`).
+os.register_at_fork(after_in_child=outbound_sender.cache_clear)
 
 
 def sender_enabled() -> bool:

@@ -3,6 +3,7 @@ connection, every answer recorded once."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -199,6 +200,27 @@ def test_an_outbound_worker_starts_its_sender_when_it_is_ready(
     try:
         tasks._start_the_sender()  # what the worker_ready signal runs
         assert len([t for t in _call_threads() if t not in before]) == threads
+    finally:
+        assert sender_drain(10)
+        outbound_sender.cache_clear()
+
+
+def test_a_forked_child_does_not_inherit_the_parents_sender(settings: Any) -> None:
+    settings.OUTBOUND_SENDER_CONCURRENCY = 2
+    settings.OUTBOUND_SENDER_DB_THREADS = 1
+    outbound_sender.cache_clear()
+    parents = outbound_sender()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: the parent's call threads do not run here
+            code = 1
+            try:
+                code = 0 if outbound_sender() is not parents else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert outbound_sender() is parents
     finally:
         assert sender_drain(10)
         outbound_sender.cache_clear()
