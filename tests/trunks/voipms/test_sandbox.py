@@ -946,6 +946,22 @@ def test_the_daily_cap_holds_under_concurrent_sends() -> None:
     assert SandboxMessage.objects.count() == 5
 
 
+def _sent_row(
+    account: SandboxAccount, *, kind: str, message: str, media: list[str]
+) -> dict[str, Any]:
+    """Return the columns sandbox_message_send writes for a send from DID to DST now."""
+    return {
+        "account_id": account.pk,
+        "kind": kind,
+        "type": MessageType.SENT,
+        "did": DID,
+        "contact": DST,
+        "message": message,
+        "media": media,
+        "created_at": services.now_in_seconds(),
+    }
+
+
 @pytest.mark.parametrize(
     ("kind", "media"),
     [("sms", []), ("mms", ["https://x.test/a.png", "data:image/png;base64,aGk="])],
@@ -957,16 +973,7 @@ def test_the_send_statement_and_the_orm_path_store_the_same_rows(
     with freeze_time("2026-03-10 15:00:00"):
         # The first send of a kind creates its counter row through the ORM path.
         sandbox_message_send(account=account, kind=kind, did=DID, contact=DST, message="first")
-        row = {
-            "account_id": account.pk,
-            "kind": kind,
-            "type": MessageType.SENT,
-            "did": DID,
-            "contact": DST,
-            "message": "Ünïcode ' \" %s text",
-            "media": media,
-            "created_at": services.now_in_seconds(),
-        }
+        row = _sent_row(account, kind=kind, message="Ünïcode ' \" %s text", media=media)
         day = services.eastern_day(row["created_at"])
         fast = services._send_statement(row, day=day)
         slow = services._send_in_transaction(row, day=day)
@@ -993,16 +1000,7 @@ def test_the_send_statement_leaves_everything_unchanged_at_the_cap(
 ) -> None:
     update(account, daily_send_cap=1)
     sandbox_message_send(account=account, kind="sms", did=DID, contact=DST, message="one")
-    row = {
-        "account_id": account.pk,
-        "kind": "sms",
-        "type": MessageType.SENT,
-        "did": DID,
-        "contact": DST,
-        "message": "two",
-        "media": [],
-        "created_at": services.now_in_seconds(),
-    }
+    row = _sent_row(account, kind="sms", message="two", media=[])
     assert services._send_statement(row, day=services.eastern_day(row["created_at"])) is None
     with pytest.raises(SandboxLimitReached, match="daily limit of 1 messages"):
         sandbox_message_send(account=account, kind="sms", did=DID, contact=DST, message="two")

@@ -78,9 +78,9 @@ def now_in_seconds() -> dt.datetime:
     return timezone.now().replace(microsecond=0)
 
 
-def eastern_day_start(moment: dt.datetime) -> dt.datetime:
-    """Return midnight US Eastern of the day the moment falls on."""
-    return dt.datetime.combine(moment.astimezone(EASTERN).date(), dt.time(), tzinfo=EASTERN)
+def eastern_day(moment: dt.datetime) -> dt.date:
+    """Return the US Eastern calendar day the moment falls on (VoIP.ms's daily cap resets then)."""
+    return moment.astimezone(EASTERN).date()
 
 
 def _validated(instance: models.Model, *, exclude: Sequence[str] = ()) -> None:
@@ -301,11 +301,6 @@ def _provider_id_next(kind: str) -> int:
     )
     SandboxCounter.objects.filter(pk=kind).update(last_id=F("last_id") + 1)
     return counter.last_id + 1
-
-
-def eastern_day(moment: dt.datetime) -> dt.date:
-    """Return the US Eastern calendar day the moment falls on (VoIP.ms's daily cap resets then)."""
-    return moment.astimezone(EASTERN).date()
 
 
 def sandbox_message_send(
