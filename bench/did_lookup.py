@@ -211,6 +211,7 @@ def _queries_per_call(lookup: Callable[[int], object], args: list[int]) -> float
 def _run(args: argparse.Namespace) -> int:
     from django.db import connection
 
+    from core.db import fetch_one
     from trunks.models import PoolRange
     from trunks.selectors import did_owner_tenant_id
 
@@ -231,8 +232,10 @@ def _run(args: argparse.Namespace) -> int:
     def owner_lookup(number: int) -> int | None:
         return did_owner_tenant_id(trunk=trunk_id, number=f"+{number}")
 
-    # Both sides as plain statements, as the owner lookup runs: the ratio compares the database's
-    # work and the same Python around it.
+    # The owner lookup runs prepared on PostgreSQL (core.db), so the goal is judged against a
+    # primary-key lookup prepared the same way: the ratio compares the database's work with the
+    # same Python around it. The plain primary-key statement, as Django's ORM runs it (parsed
+    # and planned on every call), is timed too, for information.
     quote = connection.ops.quote_name
     pk_sql = " ".join(
         [
@@ -243,6 +246,9 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     def pk_lookup(pk: int) -> object:
+        return fetch_one(pk_sql, [pk])
+
+    def plain_pk_lookup(pk: int) -> object:
         with connection.cursor() as cursor:
             cursor.execute(pk_sql, [pk])
             return cursor.fetchone()
@@ -267,41 +273,45 @@ def _run(args: argparse.Namespace) -> int:
     for line in plan.splitlines():
         print(f"  {line}")
 
-    for _ in range(500):  # warm connections, caches and the planner
-        owner_lookup(rng.choice(numbers))
-        pk_lookup(rng.choice(range_ids))
-    queries_owner = _queries_per_call(owner_lookup, numbers[:1000])
-    queries_pk = _queries_per_call(pk_lookup, range_ids[:1000])
+    lookups = [
+        ("owner lookup (did_owner_tenant_id)", owner_lookup, numbers),
+        ("primary-key lookup (PoolRange by pk)", pk_lookup, range_ids),
+        ("plain primary-key statement (the ORM's)", plain_pk_lookup, range_ids),
+    ]
+    for _ in range(500):  # warm connections, caches, prepared statements and the planner
+        for _, lookup, arguments in lookups:
+            lookup(rng.choice(arguments))
+    queries = [_queries_per_call(lookup, arguments[:1000]) for _, lookup, arguments in lookups]
 
     rounds = 3
-    owner_runs, pk_runs = [], []
+    runs: list[list[Timing]] = [[] for _ in lookups]
     print(
         f"timing {rounds} alternating rounds of {args.seconds / rounds:.1f} s each ...", flush=True
     )
     for _ in range(rounds):
-        owner_runs.append(_timed("owner", owner_lookup, numbers, args.seconds / rounds))
-        pk_runs.append(_timed("pk", pk_lookup, range_ids, args.seconds / rounds))
-    owner = Timing(
-        "owner lookup (did_owner_tenant_id)",
-        [ns for run in owner_runs for ns in run.latencies_ns],
-        sum(run.elapsed_s for run in owner_runs),
-    )
-    pk = Timing(
-        "primary-key lookup (PoolRange by pk)",
-        [ns for run in pk_runs for ns in run.latencies_ns],
-        sum(run.elapsed_s for run in pk_runs),
-    )
+        for index, (name, lookup, arguments) in enumerate(lookups):
+            runs[index].append(_timed(name, lookup, arguments, args.seconds / rounds))
+    timings = [
+        Timing(
+            name,
+            [ns for run in runs[index] for ns in run.latencies_ns],
+            sum(run.elapsed_s for run in runs[index]),
+        )
+        for index, (name, _, _) in enumerate(lookups)
+    ]
+    owner, pk, plain_pk = timings
 
     print()
-    print(f"{'':38} {'lookups/s':>10} {'p50 µs':>8} {'p99 µs':>8} {'queries/lookup':>15}")
-    for timing, queries in ((owner, queries_owner), (pk, queries_pk)):
+    print(f"{'':42} {'lookups/s':>10} {'p50 µs':>8} {'p99 µs':>8} {'queries/lookup':>15}")
+    for timing, count in zip(timings, queries, strict=True):
         print(
-            f"{timing.name:38} {timing.rate:10,.0f} {timing.percentile_us(0.50):8.0f} "
-            f"{timing.percentile_us(0.99):8.0f} {queries:15.2f}"
+            f"{timing.name:42} {timing.rate:10,.0f} {timing.percentile_us(0.50):8.0f} "
+            f"{timing.percentile_us(0.99):8.0f} {count:15.2f}"
         )
     ratio = owner.rate / pk.rate
-    ok = ratio >= GOAL_RATIO and queries_owner == 1.0 and not wrong
+    ok = ratio >= GOAL_RATIO and queries[0] == 1.0 and not wrong
     print()
+    print(f"ratio owner/plain primary-key statement: {owner.rate / plain_pk.rate:.2f}")
     print(f"ratio owner/pk: {ratio:.2f} (goal >= {GOAL_RATIO}): {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 

@@ -330,9 +330,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # handles a batch far more cheaply than its items one by one. A quiet process hands each on at
 # once (core/batching.py). 0: one at a time, from the request.
 HANDOFF_INTERVAL_SECONDS = env.float("HANDOFF_INTERVAL_SECONDS", default=0.05)
-# The webhook's INSERT runs as a prepared statement on PostgreSQL. Turn off behind a PgBouncer
-# older than 1.21 in transaction mode (newer ones need max_prepared_statements set).
-WEBHOOK_PREPARED_STATEMENT = env.bool("WEBHOOK_PREPARED_STATEMENT", default=True)
+# The hot-path statements of core.db (the webhook's INSERT, the DID owner lookup) run prepared on
+# PostgreSQL. Turn off behind a PgBouncer older than 1.21 in transaction mode (newer ones need
+# max_prepared_statements set). WEBHOOK_PREPARED_STATEMENT is this setting's earlier name.
+DATABASE_PREPARED_STATEMENTS = env.bool(
+    "DATABASE_PREPARED_STATEMENTS", default=env.bool("WEBHOOK_PREPARED_STATEMENT", default=True)
+)
 # Celery's Django fixup otherwise opens a new database connection for every task.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 DID_POOL_MAX_RANGE_SIZE = env.int("DID_POOL_MAX_RANGE_SIZE", default=10000)

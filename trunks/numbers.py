@@ -132,7 +132,8 @@ def number_to_int(e164_or_digits: str) -> int:
         national = e164_or_digits[1:]
     else:
         national = e164_or_digits
-    if len(national) != 10 or not _DIGITS.fullmatch(national):
+    # isascii() and isdigit(): [0-9] exactly, without a regular expression (every webhook).
+    if len(national) != 10 or not (national.isascii() and national.isdigit()):
         raise InvalidNumber(
             _('"%(e164_or_digits)s" is not a 10-digit or 11-digit NANP number')
             % {"e164_or_digits": e164_or_digits}

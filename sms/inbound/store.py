@@ -2,12 +2,13 @@
 
 Two paths store a delivery. The webhook view takes the fast one, `webhook_delivery_accept`, for
 speed: a webhook costs one hand-written `INSERT ... SELECT` (the token lookup and the insert in
-one statement and one round trip, prepared once per connection on PostgreSQL), and the request
-never waits on the broker, since stored ids are handed to the workers in batches from a
-background thread (`core.batching`). Its twin, `webhook_delivery_store`, does the same through the
-ORM: the fast path falls back to it whenever its statement stores nothing (a disabled
-configuration, Message Channels off), and tests and admin tools call it directly. The two must
-store identical rows; tests/sms/test_store_paths_agree.py proves it, so change both together.
+one statement and one round trip, prepared once per connection on PostgreSQL by `core.db`), and
+the request never waits on the broker, since stored ids are handed to the workers in batches
+from a background thread (`core.batching`). Its twin, `webhook_delivery_store`, does the same
+through the ORM: the fast path falls back to it whenever its statement stores nothing (a
+disabled configuration, Message Channels off), and tests and admin tools call it directly. The
+two must store identical rows; tests/sms/test_store_paths_agree.py proves it, so change both
+together.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from django.utils import timezone
 
 from core import tasks as core_tasks
 from core.batching import Batcher
+from core.db import fetch_one
 from sms.models import DeliveryStatus, SmsConfiguration, WebhookDelivery
 from tenants.access import messaging_refusal
 from tenants.models import Tenant
@@ -32,8 +34,6 @@ from tenants.models import Tenant
 # The configuration's "last webhook" time is written at most this often: one UPDATE per webhook
 # would lock the configuration row on every request and serialise concurrent webhooks.
 LAST_WEBHOOK_RESOLUTION = timedelta(seconds=60)
-# psycopg's own default: how often a server-bound statement runs before it is prepared.
-PREPARE_THRESHOLD = 5
 # Configuration id -> when this process last wrote its "last webhook" time (monotonic seconds).
 _last_noted: dict[int, float] = {}
 
@@ -171,34 +171,6 @@ def _accept_sql(vendor: str, received: bool) -> str:
     )
 
 
-def _execute_one(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
-    """Run a statement and return its first row; on PostgreSQL as a prepared statement.
-
-    Prepared once per connection, the statement is not parsed and planned again for every
-    webhook. Django's ORM binds parameters on the client and never prepares; a PgBouncer older
-    than 1.21 in transaction mode cannot keep prepared statements (WEBHOOK_PREPARED_STATEMENT).
-    """
-    with connection.cursor() as cursor:  # connected and health-checked by Django
-        if connection.vendor != "postgresql" or not settings.WEBHOOK_PREPARED_STATEMENT:
-            cursor.execute(sql, params)
-            return cursor.fetchone()
-        import psycopg
-
-        raw = connection.connection
-        if raw.prepare_threshold is None:
-            # Django switches psycopg's statement preparation off for poolers' sake. Its own
-            # cursors bind parameters on the client and never prepare, so turning it back on
-            # changes nothing but the statements that ask for it, like this one.
-            raw.prepare_threshold = PREPARE_THRESHOLD
-        started = time.monotonic()
-        with connection.wrap_database_errors, psycopg.Cursor(raw) as prepared:
-            prepared.execute(sql, params, prepare=True)
-            row = prepared.fetchone()
-        if connection.queries_logged:  # DEBUG and query capture see it as any other statement
-            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
-        return row
-
-
 def webhook_delivery_accept(
     *,
     token_digest: str,
@@ -220,7 +192,7 @@ def webhook_delivery_accept(
     now = timezone.now()
     reason = reason[:500]
     received = status == DeliveryStatus.RECEIVED
-    row = _execute_one(
+    row = fetch_one(
         _accept_sql(connection.vendor, received),
         [
             now,

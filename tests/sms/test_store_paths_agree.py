@@ -164,7 +164,7 @@ def configuration(world: World) -> SmsConfiguration:
 
 @pytest.fixture(params=[True, False], ids=["prepared", "client-bound"])
 def prepared(request: pytest.FixtureRequest, settings: Any) -> bool:
-    settings.WEBHOOK_PREPARED_STATEMENT = request.param
+    settings.DATABASE_PREPARED_STATEMENTS = request.param
     return bool(request.param)
 
 

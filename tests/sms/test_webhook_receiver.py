@@ -458,7 +458,7 @@ def test_prepared_statements_can_be_switched_off_for_old_poolers(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a server-bound cursor was opened")
 
-    settings.WEBHOOK_PREPARED_STATEMENT = False
+    settings.DATABASE_PREPARED_STATEMENTS = False
     monkeypatch.setattr(psycopg, "Cursor", refuse)
     assert _post(client_for(None), setup, _body("sms.json")).status_code == 200
     assert WebhookDelivery.objects.get().status == DeliveryStatus.RECEIVED

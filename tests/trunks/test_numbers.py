@@ -225,7 +225,18 @@ def test_number_to_int_gives_the_eleven_digit_integer(number: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "number", ["", "+442079460958", "+3322496213", "23322496213", "332249621", "332249621x"]
+    "number",
+    [
+        "",
+        "+442079460958",
+        "+3322496213",
+        "23322496213",
+        "332249621",
+        "332249621x",
+        "332249621\u0663",  # ARABIC-INDIC DIGIT THREE: a digit, not an ASCII one
+        "\u00b3322496213",  # SUPERSCRIPT THREE
+        "+1 332249621",
+    ],
 )
 def test_number_to_int_refuses_what_is_not_a_nanp_number(number: str) -> None:
     with pytest.raises(InvalidNumber, match="is not a 10-digit or 11-digit NANP number"):

@@ -526,9 +526,16 @@ def test_did_owner_is_none_in_a_gap_between_two_ranges_of_one_tenant(
     assert did_owner_tenant_id(trunk=trunk, number="12125550102") == tenant_a.pk
 
 
+@pytest.mark.parametrize("prepared", [True, False], ids=["prepared", "client-bound"])
 def test_did_owner_costs_one_query_in_a_pool_of_100000_numbers(
-    trunk: Trunk, tenant_a: Tenant, tenant_b: Tenant, django_assert_num_queries: Any
+    trunk: Trunk,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    django_assert_num_queries: Any,
+    settings: Any,
+    prepared: bool,
 ) -> None:
+    settings.DATABASE_PREPARED_STATEMENTS = prepared
     # 50 ranges of 2,000 numbers, 1,000 apart, through the real service.
     starts = [12125000000 + i * 3000 for i in range(50)]
     pool = ";".join(f"{start}-{start + 1999}" for start in starts)
