@@ -295,3 +295,24 @@ def test_connection_health_checks_are_on_unless_switched_off(
         "print(json.dumps(settings.DATABASES['default']['CONN_HEALTH_CHECKS']))",
     )
     assert seen is checked
+
+
+@pytest.mark.parametrize(
+    ("variables", "prepared"),
+    [
+        ({}, True),
+        ({"DATABASE_PREPARED_STATEMENTS": "false"}, False),
+        ({"WEBHOOK_PREPARED_STATEMENT": "false"}, False),  # the earlier name is still read
+        ({"WEBHOOK_PREPARED_STATEMENT": "false", "DATABASE_PREPARED_STATEMENTS": "true"}, True),
+    ],
+)
+def test_prepared_statements_are_on_unless_switched_off(
+    tmp_path: Path, variables: dict[str, str], prepared: bool
+) -> None:
+    env = _production_env(tmp_path, DATABASE_URL=session_database_url(), **variables)
+    seen = _python_json(
+        env,
+        "import json, django\ndjango.setup()\nfrom django.conf import settings\n"
+        "print(json.dumps(settings.DATABASE_PREPARED_STATEMENTS))",
+    )
+    assert seen is prepared
