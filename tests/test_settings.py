@@ -288,13 +288,18 @@ def test_connection_health_checks_are_on_unless_switched_off(
     tmp_path: Path, value: str | None, checked: bool
 ) -> None:
     extra = {} if value is None else {"CONN_HEALTH_CHECKS": value}
-    env = _production_env(tmp_path, DATABASE_URL=session_database_url(), **extra)
-    seen = _python_json(
+    seen = _production_setting(tmp_path, "DATABASES['default']['CONN_HEALTH_CHECKS']", **extra)
+    assert seen is checked
+
+
+def _production_setting(tmp_path: Path, expression: str, **variables: str) -> Any:
+    """Return `settings.<expression>` as a production process with these variables sees it."""
+    env = _production_env(tmp_path, DATABASE_URL=session_database_url(), **variables)
+    return _python_json(
         env,
         "import json, django\ndjango.setup()\nfrom django.conf import settings\n"
-        "print(json.dumps(settings.DATABASES['default']['CONN_HEALTH_CHECKS']))",
+        f"print(json.dumps(settings.{expression}))",
     )
-    assert seen is checked
 
 
 @pytest.mark.parametrize(
@@ -309,10 +314,4 @@ def test_connection_health_checks_are_on_unless_switched_off(
 def test_prepared_statements_are_on_unless_switched_off(
     tmp_path: Path, variables: dict[str, str], prepared: bool
 ) -> None:
-    env = _production_env(tmp_path, DATABASE_URL=session_database_url(), **variables)
-    seen = _python_json(
-        env,
-        "import json, django\ndjango.setup()\nfrom django.conf import settings\n"
-        "print(json.dumps(settings.DATABASE_PREPARED_STATEMENTS))",
-    )
-    assert seen is prepared
+    assert _production_setting(tmp_path, "DATABASE_PREPARED_STATEMENTS", **variables) is prepared
