@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from processes import interpreter  # bench/processes.py: runs as a script
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GOAL_RATIO = 0.8
 FIRST_NUMBER = 12125000000
@@ -333,7 +335,7 @@ def main() -> int:
     if connection.vendor == "sqlite":
         test_name = str(Path(os.environ["VAR_DIR"]) / f"{test_name}.sqlite3")
     connection.settings_dict.setdefault("TEST", {})["NAME"] = test_name
-    print(f"database: {database}")
+    print(f"database: {database}; {interpreter()}")
     print(f"creating the throwaway database {test_name} (migrations) ...", flush=True)
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:

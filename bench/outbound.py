@@ -57,7 +57,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from processes import Processes, free_port, wait_for  # bench/processes.py: runs as a script
+# bench/processes.py: the benches run as scripts
+from processes import Processes, free_port, interpreter, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -677,7 +678,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     database_ready = False
     try:
-        print(f"database {_database_name(admin_url)} on {urlsplit(admin_url).hostname}, {pool}")
+        print(
+            f"database {_database_name(admin_url)} on {urlsplit(admin_url).hostname}, {pool}; "
+            f"{interpreter()}"
+        )
         _create_database(admin_url)
         database_ready = True
         port = free_port()

@@ -59,7 +59,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from processes import Processes, free_port, wait_for  # bench/processes.py: runs as a script
+
+# bench/processes.py: the benches run as scripts
+from processes import Processes, free_port, interpreter, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -1103,7 +1105,7 @@ def main() -> int:
     print(
         f"webhook ingest bench: PostgreSQL {urlsplit(server_url).hostname}:"
         f"{urlsplit(server_url).port or 5432} database {database}, Redis {REDIS_URL}, "
-        f"{os.cpu_count()} CPUs, limit {args.timeout} s",
+        f"{os.cpu_count()} CPUs, limit {args.timeout} s; {interpreter()}",
         flush=True,
     )
     idle_before = _machine_jiffies()
