@@ -207,6 +207,10 @@ def webhook_delivery_accept(
             None if received else now,
             token_digest,
         ],
+        # The INSERT is the request's only statement: no health check round trip before it. Run
+        # twice after a connection broke mid-answer, it stores a second delivery of the same
+        # request, which processing marks a duplicate.
+        reconnect=True,
     )
     if row is not None:
         delivery_id, configuration_id = row

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.test import Client
 
 from sms.configurations import sms_configuration_rotate_webhook
@@ -16,6 +17,7 @@ from sms.tasks import process_webhook
 from tenants.models import Extension
 from tests.factories import World
 from tests.sms.helpers import make_configuration, make_rule
+from tests.worker import session_database_url
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "voipms"
 
@@ -295,7 +297,6 @@ def test_the_stored_request_keeps_what_arrived(setup: Any, client_for: Any) -> N
 def test_a_webhook_costs_one_sql_statement_once_its_arrival_is_noted(
     setup: Any, client_for: Any
 ) -> None:
-    from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     client = client_for(None)
@@ -437,8 +438,6 @@ def test_a_batch_goes_on_past_a_delivery_that_fails(
 def test_the_webhook_insert_is_a_prepared_statement_on_postgresql(
     setup: Any, client_for: Any
 ) -> None:
-    from django.db import connection
-
     assert _post(client_for(None), setup, _body("sms.json")).status_code == 200
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
@@ -462,3 +461,25 @@ def test_prepared_statements_can_be_switched_off_for_old_poolers(
     monkeypatch.setattr(psycopg, "Cursor", refuse)
     assert _post(client_for(None), setup, _body("sms.json")).status_code == 200
     assert WebhookDelivery.objects.get().status == DeliveryStatus.RECEIVED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_is_stored_when_its_connection_broke_since_the_last_request(
+    setup: Any, client_for: Any
+) -> None:
+    # The INSERT goes out without a health check first; a broken connection is replaced.
+    client = client_for(None)
+    assert _post(client, setup, _body("sms.json", id=9001)).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    with psycopg.connect(session_database_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+
+    response = _post(client, setup, _body("sms.json", id=9002))
+
+    assert (response.status_code, response.content) == (200, b"ok")
+    assert sorted(WebhookDelivery.objects.values_list("status", flat=True)) == [
+        DeliveryStatus.RECEIVED,
+        DeliveryStatus.RECEIVED,
+    ]
