@@ -19,7 +19,7 @@ from sms.configurations import sms_configuration_check_credentials, sms_configur
 from sms.inbound.destinations import destination_delivery_run
 from sms.inbound.media import media_fetch, media_retry_note
 from sms.inbound.poll import poll_account, poll_accounts_enqueue
-from sms.inbound.process import webhook_delivery_process
+from sms.inbound.process import webhook_deliveries_process, webhook_delivery_process
 from sms.models import SmsConfiguration
 from sms.outbound.callbacks import status_callback_run
 from sms.outbound.deliver import message_deliver
@@ -27,7 +27,6 @@ from sms.outbound.reconcile import carrier_status_update, message_reconcile
 from sms.outbound.sender import outbound_sender, sender_drain, sender_enabled
 from sms.provisioning import did_pointing_run
 from sms.retention import retention_purge_all
-from sms.selectors import shared_routing_reads
 from sms.sweep import sweep_all
 from tenants.access import messaging_refusal
 
@@ -72,20 +71,8 @@ def process_webhook(delivery_id: int) -> None:
 
 @shared_task(name="sms.process_webhooks", ignore_result=True, acks_late=True)
 def process_webhooks(delivery_ids: list[int]) -> None:
-    """Process a batch of stored deliveries, as web processes hand them on (safe to repeat).
-
-    The batch reads its configurations and routing rules once (`shared_routing_reads`); each
-    delivery is still processed in its own transaction.
-
-    A delivery that fails is marked failed by the service (the sweeper retries it); the rest of
-    the batch goes on.
-    """
-    with shared_routing_reads():
-        for delivery_id in delivery_ids:
-            try:
-                webhook_delivery_process(delivery_id=delivery_id)
-            except Exception:
-                logger.exception("webhook delivery %s: processing failed", delivery_id)
+    """Process a batch of stored deliveries, as web processes hand them on (safe to repeat)."""
+    webhook_deliveries_process(delivery_ids=delivery_ids)
 
 
 @shared_task(name="sms.deliver_message", ignore_result=True, acks_late=True)

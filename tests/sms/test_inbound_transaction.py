@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -113,6 +114,112 @@ def test_a_batch_reads_the_routing_inputs_once_and_routes_as_one_by_one(
     assert messages["+12125550150"].status == MessageStatus.UNROUTED
     assert messages["+12125550150"].routed_to == "DID not in pool"
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"processed"}
+
+
+def _backlog(client_for: Any, configuration: Any, count: int, *, waited: float) -> list[int]:
+    """Store `count` deliveries received `waited` seconds ago; return their ids, oldest first."""
+    ids = [
+        _deliver(client_for, configuration, _body_to(200 + n, "2125550101", f"Backlog {n}")).pk
+        for n in range(count)
+    ]
+    WebhookDelivery.objects.filter(pk__in=ids).update(
+        received_at=timezone.now() - timedelta(seconds=waited)
+    )
+    return ids
+
+
+def _statuses(ids: list[int]) -> list[str]:
+    status = dict(WebhookDelivery.objects.filter(pk__in=ids).values_list("pk", "status"))
+    return [status[pk] for pk in ids]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_small_batch_that_waited_in_a_backlog_takes_the_waiting_deliveries_after_it_along(
+    configuration: Any,
+    routed_to_101: Extension,
+    client_for: Any,
+    published: TaskRecorder,
+) -> None:
+    older, first, *rest = _backlog(client_for, configuration, 8, waited=5)
+    with CaptureQueriesContext(connection) as queries:
+        process_webhooks([first])
+
+    # The deliveries stored after it, not the older one (a task of its own is on its way).
+    assert _statuses([older, first, *rest]) == ["received"] + ["processed"] * 7
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert sql.count("COMMIT") == 7  # still one transaction per delivery
+    assert len([text for text in sql if 'FROM "sms_inboundrule"' in text]) == 1
+    assert set(Message.objects.values_list("status", flat=True)) == {MessageStatus.ROUTED}
+
+    # Their own tasks, when they come, find nothing left to do.
+    process_webhooks(rest[:3])
+    assert Message.objects.count() == 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_backlog_is_taken_along_up_to_a_full_batch(
+    configuration: Any,
+    routed_to_101: Extension,
+    client_for: Any,
+    published: TaskRecorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(process, "BATCH_SIZE", 4)
+    ids = _backlog(client_for, configuration, 7, waited=5)
+    process_webhooks(ids[:2])
+    assert _statuses(ids) == ["processed"] * 4 + ["received"] * 3
+    process_webhooks(ids[:4])  # a full batch takes nothing along
+    assert _statuses(ids) == ["processed"] * 4 + ["received"] * 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_did_not_wait_takes_nothing_along_and_looks_for_nothing(
+    configuration: Any,
+    routed_to_101: Extension,
+    client_for: Any,
+    published: TaskRecorder,
+) -> None:
+    ids = [
+        _deliver(client_for, configuration, _body_to(300 + n, "2125550101", f"Fresh {n}")).pk
+        for n in range(3)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        process_webhooks([ids[0]])
+    assert _statuses(ids) == ["processed", "received", "received"]
+    sql = [q["sql"] for q in queries.captured_queries]
+    statements = [text for text in sql if text not in ("BEGIN", "COMMIT")]
+    assert len(statements) <= 8, "\n".join(statements)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_taking_a_backlog_along_stops_at_a_delivery_another_worker_holds(
+    configuration: Any,
+    routed_to_101: Extension,
+    client_for: Any,
+    published: TaskRecorder,
+) -> None:
+    ids = _backlog(client_for, configuration, 5, waited=5)
+    locked, release = threading.Event(), threading.Event()
+
+    def other_worker() -> None:
+        # Another worker in the middle of processing the third delivery: its row is locked.
+        try:
+            with transaction.atomic():
+                WebhookDelivery.objects.select_for_update().get(pk=ids[2])
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        process_webhooks([ids[0]])  # would block on the lock if it waited for it
+        assert _statuses(ids) == ["processed", "processed", "received", "received", "received"]
+    finally:
+        release.set()
+        thread.join(10)
 
 
 @pytest.mark.django_db

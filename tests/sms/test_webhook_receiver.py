@@ -408,28 +408,28 @@ def test_rejected_and_ignored_deliveries_are_not_handed_to_the_workers(
 def test_a_batch_goes_on_past_a_delivery_that_fails(
     setup: Any, client_for: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sms import tasks
+    from sms.inbound import process
     from sms.tasks import process_webhooks
 
     client = client_for(None)
     for number in range(3):
         _post(client, setup, _body("sms.json", id=700 + number))
     first, broken, last = WebhookDelivery.objects.order_by("id").values_list("id", flat=True)
-    real = tasks.webhook_delivery_process
+    real = process._process_one
 
-    def failing_once(*, delivery_id: int) -> None:
+    def failing_once(delivery_id: int, **kwargs: Any) -> Any:
         if delivery_id == broken:
             raise RuntimeError("boom")
-        real(delivery_id=delivery_id)
+        return real(delivery_id, **kwargs)
 
-    monkeypatch.setattr(tasks, "webhook_delivery_process", failing_once)
+    monkeypatch.setattr(process, "_process_one", failing_once)
     process_webhooks([first, broken, last])
     assert Message.objects.count() == 2
     statuses = dict(WebhookDelivery.objects.values_list("id", "status"))
     assert statuses[first] == statuses[last] == DeliveryStatus.PROCESSED
     assert statuses[broken] == DeliveryStatus.RECEIVED  # left for the sweeper
 
-    monkeypatch.setattr(tasks, "webhook_delivery_process", real)
+    monkeypatch.setattr(process, "_process_one", real)
     process_webhooks([first, broken, last])  # a repeated batch: only the missing one is made
     assert Message.objects.count() == 3
 
