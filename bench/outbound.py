@@ -325,6 +325,7 @@ class PhaseResult:
     duplicated: int = 0
     latency_p50: float = 0.0
     latency_p95: float = 0.0
+    stages: dict[str, tuple[float, float]] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     connections: dict[str, int] = field(default_factory=dict)
     aborted: str = ""
@@ -496,6 +497,7 @@ class Bench:
         if latencies:
             result.latency_p50 = statistics.median(latencies)
             result.latency_p95 = latencies[int(0.95 * (len(latencies) - 1))]
+        result.stages = _stages(sent, texts)
         seconds = max(time.time() - started, 0.001)
         result.cpu = {
             name: max(cpu_after[name] - cpu_before.get(name, 0.0), 0.0) / seconds * 100
@@ -545,6 +547,48 @@ def _peak_rate(samples: list[tuple[float, int]], window: float) -> float:
     return best
 
 
+def _stages(sent: Any, texts: list[str]) -> dict[str, tuple[float, float]]:
+    """Return p50 and p95 seconds of each step of a send, for the messages sent once.
+
+    The claim sets `last_attempt_at`, the sandbox stores its copy after its latency (just before
+    it answers), and the worker's settle sets `sent_at`.
+    """
+    from sms.models import DeliveryAttempt
+    from trunks.voipms.sandbox.models import SandboxMessage
+
+    answered: dict[str, Any] = {}
+    for text, at in SandboxMessage.objects.filter(type=0, message__in=texts).values_list(
+        "message", "created_at"
+    ):
+        answered[text] = None if text in answered else at
+    calls = dict(
+        DeliveryAttempt.objects.filter(message__in=sent, outcome="sent").values_list(
+            "message_id", "elapsed_ms"
+        )
+    )
+    steps: dict[str, list[float]] = {
+        "queued->claimed": [],
+        "claimed->answered": [],
+        "answered->settled": [],
+        "call as the worker timed it": [],
+    }
+    for pk, body, created, claimed, settled in sent.filter(attempt_count=1).values_list(
+        "pk", "body", "created_at", "last_attempt_at", "sent_at"
+    ):
+        at = answered.get(body)
+        if at is None or claimed is None or settled is None or calls.get(pk) is None:
+            continue
+        steps["call as the worker timed it"].append(calls[pk] / 1000)
+        steps["queued->claimed"].append((claimed - created).total_seconds())
+        steps["claimed->answered"].append((at - claimed).total_seconds())
+        steps["answered->settled"].append((settled - at).total_seconds())
+    return {
+        name: (statistics.median(values), sorted(values)[int(0.95 * (len(values) - 1))])
+        for name, values in steps.items()
+        if values
+    }
+
+
 def _mark(ok: bool) -> str:
     return "ok  " if ok else "FAIL"
 
@@ -583,6 +627,12 @@ def _report(results: list[PhaseResult], settings_line: str) -> bool:
         "goals: unfinished 0, lost 0, duplicated 0 and at most "
         f"{MAX_CONNECTIONS_GOAL} PostgreSQL connections (all outbound workers) in every phase"
     )
+    for r in results:
+        if r.stages:
+            steps = ", ".join(
+                f"{name} {p50:.2f} / {p95:.2f}" for name, (p50, p95) in r.stages.items()
+            )
+            print(f"{r.name}: steps of a send, p50 / p95 s: {steps}")
     for r in results:
         cpu = ", ".join(f"{name} {value:.0f}%" for name, value in r.cpu.items())
         print(f"{r.name}: CPU (100% = one core; machine: share of all cores) {cpu}")
@@ -733,6 +783,8 @@ def main() -> int:
                 str(args.web_workers),
                 "--threads",
                 str(args.web_threads),
+                "--config",
+                "python:bench.sandbox_gunicorn",
                 "--backlog",
                 "4096",
                 "--timeout",
