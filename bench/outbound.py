@@ -80,7 +80,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=int, default=8000, help="sandbox time per call")
     parser.add_argument("--fault-rate", type=float, default=0.1)
     parser.add_argument(
-        "--worker-concurrency", type=int, default=6, help="Celery task threads per worker"
+        "--worker-concurrency", type=int, default=8, help="Celery task threads per worker"
     )
     parser.add_argument(
         "--prefetch-multiplier",

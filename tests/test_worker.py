@@ -113,3 +113,19 @@ def test_worker_starts_the_embedded_beat_scheduler(tmp_path: Path) -> None:
         assert _poll(lambda: "beat: Starting" in running.log(), timeout=15), running.log()
         assert _poll(lambda: any(tmp_path.glob("celerybeat-schedule*")), timeout=15)
         assert "ERROR" not in running.log()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_starting_records_its_heartbeat_and_keeps_no_connection_open() -> None:
+    from django.db import connection
+
+    from portal.models import WorkerHeartbeat
+    from portal.tasks import _record_heartbeat_on_start
+
+    class Consumer:
+        hostname = "outbound-1@host"
+
+    _record_heartbeat_on_start(sender=Consumer())
+    # Its own thread runs no task: an outbound worker's connections are its threads' only.
+    assert connection.connection is None
+    assert WorkerHeartbeat.objects.filter(hostname="outbound-1@host").exists()
