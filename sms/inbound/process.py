@@ -11,6 +11,9 @@ Side effects run after commit, each from its own row, each retried on its own; a
 again any row whose task was lost. A delivery whose processing raises is marked `failed` with the
 error and retried by the sweeper with backoff; Reprocess re-runs a delivery fully, routing its own
 message again instead of calling it a duplicate of itself.
+
+Workers take deliveries in batches, as web processes hand them on; a small batch that waited in a
+backlog takes the waiting deliveries stored after it along (`webhook_deliveries_process`).
 """
 
 from __future__ import annotations
