@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.tasks import enqueue, publish_quietly
+from sms.inbound.process import BATCH_SIZE
 from sms.models import (
     CallbackStatus,
     CredentialsStatus,
@@ -37,9 +38,6 @@ from sms.models import (
 from sms.outbound.events import statuses_record_by_id
 
 logger = logging.getLogger(__name__)
-
-
-SWEEP_BATCH = 20  # deliveries per re-enqueued task
 
 
 # A pending media file or destination whose try is this far overdue lost its task (a worker
@@ -135,9 +133,9 @@ def deliveries_sweep() -> int:
         next_try_at=now + timedelta(seconds=settings.SWEEP_INTERVAL_SECONDS)
     )
     ids = waiting + due
-    for start in range(0, len(ids), SWEEP_BATCH):
+    for start in range(0, len(ids), BATCH_SIZE):
         # Safe to repeat: a delivery is claimed (row lock) and processed once.
-        publish_quietly("sms.process_webhooks", ids[start : start + SWEEP_BATCH])
+        publish_quietly("sms.process_webhooks", ids[start : start + BATCH_SIZE])
     return len(ids)
 
 

@@ -19,7 +19,7 @@ backlog takes the waiting deliveries stored after it along (`webhook_deliveries_
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
@@ -104,8 +104,8 @@ class _Routing:
 
 # --- a batch of deliveries --------------------------------------------------------------------
 
-# Deliveries a worker takes in one batch: what web processes hand on at most per interval when
-# busy is larger, what the sweeper publishes per task is this.
+# Deliveries a worker processes together when it chooses: the sweeper publishes batches of this
+# size, and a small batch in a backlog fills up to it.
 BATCH_SIZE = 20
 # A delivery that waited this long for its task was in a backlog: web processes hand deliveries
 # on within a hand-off interval (0.05 s) and a worker keeping up takes them within milliseconds.
@@ -129,8 +129,8 @@ def webhook_deliveries_process(*, delivery_ids: Sequence[int]) -> None:
     with shared_routing_reads():
         backlog_after = None
         for delivery_id in delivery_ids:
-            waited = _process_logged(delivery_id, skip_locked=False)
-            if waited is not None and waited > BACKLOG_AFTER:
+            processed = _process_logged(delivery_id, skip_locked=False)
+            if processed is not None and processed.waited > BACKLOG_AFTER:
                 backlog_after = max(backlog_after or 0, delivery_id)
         room = BATCH_SIZE - len(delivery_ids)
         if backlog_after is None or room <= 0:
@@ -144,13 +144,13 @@ def webhook_deliveries_process(*, delivery_ids: Sequence[int]) -> None:
                 break
 
 
-def _process_logged(delivery_id: int, *, skip_locked: bool) -> timedelta | None:
-    """Process one delivery of a batch; return how long it had waited, None if not claimed."""
+def _process_logged(delivery_id: int, *, skip_locked: bool) -> _Processed | None:
+    """Process one delivery of a batch, logging an error instead of raising it."""
     try:
         return _process_one(delivery_id, skip_locked=skip_locked)
     except Exception:
         logger.exception("webhook delivery %s: processing failed", delivery_id)
-        return timedelta(0)
+        return _Processed(status=DeliveryStatus.FAILED, waited=timedelta(0))
 
 
 # --- one delivery ---------------------------------------------------------------------------
@@ -162,23 +162,20 @@ def webhook_delivery_process(*, delivery_id: int) -> str | None:
     None: there is nothing to do (no such delivery, or it is already final). On an error the
     delivery is marked failed with the reason (the sweeper retries it) and the error is raised.
     """
-    status: str | None = None
-
-    def note(final: str) -> None:
-        nonlocal status
-        status = final
-
-    _process_one(delivery_id, skip_locked=False, on_status=note)
-    return status
+    processed = _process_one(delivery_id, skip_locked=False)
+    return processed.status if processed is not None else None
 
 
-def _process_one(
-    delivery_id: int,
-    *,
-    skip_locked: bool,
-    on_status: Callable[[str], None] | None = None,
-) -> timedelta | None:
-    """Claim and process one delivery; return how long it had waited, None if not claimed."""
+@dataclass(frozen=True)
+class _Processed:
+    """A delivery's final status, and how long it had waited to be processed."""
+
+    status: str
+    waited: timedelta
+
+
+def _process_one(delivery_id: int, *, skip_locked: bool) -> _Processed | None:
+    """Claim and process one delivery; None when it was not claimed (done, or held)."""
     try:
         with transaction.atomic():
             delivery = _claim(delivery_id, skip_locked=skip_locked)
@@ -194,9 +191,7 @@ def _process_one(
     except Exception as error:
         webhook_delivery_fail(delivery_id=delivery_id, error=error)
         raise
-    if on_status is not None:
-        on_status(status)
-    return waited
+    return _Processed(status=status, waited=waited)
 
 
 def _claim(delivery_id: int, *, skip_locked: bool = False) -> WebhookDelivery | None:
