@@ -495,8 +495,7 @@ class Bench:
             for row in sent.only("sent_at", "created_at")
         )
         if latencies:
-            result.latency_p50 = statistics.median(latencies)
-            result.latency_p95 = latencies[int(0.95 * (len(latencies) - 1))]
+            result.latency_p50, result.latency_p95 = _p50_p95(latencies)
         result.stages = _stages(sent, texts)
         seconds = max(time.time() - started, 0.001)
         result.cpu = {
@@ -582,11 +581,12 @@ def _stages(sent: Any, texts: list[str]) -> dict[str, tuple[float, float]]:
         steps["queued->claimed"].append((claimed - created).total_seconds())
         steps["claimed->answered"].append((at - claimed).total_seconds())
         steps["answered->settled"].append((settled - at).total_seconds())
-    return {
-        name: (statistics.median(values), sorted(values)[int(0.95 * (len(values) - 1))])
-        for name, values in steps.items()
-        if values
-    }
+    return {name: _p50_p95(values) for name, values in steps.items() if values}
+
+
+def _p50_p95(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[int(0.95 * (len(ordered) - 1))]
 
 
 def _mark(ok: bool) -> str:
